@@ -1,0 +1,1 @@
+"""How the pieces are started and found: local Ray or a joined cluster, Redis, named actors."""

@@ -1,0 +1,52 @@
+"""Liveness and readiness: is the process up, and can it reach the database, Redis and Ray."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from cluster.ray_runtime import ray_ready
+from gateway.platform import Platform
+from store.errors import StoreError
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up and serving."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "A dependency is not ready"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: the database is reachable and migrated, Redis and Ray answer."""
+    platform: Platform = request.app.state.platform
+    checks: dict[str, dict[str, Any]] = {}
+
+    def database() -> None:
+        platform.db.check_migrated()
+
+    try:
+        await asyncio.to_thread(database)
+        checks["database"] = {"ok": True, "detail": platform.db.dialect}
+    except StoreError as exc:
+        checks["database"] = {"ok": False, "detail": str(exc)}
+
+    try:
+        assert platform.redis is not None
+        await asyncio.wait_for(platform.redis.ping(), timeout=2)
+        checks["redis"] = {"ok": True, "detail": "PONG"}
+    except Exception as exc:  # any failure of the ping is "not ready"
+        checks["redis"] = {"ok": False, "detail": str(exc) or type(exc).__name__}
+
+    if platform.uses_ray:
+        ok, detail = await asyncio.to_thread(ray_ready)
+        checks["ray"] = {"ok": ok, "detail": detail}
+
+    ready = all(c["ok"] for c in checks.values())
+    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)

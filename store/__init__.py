@@ -1,0 +1,1 @@
+"""SCDB, the system of record: SQLAlchemy models, migrations, repositories, unit of work."""

@@ -1,0 +1,112 @@
+"""The closed vocabularies of the domain, shared by models, schemas and CHECK constraints."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AccountStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+    closed = "closed"
+
+
+class ServiceKind(StrEnum):
+    domain = "domain"
+    web_hosting = "web_hosting"
+    mailbox = "mailbox"
+    dns_zone = "dns_zone"
+    ftp_account = "ftp_account"
+    database = "database"
+    tls_certificate = "tls_certificate"
+    cron = "cron"
+
+
+class ServiceStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+    pending = "pending"
+    cancelled = "cancelled"
+
+
+class HostRole(StrEnum):
+    shared = "shared"
+    web = "web"
+    mail = "mail"
+    dns = "dns"
+    database = "database"
+    ftp = "ftp"
+
+
+class HostStatus(StrEnum):
+    active = "active"
+    draining = "draining"
+    down = "down"
+    retired = "retired"
+
+
+class UserRole(StrEnum):
+    customer = "customer"
+    agent = "agent"
+    admin = "admin"
+
+
+class Presence(StrEnum):
+    online = "online"
+    away = "away"
+    offline = "offline"
+
+
+class Channel(StrEnum):
+    phone = "phone"
+    email = "email"
+    portal = "portal"
+    api = "api"
+
+
+class TicketStatus(StrEnum):
+    new = "new"
+    open = "open"
+    pending_customer = "pending_customer"
+    pending_change = "pending_change"
+    resolved = "resolved"
+    closed = "closed"
+
+
+class Priority(StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+
+class Direction(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+    internal = "internal"
+
+
+class Visibility(StrEnum):
+    public = "public"
+    internal = "internal"
+
+
+class ChangeStatus(StrEnum):
+    queued = "queued"
+    applying = "applying"
+    applied = "applied"
+    failed = "failed"
+    rolled_back = "rolled_back"
+    cancelled = "cancelled"
+
+
+class AttemptOutcome(StrEnum):
+    applied = "applied"
+    already_applied = "already_applied"
+    failed = "failed"
+    rolled_back = "rolled_back"
+    unknown = "unknown"
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(m.value for m in enum)

@@ -1,0 +1,27 @@
+"""Every query of the SCDB lives in a repository. Repositories never commit."""
+
+from store.repositories.account import AccountRepository
+from store.repositories.audit import AuditRepository
+from store.repositories.change import ChangeRepository
+from store.repositories.host import HostRepository
+from store.repositories.idempotency import IdempotencyRepository
+from store.repositories.outbox import OutboxRepository
+from store.repositories.sla import SlaRepository
+from store.repositories.ticket import TicketRepository
+from store.repositories.timeline import TimelineRepository
+from store.repositories.user import AgentRepository, TokenRepository, UserRepository
+
+__all__ = [
+    "AccountRepository",
+    "AgentRepository",
+    "AuditRepository",
+    "ChangeRepository",
+    "HostRepository",
+    "IdempotencyRepository",
+    "OutboxRepository",
+    "SlaRepository",
+    "TicketRepository",
+    "TimelineRepository",
+    "TokenRepository",
+    "UserRepository",
+]

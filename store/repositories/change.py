@@ -1,0 +1,87 @@
+"""Change requests and their attempts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+
+from store.models import ChangeAttempt, ChangeRequest
+from store.models.base import utcnow
+from store.repositories.base import Repository
+
+
+class ChangeRepository(Repository):
+    def create(
+        self,
+        *,
+        account_id: int,
+        kind: str,
+        params: dict[str, Any],
+        source: str,
+        service_id: int | None = None,
+        ticket_id: int | None = None,
+        host_id: int | None = None,
+        requested_by_user_id: int | None = None,
+        change_id: str | None = None,
+    ) -> ChangeRequest:
+        row = ChangeRequest(
+            id=change_id or str(uuid.uuid4()),
+            account_id=account_id,
+            kind=kind,
+            params=params,
+            source=source,
+            service_id=service_id,
+            ticket_id=ticket_id,
+            host_id=host_id,
+            requested_by_user_id=requested_by_user_id,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def get(self, change_id: str) -> ChangeRequest:
+        return self._get(ChangeRequest, change_id, "change")
+
+    def find(self, change_id: str) -> ChangeRequest | None:
+        return self.session.get(ChangeRequest, change_id)
+
+    def pending(self, *, host_id: int | None = None) -> list[ChangeRequest]:
+        q = select(ChangeRequest).where(ChangeRequest.status.in_(("queued", "applying")))
+        if host_id is not None:
+            q = q.where(ChangeRequest.host_id == host_id)
+        return list(self.session.scalars(q.order_by(ChangeRequest.created_at)))
+
+    def recent_for_account(self, account_id: int, *, limit: int = 20) -> list[ChangeRequest]:
+        q = (
+            select(ChangeRequest)
+            .where(ChangeRequest.account_id == account_id)
+            .order_by(ChangeRequest.created_at.desc())
+            .limit(limit)
+        )
+        return list(self.session.scalars(q))
+
+    def add_attempt(
+        self, change_id: str, *, outcome: str, output: str = "", error: str | None = None
+    ) -> ChangeAttempt:
+        n = self.session.scalar(
+            select(func.coalesce(func.max(ChangeAttempt.attempt), 0)).where(
+                ChangeAttempt.change_id == change_id
+            )
+        )
+        row = ChangeAttempt(
+            change_id=change_id,
+            attempt=(n or 0) + 1,
+            outcome=outcome,
+            output=output,
+            error=error,
+            finished_at=utcnow(),
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def attempts(self, change_id: str) -> list[ChangeAttempt]:
+        q = select(ChangeAttempt).where(ChangeAttempt.change_id == change_id)
+        return list(self.session.scalars(q.order_by(ChangeAttempt.attempt)))

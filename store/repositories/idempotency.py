@@ -1,0 +1,33 @@
+"""Remembered answers for Idempotency-Key retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from store.models import IdempotencyRecord
+from store.repositories.base import Repository
+
+
+class IdempotencyRepository(Repository):
+    def get(self, user_id: int, key: str) -> IdempotencyRecord | None:
+        return self.session.get(IdempotencyRecord, (user_id, key))
+
+    def put(
+        self,
+        user_id: int,
+        key: str,
+        *,
+        request_hash: str,
+        status_code: int,
+        response: dict[str, Any],
+    ) -> IdempotencyRecord:
+        row = IdempotencyRecord(
+            user_id=user_id,
+            key=key,
+            request_hash=request_hash,
+            status_code=status_code,
+            response=response,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row

@@ -1,0 +1,136 @@
+"""Queries on users, agents and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from store.models import Agent, ApiToken, User
+from store.models.base import utcnow
+from store.passwords import hash_password, needs_rehash, verify_password
+from store.repositories.base import Repository
+
+TOKEN_PREFIX = "sdt_"  # noqa: S105 - a public prefix, not a secret
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserRepository(Repository):
+    def create(
+        self,
+        *,
+        email: str,
+        display_name: str,
+        role: str,
+        password: str | None = None,
+        account_id: int | None = None,
+        contact_id: int | None = None,
+    ) -> User:
+        user = User(
+            email=email.lower(),
+            display_name=display_name,
+            role=role,
+            password_hash=hash_password(password) if password else None,
+            account_id=account_id,
+            contact_id=contact_id,
+        )
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def get(self, user_id: int) -> User:
+        return self._get(User, user_id, "user")
+
+    def find(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
+
+    def by_email(self, email: str) -> User | None:
+        return self.session.scalar(select(User).where(User.email == email.lower()))
+
+    def authenticate(self, email: str, password: str) -> User | None:
+        """The active user with this e-mail and password, or None. Same cost either way."""
+        user = self.by_email(email)
+        ok = verify_password(user.password_hash if user else None, password)
+        if not ok or user is None or not user.is_active:
+            return None
+        if user.password_hash and needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        user.last_login_at = utcnow()
+        return user
+
+    def set_password(self, user: User, password: str) -> None:
+        user.password_hash = hash_password(password)
+
+
+class AgentRepository(Repository):
+    def create(
+        self, *, user_id: int, tier: int, skills: list[str] | None = None, capacity: int = 5
+    ) -> Agent:
+        agent = Agent(user_id=user_id, tier=tier, skills=skills or [], capacity=capacity)
+        self.session.add(agent)
+        self.session.flush()
+        return agent
+
+    def get(self, agent_id: int) -> Agent:
+        return self._get(Agent, agent_id, "agent")
+
+    def by_user(self, user_id: int) -> Agent | None:
+        return self.session.scalar(select(Agent).where(Agent.user_id == user_id))
+
+    def all(self, tier: int | None = None) -> list[Agent]:
+        q = select(Agent).order_by(Agent.id)
+        if tier is not None:
+            q = q.where(Agent.tier == tier)
+        return list(self.session.scalars(q))
+
+    def with_users(self, tier: int | None = None) -> list[tuple[Agent, User]]:
+        q = select(Agent, User).join(User, User.id == Agent.user_id).order_by(Agent.id)
+        if tier is not None:
+            q = q.where(Agent.tier == tier)
+        return [(a, u) for a, u in self.session.execute(q)]
+
+
+class TokenRepository(Repository):
+    def issue(
+        self, user_id: int, *, name: str, ttl: timedelta | None = None
+    ) -> tuple[str, ApiToken]:
+        """A new bearer token: returns the token itself (shown once) and its stored record."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        expires = utcnow() + ttl if ttl else None
+        row = ApiToken(
+            user_id=user_id,
+            name=name,
+            token_hash=token_digest(token),
+            prefix=token[:12],
+            expires_at=expires,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return token, row
+
+    def resolve(self, token: str, *, now: datetime | None = None) -> tuple[ApiToken, User] | None:
+        """The live token and its active user, or None when unknown, expired or revoked."""
+        q = (
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == token_digest(token))
+        )
+        found = self.session.execute(q).first()
+        if found is None:
+            return None
+        row, user = found
+        now = now or utcnow()
+        if row.revoked_at is not None or not user.is_active:
+            return None
+        if row.expires_at is not None and row.expires_at <= now:
+            return None
+        return row, user
+
+    def revoke(self, token_id: int) -> None:
+        row = self._get(ApiToken, token_id, "token")
+        row.revoked_at = utcnow()

@@ -1,0 +1,95 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), real Redis, test data factories."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from store.db import Database
+from store.models import Base
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SITEDESK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("SITEDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+class PostgresServer:
+    """Creates throw-away databases on the test PostgreSQL server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def new_database(self) -> str:
+        name = f"sitedesk_test_{secrets.token_hex(4)}"
+        with self.engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.engine.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer(POSTGRES_ADMIN_URL)
+    try:
+        with server.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+    yield server
+    server.drop_all()
+
+
+@pytest.fixture(scope="session")
+def sqlite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sqlite")
+
+
+def new_database_url(kind: str, postgres: PostgresServer, sqlite_dir: Path) -> str:
+    if kind == "postgresql":
+        return postgres.new_database()
+    return f"sqlite:///{sqlite_dir / f'{secrets.token_hex(4)}.db'}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def migrated_db(
+    request: pytest.FixtureRequest, postgres: PostgresServer, sqlite_dir: Path
+) -> Iterator[Database]:
+    """One migrated database per backend for the whole session."""
+    db = Database(new_database_url(request.param, postgres, sqlite_dir))
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def db(migrated_db: Database) -> Database:
+    """The backend's database, emptied before the test."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with migrated_db.write() as s:
+        if migrated_db.is_sqlite:
+            for name in tables:
+                s.execute(text(f'DELETE FROM "{name}"'))
+        else:
+            s.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in tables) + " RESTART IDENTITY"))
+    return migrated_db
+
+
+@pytest.fixture
+def fresh_db_url(request: pytest.FixtureRequest, postgres: PostgresServer, sqlite_dir: Path) -> str:
+    """An empty, unmigrated database of the backend named by the test's `backend` param."""
+    return new_database_url(request.param, postgres, sqlite_dir)

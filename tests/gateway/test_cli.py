@@ -1,0 +1,125 @@
+"""`sitedesk` as a person runs it: one-line errors, and a platform that comes up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+SITEDESK = [sys.executable, "-m", "gateway.cli"]
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SITEDESK_")}
+    full_env.update({"SITEDESK_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "80", **env})
+    return subprocess.run(
+        SITEDESK + args, capture_output=True, text=True, env=full_env, timeout=120, check=False
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_invalid_port_setting(tmp_path: Path) -> None:
+    r = run(["up"], tmp_path, SITEDESK_HTTP_PORT="99999")
+    assert r.returncode == 2
+    assert "SITEDESK_HTTP_PORT" in one_error_line(r)
+
+
+def test_port_taken(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run(["up"], tmp_path, SITEDESK_HTTP_PORT=str(port))
+    assert r.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in one_error_line(r)
+
+
+def test_database_unreachable(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://sitedesk:secret@127.0.0.1:{free_port()}/nowhere"
+    r = run(["db", "upgrade"], tmp_path, SITEDESK_DATABASE_URL=url)
+    assert r.returncode == 1
+    line = one_error_line(r)
+    assert "cannot reach the database" in line and "secret" not in line
+
+
+def test_database_url_malformed(tmp_path: Path) -> None:
+    r = run(["db", "upgrade"], tmp_path, SITEDESK_DATABASE_URL="not a url")
+    assert r.returncode == 2
+    assert "SITEDESK_DATABASE_URL" in one_error_line(r)
+
+
+def test_demo_needs_a_migrated_database(tmp_path: Path) -> None:
+    r = run(["demo"], tmp_path)
+    assert r.returncode == 1
+    assert "sitedesk db upgrade" in one_error_line(r)
+
+
+def test_redis_missing(tmp_path: Path) -> None:
+    r = run(["up"], tmp_path, SITEDESK_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+            SITEDESK_HTTP_PORT=str(free_port()))  # fmt: skip
+    assert r.returncode == 1
+    assert "Redis at redis://127.0.0.1" in one_error_line(r)
+
+
+def test_db_upgrade_then_demo_prints_and_saves_logins(tmp_path: Path) -> None:
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    r = run(["demo"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((tmp_path / "data" / "demo-logins.json").read_text())
+    for login in saved:
+        assert login["email"] in r.stdout and login["password"] in r.stdout
+
+
+@pytest.mark.ray
+def test_up_serves_ready_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """The README's run command: migrate, demo data, local Redis, local Ray, HTTP gateway."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SITEDESK_")}
+    env.update(SITEDESK_DATA_DIR=str(tmp_path / "data"), SITEDESK_HTTP_PORT=str(port))
+    proc = subprocess.Popen(
+        [*SITEDESK, "up", "--demo", "--no-dashboard"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        body: dict[str, object] = {}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
+                if body.get("status") == "ready":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        assert body.get("status") == "ready", body
+        assert set(body["checks"]) == {"database", "redis", "ray"}  # type: ignore[arg-type]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+    assert "Sitedesk is up" in output and "Demo logins" in output
