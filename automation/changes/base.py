@@ -1,0 +1,303 @@
+"""What every change kind shares: strict validated values, the workspace a change edits, hashing.
+
+A change is data first. ``apply(ws)`` is a pure edit of the host's managed files as the batch sees
+them (no I/O); the executor turns the resulting file edits, checks, reloads and probes into one
+script for the host (see ``automation.plan``). ``verify`` judges the read-only probe results.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import ipaddress
+import posixpath
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar
+
+from argon2 import PasswordHasher
+from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, SecretStr
+
+from automation.errors import ChangeConflict
+from automation.host import HostLayout
+from automation.zonefile import Zone, parse_zone
+
+# --- validated value types -------------------------------------------------------------------
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_ACCOUNT = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$")
+_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_DB_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_HASH_SECRET = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+
+
+def _hostname(value: str, *, what: str = "domain name", min_labels: int = 2) -> str:
+    """RFC 1035/1123 host name: letters, digits, hyphens; labels ≤ 63; total ≤ 253."""
+    name = value.strip().lower().rstrip(".") if value.strip() == value else None
+    if not name:
+        raise ValueError(f"{what} {value!r}: must be a non-empty name without surrounding spaces")
+    if len(name) > 253:
+        raise ValueError(f"{what} {value!r}: longer than 253 characters")
+    labels = name.split(".")
+    if len(labels) < min_labels:
+        raise ValueError(f"{what} {value!r}: needs at least {min_labels} labels")
+    for label in labels:
+        if not _LABEL.match(label):
+            raise ValueError(
+                f"{what} {value!r}: label {label!r} must be 1-63 letters, digits or hyphens "
+                "and must not start or end with a hyphen"
+            )
+    if labels[-1].isdigit():
+        raise ValueError(f"{what} {value!r}: the top-level label cannot be all digits")
+    return name
+
+
+def _domain(value: str) -> str:
+    return _hostname(value)
+
+
+def _account(value: str) -> str:
+    if not _ACCOUNT.match(value):
+        raise ValueError(
+            f"account {value!r}: must be 1-32 lower-case letters, digits, '_' or '-', "
+            "starting with a letter"
+        )
+    return value
+
+
+def _local_part(value: str) -> str:
+    if not _LOCAL_PART.match(value) or ".." in value:
+        raise ValueError(
+            f"mailbox name {value!r}: only lower-case letters, digits and . _ + - are allowed "
+            "(no '/', no '..', no spaces), starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _email(value: str) -> str:
+    if value.count("@") != 1:
+        raise ValueError(f"address {value!r}: must be local@domain")
+    local, domain = value.split("@")
+    return f"{_local_part(local)}@{_hostname(domain)}"
+
+
+def _rel_path(value: str) -> str:
+    """A relative path inside a home directory: plain segments, no '..', no leading '/'."""
+    if value.startswith("/") or "\\" in value:
+        raise ValueError(f"path {value!r}: must be relative to the account's home")
+    segments = value.split("/")
+    for seg in segments:
+        if seg in ("", ".", "..") or not _PATH_SEGMENT.match(seg):
+            raise ValueError(
+                f"path {value!r}: each segment must be letters, digits, '.', '_' or '-' "
+                "(no '..', no empty segments)"
+            )
+    return posixpath.normpath(value)
+
+
+def _db_name(value: str) -> str:
+    if not _DB_NAME.match(value):
+        raise ValueError(
+            f"name {value!r}: must be 1-32 lower-case letters, digits or '_', "
+            "starting with a letter"
+        )
+    return value
+
+
+def _password(value: SecretStr) -> SecretStr:
+    raw = value.get_secret_value()
+    if not 10 <= len(raw) <= 128:
+        raise ValueError("password: must be 10 to 128 characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise ValueError("password: must not contain control characters")
+    return value
+
+
+def _ip(value: str, version: int) -> str:
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv{version} address") from exc
+    if addr.version != version:
+        raise ValueError(f"{value!r} is not an IPv{version} address")
+    return str(addr)
+
+
+DomainName = Annotated[str, AfterValidator(_domain)]
+AccountName = Annotated[str, AfterValidator(_account)]
+LocalPart = Annotated[str, AfterValidator(_local_part)]
+EmailAddress = Annotated[str, AfterValidator(_email)]
+RelPath = Annotated[str, AfterValidator(_rel_path)]
+DbName = Annotated[str, AfterValidator(_db_name)]
+Password = Annotated[SecretStr, AfterValidator(_password)]
+
+
+def hash_secret(secret: str) -> str:
+    """Argon2id hash, as stored on hosts (never the password itself)."""
+    return _HASH_SECRET.hash(secret)
+
+
+# --- the workspace a change edits -------------------------------------------------------------
+
+
+NGINX_PROBE_SITE = "nginx/sites/000-gdcas-probe.conf"
+NGINX_PROBE_HOST = "gdcas-probe.invalid"
+
+
+def zone_path(zone: str) -> str:
+    return f"zones/{zone}.zone"
+
+
+@dataclass
+class Workspace:
+    """A host's managed files as one batch sees them; changes edit it, the executor ships it.
+
+    ``originals`` are what the host had (None = absent); paths are relative to the host root.
+    """
+
+    originals: dict[str, str | None]
+    layout: HostLayout
+    today: int = field(default_factory=lambda: int(dt.date.today().strftime("%Y%m%d")))
+    files: dict[str, str | None] = field(default_factory=dict)
+    modes: dict[str, int] = field(default_factory=dict)
+    dirs: set[str] = field(default_factory=set)
+    checks: set[tuple[str, ...]] = field(default_factory=set)
+    reloads: set[tuple[str, ...]] = field(default_factory=set)
+    http_probes: set[str] = field(default_factory=set)
+    serial_floor: dict[str, int] = field(default_factory=dict)
+    nginx_generation: str | None = None
+    _zones: dict[str, Zone] = field(default_factory=dict)
+
+    def read(self, path: str) -> str | None:
+        if path in self.files:
+            return self.files[path]
+        if path not in self.originals:
+            raise KeyError(f"{path} was not read from the host (missing from reads())")
+        return self.originals[path]
+
+    def write(self, path: str, content: str | None, *, mode: int = 0o644) -> None:
+        if path.endswith(".zone") and path in self._zones:
+            raise RuntimeError("write zones through zone()")
+        self.read(path)  # must be a declared read
+        self.files[path] = content
+        self.modes[path] = mode
+
+    def zone(self, name: str) -> Zone:
+        """The parsed zone ``name`` (must exist on the host); edits are written at finish()."""
+        if name not in self._zones:
+            text = self.read(zone_path(name))
+            if text is None:
+                raise ChangeConflict(f"zone {name} is not served by this host")
+            self._zones[name] = parse_zone(text, name)
+            self.checks.add(("zone", name))
+            self.reloads.add(("zone", name))
+        return self._zones[name]
+
+    def snapshot(self) -> Workspace:
+        """A copy to fall back to if the next change does not apply (cheap: zones by record)."""
+        snap = copy.copy(self)
+        snap.files, snap.modes = dict(self.files), dict(self.modes)
+        snap.dirs, snap.checks = set(self.dirs), set(self.checks)
+        snap.reloads, snap.http_probes = set(self.reloads), set(self.http_probes)
+        snap._zones = {
+            name: Zone(z.origin, z.default_ttl, [copy.copy(r) for r in z.records])
+            for name, z in self._zones.items()
+        }
+        return snap
+
+    def restore(self, snap: Workspace) -> None:
+        self.__dict__.update(snap.snapshot().__dict__)
+
+    def zone_names(self) -> list[str]:
+        return sorted(self._zones)
+
+    def finish(self) -> dict[str, str | None]:
+        """The changed files (zones re-rendered with their serial bumped once per batch)."""
+        for name, zone in self._zones.items():
+            zone.bump_serial(max(self.today, 0), floor=self.serial_floor.get(name, 0))
+            self.files[zone_path(name)] = zone.render()
+            self.modes[zone_path(name)] = 0o644
+        if ("nginx",) in self.reloads:
+            # A marker site whose answer proves the new configuration is live (see plan.py).
+            self.nginx_generation = secrets.token_hex(8)
+            lay = self.layout
+            self.files[NGINX_PROBE_SITE] = (
+                "# GDCAS reload marker\n"
+                f"server {{ listen {lay.http_address}:{lay.http_port}; "
+                f"server_name {NGINX_PROBE_HOST}; "
+                f'location / {{ return 200 "{self.nginx_generation}"; }} }}\n'
+            )
+        return {p: c for p, c in self.files.items() if c != self.originals.get(p)}
+
+
+def read_lines(ws: Workspace, path: str) -> list[str]:
+    text = ws.read(path)
+    return [] if not text else [line for line in text.splitlines() if line]
+
+
+def write_lines(ws: Workspace, path: str, lines: list[str], *, mode: int = 0o644) -> None:
+    ws.write(path, "".join(f"{line}\n" for line in sorted(lines)) if lines else "", mode=mode)
+
+
+def keyed_lines(lines: list[str], sep: str = ":") -> dict[str, str]:
+    return {line.split(sep, 1)[0]: line for line in lines}
+
+
+# --- probes -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeResults:
+    """What the read-only probes of one batch saw on the host, by probe key."""
+
+    file_hashes: dict[str, str] = field(default_factory=dict)  # path -> sha256 | "absent"
+    dirs: dict[str, bool] = field(default_factory=dict)
+    dns: dict[str, str] = field(default_factory=dict)  # zone -> AXFR text
+    http: dict[str, str] = field(default_factory=dict)  # domain -> "present" | "absent"
+    parsed: dict[str, Any] = field(default_factory=dict)  # cache for verifiers
+
+
+# --- the base model ---------------------------------------------------------------------------
+
+
+class ChangeBase(BaseModel):
+    """A change kind: strict parameters; target, reads, apply (pure edit), verify."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    kind: str
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    _hashes: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def target(self) -> str:
+        """The service/zone/object this change touches (ordering and coalescing key)."""
+        raise NotImplementedError
+
+    def reads(self) -> list[str]:
+        """Host files (relative to the root) the change needs to see before it edits them."""
+        raise NotImplementedError
+
+    def apply(self, ws: Workspace) -> None:
+        """Edit the workspace; raise ChangeConflict if the host state does not allow it."""
+        raise NotImplementedError
+
+    def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
+        """None when the probes show the change took; otherwise the reason."""
+        return None
+
+    def describe(self) -> str:
+        """One line for humans (secrets masked)."""
+        return f"{self.kind} {self.target()}"
+
+    def secret_hash(self, name: str) -> str:
+        """Hash of a secret field, computed once per change object (stable across retries)."""
+        if name not in self._hashes:
+            value = getattr(self, name)
+            assert isinstance(value, SecretStr)
+            self._hashes[name] = hash_secret(value.get_secret_value())
+        return self._hashes[name]
+
+    def secret_hashes(self) -> list[str]:
+        return list(self._hashes.values())

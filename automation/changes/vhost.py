@@ -1,0 +1,113 @@
+"""Web vhosts: an nginx server block per domain, document root inside the account's home."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from automation.changes.base import (
+    AccountName,
+    ChangeBase,
+    DomainName,
+    ProbeResults,
+    RelPath,
+    Workspace,
+)
+from automation.errors import ChangeConflict
+
+SITE_HEADER = "X-Gdcas-Site"
+
+
+def site_path(domain: str) -> str:
+    return f"nginx/sites/{domain}.conf"
+
+
+def suspended_path(account: str) -> str:
+    return f"nginx/suspended/{account}.conf"
+
+
+def _http_verify(ws: Workspace, domain: str, probe: ProbeResults) -> str | None:
+    want = "present" if ws.read(site_path(domain)) is not None else "absent"
+    got = probe.http.get(domain)
+    if got != want:
+        return f"http://{domain}/: site is {got or 'not probed'}, expected {want}"
+    return None
+
+
+class VhostCreate(ChangeBase):
+    """Create a site: nginx server block, document root, a placeholder index if there is none."""
+
+    kind: Literal["vhost_create"] = "vhost_create"
+    account: AccountName
+    domain: DomainName
+    document_root: RelPath = "public_html"
+    aliases: tuple[DomainName, ...] = Field(default=(), max_length=20)
+
+    def target(self) -> str:
+        return "nginx"
+
+    def _docroot(self) -> str:
+        return f"home/{self.account}/{self.document_root}"
+
+    def reads(self) -> list[str]:
+        return [site_path(self.domain), f"{self._docroot()}/index.html"]
+
+    def render(self, ws: Workspace) -> str:
+        lay = ws.layout
+        names = " ".join([self.domain, *self.aliases])
+        suspended = lay.path(suspended_path(self.account))
+        return (
+            f"# managed by GDCAS: vhost {self.domain} of account {self.account}\n"
+            "server {\n"
+            f"    listen {lay.http_address}:{lay.http_port};\n"
+            f"    server_name {names};\n"
+            f"    root {lay.path(self._docroot())};\n"
+            "    index index.html;\n"
+            f"    add_header {SITE_HEADER} {self.domain} always;\n"
+            # The glob makes the include optional: the file exists only while suspended.
+            f"    include {suspended[:-1]}[f];\n"
+            "    location / { try_files $uri $uri/ =404; }\n"
+            "}\n"
+        )
+
+    def apply(self, ws: Workspace) -> None:
+        config = self.render(ws)
+        current = ws.read(site_path(self.domain))
+        if current is not None and current != config:
+            raise ChangeConflict(f"a different vhost for {self.domain} already exists")
+        ws.write(site_path(self.domain), config)
+        ws.dirs.add(self._docroot())
+        index = f"{self._docroot()}/index.html"
+        if ws.read(index) is None:
+            ws.write(index, f"<!doctype html><title>{self.domain}</title><p>{self.domain}\n")
+        ws.checks.add(("nginx",))
+        ws.reloads.add(("nginx",))
+        ws.http_probes.add(self.domain)
+
+    def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
+        return _http_verify(ws, self.domain, probe)
+
+
+class VhostDelete(ChangeBase):
+    """Remove a site's server block (the document root and its files are kept)."""
+
+    kind: Literal["vhost_delete"] = "vhost_delete"
+    domain: DomainName
+
+    def target(self) -> str:
+        return "nginx"
+
+    def reads(self) -> list[str]:
+        return [site_path(self.domain)]
+
+    def apply(self, ws: Workspace) -> None:
+        if ws.read(site_path(self.domain)) is None:
+            raise ChangeConflict(f"there is no vhost for {self.domain}")
+        ws.write(site_path(self.domain), None)
+        ws.checks.add(("nginx",))
+        ws.reloads.add(("nginx",))
+        ws.http_probes.add(self.domain)
+
+    def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
+        return _http_verify(ws, self.domain, probe)

@@ -1,0 +1,65 @@
+"""How a caller describes a managed host: address, pinned key, client key, file layout."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_HOST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class HostLayout(BaseModel):
+    """Where the managed files live on a host and how its services are checked and reloaded.
+
+    Every path the automation writes is under ``root``; the argv prefixes name the tools on the
+    host (production: plain ``rndc`` / ``nginx``; the local test hosts point them at their own
+    configs).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    root: str
+    dns_address: str = "127.0.0.1"
+    dns_port: int = Field(default=53, ge=1, le=65535)
+    rndc: tuple[str, ...] = ("rndc",)
+    named_checkzone: tuple[str, ...] = ("named-checkzone",)
+    nginx: tuple[str, ...] = ("nginx",)
+    http_address: str = "127.0.0.1"
+    http_port: int = Field(default=80, ge=1, le=65535)
+
+    @field_validator("root")
+    @classmethod
+    def _absolute_root(cls, value: str) -> str:
+        if not value.startswith("/") or posixpath.normpath(value) != value or value == "/":
+            raise ValueError("root must be a normalised absolute path other than /")
+        return value
+
+    def path(self, relative: str) -> str:
+        """The absolute path of a managed file (relative paths come from validated values)."""
+        joined = posixpath.normpath(posixpath.join(self.root, relative))
+        if not joined.startswith(self.root + "/"):
+            raise ValueError(f"path {relative!r} escapes the host root")
+        return joined
+
+
+class HostSpec(BaseModel):
+    """A managed host: SSH address, user, pinned host key and client key, and its file layout."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host_id: str
+    address: str
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = "root"
+    host_key: str = Field(description="expected host key as an OpenSSH public-key line")
+    private_key_path: str
+    layout: HostLayout
+
+    @field_validator("host_id")
+    @classmethod
+    def _host_id(cls, value: str) -> str:
+        if not _HOST_ID.match(value):
+            raise ValueError("host_id must be 1-64 characters of letters, digits, '.', '_', '-'")
+        return value

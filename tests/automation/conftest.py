@@ -1,0 +1,84 @@
+"""Real managed hosts for the automation tests: sshd + named + nginx per host, on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automation.changes import Change, parse_change
+from automation.executor import ChangeRequest, Executor, OutcomeCollector
+from automation.local_hosts import LocalHost
+
+ZONE = "example.com"
+
+
+@pytest.fixture(scope="session")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalHost]]:
+    base = tmp_path_factory.mktemp("gdcas-hosts")
+    started: list[LocalHost] = []
+    try:
+        for i in range(3):
+            host = LocalHost(base, f"host{i}", zones=(ZONE, f"site{i}.test"))
+            host.start()
+            started.append(host)
+        yield started
+    finally:
+        for host in started:
+            host.stop()
+
+
+@pytest.fixture
+def collector() -> OutcomeCollector:
+    return OutcomeCollector()
+
+
+@pytest.fixture
+def executor(hosts: list[LocalHost], collector: OutcomeCollector) -> Iterator[Executor]:
+    ex = Executor(collector, exec_timeout=5.0, connect_timeout=2.0, backoff_max=0.5)
+    for host in hosts:
+        ex.add_host(host.spec())
+    yield ex
+    ex.close()
+
+
+def change(kind: str, **params: Any) -> Change:
+    return parse_change(kind, params)
+
+
+def request(host: LocalHost, ch: Change, change_id: str | None = None) -> ChangeRequest:
+    return ChangeRequest(change_id=change_id or str(uuid.uuid4()), host_id=host.host_id, change=ch)
+
+
+def dns_add(name: str, rtype: str, value: str, zone: str = ZONE, **extra: Any) -> Change:
+    return change(
+        "dns_record_add", zone=zone, record={"name": name, "type": rtype, "value": value, **extra}
+    )
+
+
+def dig(host: LocalHost, name: str, rtype: str) -> list[str]:
+    assert host.named is not None
+    out = subprocess.run(
+        ["dig", "+short", "+norec", "-p", str(host.named.port), "@127.0.0.1", name, rtype],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+    return sorted(line for line in out.splitlines() if line)
+
+
+def http_get(host: LocalHost, domain: str, path: str = "/") -> tuple[int, str]:
+    import httpx
+
+    assert host.nginx is not None
+    r = httpx.get(f"http://127.0.0.1:{host.nginx.port}{path}", headers={"Host": domain}, timeout=5)
+    return r.status_code, r.text
+
+
+def journal(host: LocalHost) -> Path:
+    return host.root / ".gdcas" / "journal"

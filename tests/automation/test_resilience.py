@@ -1,0 +1,203 @@
+"""Hosts that go down, hang or lie about their key; an executor killed mid-batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from automation.executor import ChangeRequest, Executor, OutcomeCollector
+from automation.local_hosts import LocalHost, LocalSshd
+from tests.automation.conftest import ZONE, dig, dns_add, journal, request
+
+
+@pytest.fixture
+def spare(tmp_path: Path) -> Iterator[LocalHost]:
+    host = LocalHost(tmp_path, "spare", zones=(ZONE,), with_nginx=False)
+    host.start()
+    yield host
+    host.stop()
+
+
+def records(host: LocalHost) -> list[str]:
+    text = (host.root / "zones" / f"{ZONE}.zone").read_text()
+    return [line for line in text.splitlines() if " TXT " in line]
+
+
+def test_down_host_holds_its_queue_and_drains(spare: LocalHost) -> None:
+    col = OutcomeCollector()
+    ex = Executor(col, exec_timeout=3.0, connect_timeout=1.0, backoff_max=0.3)
+    ex.add_host(spare.spec())
+    try:
+        first = [request(spare, dns_add(f"a{i}", "TXT", f"a{i}")) for i in range(10)]
+        ex.submit_many(first)
+        col.wait([r.change_id for r in first])
+        spare.stop_ssh()  # the host goes away with changes still coming
+        later = [request(spare, dns_add(f"b{i}", "TXT", f"b{i}")) for i in range(20)]
+        ex.submit_many(later)
+        time.sleep(1.0)
+        assert not any(col.last(r.change_id) for r in later)  # held, not failed
+        assert ex.lane(spare.host_id).status().state == "down"
+        assert ex.lane(spare.host_id).queued == 20
+        spare.start_ssh()
+        got = col.wait([r.change_id for r in later], timeout=20)
+        assert {o.status for o in got.values()} == {"applied"}
+        assert max(o.attempts for o in got.values()) >= 2
+        assert len(records(spare)) == 30
+        assert dig(spare, "b19.example.com", "TXT") == ['"b19"']
+    finally:
+        ex.close()
+
+
+def test_host_killed_mid_run_applies_each_change_once(spare: LocalHost) -> None:
+    col = OutcomeCollector()
+    ex = Executor(col, exec_timeout=3.0, connect_timeout=1.0, backoff_max=0.3, max_batch=5)
+    ex.add_host(spare.spec())
+    try:
+        reqs = [request(spare, dns_add(f"k{i}", "TXT", f"k{i}")) for i in range(60)]
+        ex.submit_many(reqs)
+        time.sleep(0.3)
+        spare.stop_ssh()  # drops the connection in the middle of a batch
+        time.sleep(0.5)
+        spare.start_ssh()
+        got = col.wait([r.change_id for r in reqs], timeout=30)
+        assert {o.status for o in got.values()} == {"applied"}
+        assert sorted(records(spare)) == sorted(set(records(spare)))
+        assert len(records(spare)) == 60
+        assert len(list(journal(spare).iterdir())) == 60
+    finally:
+        ex.close()
+
+
+def test_frozen_host_stalls_only_its_own_lane(spare: LocalHost, hosts: list[LocalHost]) -> None:
+    col = OutcomeCollector()
+    ex = Executor(col, exec_timeout=1.5, connect_timeout=1.0, backoff_max=0.3)
+    ex.add_host(spare.spec())
+    ex.add_host(hosts[0].spec())
+    try:
+        warm = request(spare, dns_add("warm", "TXT", "warm"))
+        ex.submit(warm)
+        col.wait([warm.change_id])
+        spare.freeze()  # SIGSTOP: TCP still accepts, nothing answers
+        stuck = [request(spare, dns_add(f"f{i}", "TXT", f"f{i}")) for i in range(5)]
+        ex.submit_many(stuck)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        others = [request(hosts[0], dns_add(f"free{i}", "TXT", "free")) for i in range(20)]
+        ex.submit_many(others)
+        got = col.wait([r.change_id for r in others], timeout=10)
+        assert time.monotonic() - t0 < 2.0
+        assert {o.status for o in got.values()} == {"applied"}
+        assert not any(col.last(r.change_id) for r in stuck)
+        spare.thaw()
+        back = col.wait([r.change_id for r in stuck], timeout=20)
+        assert {o.status for o in back.values()} == {"applied"}
+        assert len(records(spare)) == 6
+    finally:
+        spare.thaw()
+        ex.close()
+
+
+def test_tampered_host_key_is_refused(hosts: list[LocalHost], tmp_path: Path) -> None:
+    impostor = LocalSshd(tmp_path / "impostor")
+    impostor._keys()
+    h = hosts[1]
+    spec = h.spec().model_copy(update={"host_key": impostor.host_key_line})
+    col = OutcomeCollector()
+    ex = Executor(col, exec_timeout=3.0)
+    ex.add_host(spec)
+    try:
+        r = request(h, dns_add("evil", "A", "192.0.2.66"))
+        ex.submit(r)
+        out = col.wait([r.change_id])[r.change_id]
+        assert out.status == "failed"
+        assert "host key mismatch" in (out.error or "") and h.host_id in (out.error or "")
+        assert ex.status()[0].state == "host_key_mismatch"
+        assert dig(h, "evil.example.com", "A") == []
+        assert not (journal(h) / r.change_id).exists()
+    finally:
+        ex.close()
+
+
+_CHILD = """
+import json, sys
+from automation.executor import ChangeRequest, Executor, OutcomeCollector
+from automation.host import HostSpec
+spec = HostSpec.model_validate_json(sys.argv[1])
+reqs = [ChangeRequest.model_validate(r) for r in json.loads(sys.stdin.read())]
+ex = Executor(OutcomeCollector(), max_batch=7)
+ex.add_host(spec)
+ex.submit_many(reqs)
+print("submitted", flush=True)
+import time; time.sleep(60)
+"""
+
+
+def test_executor_killed_mid_batch_loses_nothing_applies_nothing_twice(spare: LocalHost) -> None:
+    reqs = [request(spare, dns_add(f"x{i}", "TXT", f"x{i}")) for i in range(150)]
+    payload = json.dumps([r.model_dump(mode="json") for r in reqs])
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, spare.spec().model_dump_json()],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(payload)
+    child.stdin.close()
+    assert child.stdout.readline().strip() == "submitted"
+    deadline = time.monotonic() + 10
+    while len(list(journal(spare).glob("*"))) < 20 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(child.pid, signal.SIGKILL)  # mid-run: some applied, some not
+    child.wait()
+    done_before = len(list(journal(spare).iterdir()))
+    assert 0 < done_before < 150
+    # The caller's outbox resends everything to a new executor.
+    col = OutcomeCollector()
+    ex = Executor(col)
+    ex.add_host(spare.spec())
+    try:
+        ex.submit_many([ChangeRequest.model_validate(r.model_dump()) for r in reqs])
+        got = col.wait([r.change_id for r in reqs], timeout=30)
+    finally:
+        ex.close()
+    statuses = [o.status for o in got.values()]
+    assert set(statuses) <= {"applied", "already_applied"}
+    assert statuses.count("already_applied") >= done_before - 7
+    assert len(records(spare)) == 150 and len(set(records(spare))) == 150
+    assert len([p for p in journal(spare).iterdir() if not p.name.endswith(".tmp")]) == 150
+
+
+def test_batch_with_a_rejected_zone_is_split_and_the_rest_applies(spare: LocalHost) -> None:
+    spare.add_zone("bad.test")
+    # The host's zone check rejects bad.test (as named-checkzone would reject a broken zone).
+    reject = 'case "$5" in bad.test) echo "bad.test: rejected by policy"; exit 1;; esac'
+    layout = spare.layout().model_copy(
+        update={"named_checkzone": ("sh", "-c", f'{reject}; exec named-checkzone "$@"', "check")}
+    )
+    col = OutcomeCollector()
+    ex = Executor(col)
+    ex.add_host(spare.spec().model_copy(update={"layout": layout}))
+    try:
+        reqs = [
+            request(spare, dns_add("ok1", "TXT", "ok1")),
+            request(spare, dns_add("www", "A", "192.0.2.9", zone="bad.test")),
+            request(spare, dns_add("ok2", "TXT", "ok2")),
+        ]
+        ex.submit_many(reqs)
+        got = col.wait([r.change_id for r in reqs], timeout=30)
+        assert [got[r.change_id].status for r in reqs] == ["applied", "failed", "applied"]
+        assert "rejected by policy" in (got[reqs[1].change_id].error or "")
+        assert dig(spare, "ok2.example.com", "TXT") == ['"ok2"']
+        assert dig(spare, "www.bad.test", "A") == []
+        assert "www" not in (spare.root / "zones/bad.test.zone").read_text()
+    finally:
+        ex.close()
