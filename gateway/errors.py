@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from actors.errors import DeskError
+from cluster.calls import ComponentRestarting
 from store.errors import ConflictError, IntegrityViolation, NotFoundError
 
 
@@ -112,3 +114,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityViolation)
     async def _integrity(_: Request, exc: IntegrityViolation) -> JSONResponse:
         return JSONResponse(error_body("conflict", str(exc)), 409)
+
+    @app.exception_handler(DeskError)
+    async def _desk(_: Request, exc: DeskError) -> JSONResponse:
+        # Raised inside an actor, Ray hands it back as a subclass of the original error.
+        return JSONResponse(error_body(exc.code, exc.message), exc.status)
+
+    @app.exception_handler(ComponentRestarting)
+    async def _restarting(_: Request, exc: ComponentRestarting) -> JSONResponse:
+        return JSONResponse(error_body("unavailable", str(exc)), 503, headers={"Retry-After": "1"})

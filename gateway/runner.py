@@ -9,6 +9,8 @@ from contextlib import ExitStack, contextmanager
 import uvicorn
 from rich.console import Console
 
+from actors.config import ActorConfig
+from cluster.deploy import deploy
 from cluster.ray_runtime import start_ray, stop_ray
 from cluster.redis_server import LocalRedis, check_redis
 from cluster.settings import ClusterSettings
@@ -74,13 +76,21 @@ def run_platform(
         dash = f", dashboard {info['dashboard']}" if info.get("dashboard") else ""
         out.print(f"[green]ok[/] ray at {info.get('address')}{dash}")
 
-        platform = Platform(db=db, redis_url=redis_url, settings=gateway)
-        config = uvicorn.Config(
+        config = ActorConfig(
+            database_url=db.url, redis_url=redis_url, namespace=cluster.ray_namespace
+        )
+        deployment = deploy(config, detached=bool(cluster.ray_address))
+        out.print(f"[green]ok[/] actors: {', '.join(sorted(deployment.handles))}")
+
+        platform = Platform(
+            db=db, redis_url=redis_url, settings=gateway, directory=deployment.directory
+        )
+        server_config = uvicorn.Config(
             create_app(platform),
             log_level=gateway.log_level,
             access_log=False,
         )
-        server = QuietServer(config)
+        server = QuietServer(server_config)
         url = f"http://{gateway.http_host}:{gateway.http_port}"
         out.print(f"[bold green]Sitedesk is up[/] at {url}  (API docs {url}/docs; Ctrl-C stops)")
         server.run(sockets=[sock])  # returns after SIGINT/SIGTERM, handled by uvicorn

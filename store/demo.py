@@ -143,7 +143,8 @@ def load_demo(db: Database, logins_path: Path, hosts: list[DemoHost] | None = No
         for email, name, tier, skills in AGENTS:
             pw = _password()
             u = users.create(email=email, display_name=name, role="agent", password=pw)
-            agents.create(user_id=u.id, tier=tier, skills=skills, capacity=5)
+            agent = agents.create(user_id=u.id, tier=tier, skills=skills, capacity=5)
+            agent.presence = "online"  # the demo desk is staffed from the start
             out.append(DemoLogin("agent", email, pw, name, tier=tier))
 
         for i, (code, company, unix, person, email, phone, domain) in enumerate(CUSTOMERS):

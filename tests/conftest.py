@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -93,3 +94,48 @@ def db(migrated_db: Database) -> Database:
 def fresh_db_url(request: pytest.FixtureRequest, postgres: PostgresServer, sqlite_dir: Path) -> str:
     """An empty, unmigrated database of the backend named by the test's `backend` param."""
     return new_database_url(request.param, postgres, sqlite_dir)
+
+
+# -- the running desk (Ray actors + gateway), once per session --------------------------------
+@pytest.fixture(scope="session")
+def desk_session(
+    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    import ray
+
+    from actors.config import ActorConfig
+    from cluster.deploy import deploy
+    from cluster.ray_runtime import ray_env_defaults
+    from gateway.platform import Platform
+    from tests.desk import Desk, LiveServer, seed_sla
+
+    url = postgres.new_database()
+    db = Database(url)
+    db.upgrade()
+    seed_sla(db)
+    ray_env_defaults()
+    ray.init(
+        namespace="sitedesk-tests",
+        include_dashboard=False,
+        object_store_memory=128 * 1024 * 1024,
+        _node_ip_address="127.0.0.1",
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
+    config = ActorConfig(database_url=url, redis_url=REDIS_URL, namespace="sitedesk-tests")
+    deployment = deploy(config, manual_clock=True)
+    platform = Platform(db=db, redis_url=REDIS_URL, directory=deployment.directory)
+    server = LiveServer(platform).start()
+    try:
+        yield Desk(db=db, base_url=f"http://127.0.0.1:{server.port}", deployment=deployment)
+    finally:
+        server.stop()
+        ray.shutdown()
+        db.dispose()
+
+
+@pytest.fixture
+def desk(desk_session: Any) -> Iterator[Any]:
+    """The session's desk; agents a test puts online go offline when it ends."""
+    yield desk_session
+    desk_session.all_agents_offline()

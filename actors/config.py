@@ -1,0 +1,26 @@
+"""What every actor is handed at construction: where the SCDB and Redis are, and the knobs."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class BusinessHours(BaseModel):
+    """Weekly business hours of the support desk, in one time zone."""
+
+    timezone: str = "UTC"
+    start_hour: int = Field(default=9, ge=0, le=23)
+    end_hour: int = Field(default=17, ge=1, le=24)
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday = 0
+
+
+class ActorConfig(BaseModel):
+    database_url: str
+    redis_url: str
+    namespace: str = "sitedesk"
+    session_shards: int = Field(default=2, ge=1, le=64)
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    auto_close_after_hours: float = Field(default=72.0, gt=0)
+    intake_batch_max: int = Field(default=128, ge=1, le=5000)
+    intake_batch_wait_ms: float = Field(default=2.0, ge=0)
+    db_pool_size: int = Field(default=5, ge=1, le=50)

@@ -1,0 +1,201 @@
+"""SLA clocks: event-driven timers for first response, resolution and auto-close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from actors.clock import SystemClock
+from actors.config import ActorConfig
+from actors.directory import Directory, start_when_running
+from actors.dto import SYSTEM
+from actors.ticket_service import TicketService
+from store.db import Database
+from store.models import Ticket, TicketEvent
+from store.repositories.ticket import OPEN_STATUSES
+
+DEFAULT_WARN_PERCENT = 80
+
+
+@dataclass(frozen=True, order=True)
+class Timer:
+    when: datetime
+    ticket_id: int
+    account_id: int
+    action: str  # "warning", "breach" or "close"
+    which: str  # "first_response", "resolution" or "quiet"
+
+
+def timers_for(
+    t: Ticket,
+    fired: set[tuple[str, str]],
+    warn_percent: int,
+    quiet: timedelta,
+) -> list[Timer]:
+    """The timers a ticket needs now. `fired` holds the (action, which) already recorded."""
+    out: list[Timer] = []
+    if t.status == "resolved" and t.resolved_at is not None:
+        return [Timer(t.resolved_at + quiet, t.id, t.account_id, "close", "quiet")]
+    if t.status not in OPEN_STATUSES or t.sla_paused_at is not None:
+        return out
+    goals: list[tuple[str, datetime | None]] = [("resolution", t.resolution_due)]
+    if t.first_responded_at is None:
+        goals.insert(0, ("first_response", t.first_response_due))
+    for which, due in goals:
+        if due is None:
+            continue
+        if ("warning", which) not in fired:
+            warn = t.created_at + (due - t.created_at) * (warn_percent / 100)
+            out.append(Timer(warn, t.id, t.account_id, "warning", which))
+        if ("breach", which) not in fired:
+            out.append(Timer(due, t.id, t.account_id, "breach", which))
+    return out
+
+
+class SlaClock:
+    """Watches every open ticket's due times and acts when one comes.
+
+    State: a heap of timers (warn at 80% of the time, breach at the due time, auto-close of
+    resolved tickets after the quiet period). Persisted: due times are on the tickets, and
+    what fired is a ticket event, so nothing fires twice. Recovery: rebuilt from the SCDB at
+    start; timers are woken by events (`track`), not by a periodic sweep of the tickets.
+    The clock is injected: tests deploy an OffsetClock and move it forward.
+    """
+
+    def __init__(
+        self,
+        config: ActorConfig,
+        directory: Directory | None = None,
+        clock: SystemClock | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.db = Database(config.database_url, pool_size=2)
+        self.service = TicketService(self.db, config, now=self.clock.now)
+        self.directory = directory or Directory(config.namespace, config.session_shards)
+        self.quiet = timedelta(hours=config.auto_close_after_hours)
+        self.heap: list[tuple[datetime, int, Timer]] = []
+        self.current: dict[int, set[Timer]] = {}  # live timers by ticket (others are stale)
+        self.seq = itertools.count()
+        self.fired: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.wake: asyncio.Event | None = None
+        self._reload(None)
+        start_when_running(self._start)
+
+    def _start(self) -> None:
+        if self.wake is None:
+            self.wake = asyncio.Event()
+            asyncio.get_running_loop().create_task(self._run())
+
+    def _reload(self, ticket_ids: list[int] | None) -> None:
+        """Re-read tickets (all open and resolved ones when None) and replace their timers."""
+        with self.db.read() as s:
+            q = select(Ticket).where(Ticket.status.in_((*OPEN_STATUSES, "resolved")))
+            if ticket_ids is not None:
+                q = select(Ticket).where(Ticket.id.in_(ticket_ids))
+            tickets = list(s.scalars(q))
+            ids = [t.id for t in tickets]
+            fired: dict[int, set[tuple[str, str]]] = {}
+            if ids:
+                ev = s.execute(
+                    select(TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.data).where(
+                        TicketEvent.ticket_id.in_(ids),
+                        TicketEvent.kind.in_(("sla_warning", "sla_breach")),
+                    )
+                )
+                for tid, kind, data in ev:
+                    action = "warning" if kind == "sla_warning" else "breach"
+                    fired.setdefault(tid, set()).add((action, str(data.get("which"))))
+            targets = self.service.sla_targets(s)
+        if ticket_ids is None:
+            self.heap, self.current = [], {}
+        for tid in ticket_ids or []:
+            self.current.pop(tid, None)
+        for t in tickets:
+            pct = (
+                targets[t.priority].warn_percent if t.priority in targets else DEFAULT_WARN_PERCENT
+            )
+            timers = set(timers_for(t, fired.get(t.id, set()), pct, self.quiet))
+            if timers:
+                self.current[t.id] = timers
+                for timer in timers:
+                    heapq.heappush(self.heap, (timer.when, next(self.seq), timer))
+
+    async def track(self, ticket_ids: list[int]) -> None:
+        """A ticket was created or changed: re-read it and reset its timers."""
+        await asyncio.to_thread(self._reload, ticket_ids)
+        self._start()
+        assert self.wake is not None
+        self.wake.set()
+
+    async def advance(self, seconds: float) -> None:
+        """Move an injected clock forward (tests); the system clock refuses."""
+        self.clock.advance(seconds)
+        self._start()
+        assert self.wake is not None
+        self.wake.set()
+
+    async def _run(self) -> None:
+        assert self.wake is not None
+        while True:
+            while self.heap and self.heap[0][2] not in self.current.get(
+                self.heap[0][2].ticket_id, ()
+            ):
+                heapq.heappop(self.heap)  # drop timers replaced since they were set
+            timeout = None
+            if self.heap:
+                timeout = (self.heap[0][0] - self.clock.now()).total_seconds()
+                if timeout <= 0:
+                    _, _, timer = heapq.heappop(self.heap)
+                    self.current.get(timer.ticket_id, set()).discard(timer)
+                    await self._fire(timer)
+                    continue
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+
+    async def _fire(self, timer: Timer) -> None:
+        sessions = self.directory.sessions_for(timer.account_id)
+        at = self.clock.now().isoformat()
+        if timer.action == "close":
+            op, args = "auto_close", {"at": at}
+        else:
+            op, args = "sla", {"which": timer.which, "kind": timer.action, "at": at}
+        try:
+            await sessions.operate.remote(
+                timer.account_id, op, timer.ticket_id, SYSTEM, None, "", args
+            )
+        except Exception as exc:  # the ticket changed meanwhile, or the lane is restarting
+            self.fired.append({"timer": repr(timer), "error": str(exc)})
+            await asyncio.to_thread(self._reload, [timer.ticket_id])
+            return
+        self.fired.append(
+            {"ticket_id": timer.ticket_id, "action": timer.action, "which": timer.which}
+        )
+
+    async def history(self) -> list[dict[str, Any]]:
+        return list(self.fired)
+
+    async def pending(self) -> list[dict[str, Any]]:
+        """Live timers, soonest first (for operators and tests)."""
+        live = sorted(t for timers in self.current.values() for t in timers)
+        return [
+            {
+                "ticket_id": t.ticket_id,
+                "action": t.action,
+                "which": t.which,
+                "when": t.when.isoformat(),
+            }
+            for t in live
+        ]
+
+    async def now(self) -> str:
+        return self.clock.now().isoformat()

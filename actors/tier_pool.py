@@ -1,0 +1,165 @@
+"""One support tier: its queue of waiting tickets and its agents."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select
+
+from actors.config import ActorConfig
+from actors.directory import Directory, fire, start_when_running
+from actors.dto import QueuedTicket
+from actors.routing import AgentSlot, plan_assignments
+from actors.ticket_service import OWNED_STATUSES, TicketService, queued
+from store.db import Database
+from store.models import Agent, Ticket
+from store.repositories import TicketRepository
+
+RESYNC_SECONDS = 5.0
+
+
+class TierPool:
+    """The queue and the agents of support tier 1, 2 or 3, and the assignment policy.
+
+    State: waiting tickets, each agent's presence, capacity, skills and owned tickets, and a
+    round-robin cursor. Persisted: all of it is derived from the SCDB (tickets and agents);
+    assignment itself is a conditional UPDATE there, so no ticket is ever assigned twice.
+    Recovery: rebuilt from the SCDB at start, and re-read every few seconds, which also picks
+    up any hand-over that was lost while this actor was down.
+    """
+
+    def __init__(self, tier: int, config: ActorConfig, directory: Directory | None = None) -> None:
+        self.tier = tier
+        self.config = config
+        self.db = Database(config.database_url, pool_size=config.db_pool_size)
+        self.service = TicketService(self.db, config)
+        self.directory = directory or Directory(config.namespace, config.session_shards)
+        self.queue: dict[int, QueuedTicket] = {}
+        self.agents: dict[int, AgentSlot] = {}
+        self.cursor = 0
+        self.assigned = 0
+        self.kick: asyncio.Event | None = None
+        self.loop_task: asyncio.Task[None] | None = None
+        self._load()
+        start_when_running(self._ensure_loop)
+
+    # -- rebuilding from the SCDB -------------------------------------------------------
+    def _load(self) -> None:
+        with self.db.read() as s:
+            agents = {
+                a.id: AgentSlot(
+                    agent_id=a.id,
+                    capacity=a.capacity,
+                    skills=frozenset(a.skills),
+                    presence=a.presence,
+                )
+                for a in s.scalars(select(Agent).where(Agent.tier == self.tier).order_by(Agent.id))
+            }
+            owned = s.execute(
+                select(Ticket.owner_agent_id, Ticket.id).where(
+                    Ticket.owner_agent_id.in_(list(agents) or [-1]),
+                    Ticket.status.in_(OWNED_STATUSES),
+                )
+            )
+            for agent_id, ticket_id in owned:
+                if agent_id is not None:
+                    agents[agent_id].owned.add(ticket_id)
+            waiting = {t.id: queued(t) for t in TicketRepository(s).queue(self.tier, limit=100_000)}
+        self.agents, self.queue = agents, waiting
+
+    def _ensure_loop(self) -> None:
+        if self.kick is None:
+            self.kick = asyncio.Event()
+            self.loop_task = asyncio.create_task(self._run())
+            self.kick.set()
+
+    async def _run(self) -> None:
+        assert self.kick is not None
+        while True:
+            try:
+                await asyncio.wait_for(self.kick.wait(), timeout=RESYNC_SECONDS)
+            except TimeoutError:
+                await asyncio.to_thread(self._load)  # the safety net: the SCDB is the truth
+            self.kick.clear()
+            await self._assign()
+
+    async def _assign(self) -> None:
+        pairs, cursor = plan_assignments(
+            list(self.queue.values()), list(self.agents.values()), self.cursor
+        )
+        if not pairs:
+            return
+        results = await asyncio.to_thread(self.service.assign_many, self.tier, pairs)
+        self.cursor = cursor
+        done: list[int] = []
+        for (ticket_id, agent_id), result in zip(pairs, results, strict=True):
+            self.queue.pop(ticket_id, None)  # assigned now, or changed elsewhere meanwhile
+            if result is not None:
+                self.agents[agent_id].owned.add(ticket_id)
+                done.append(ticket_id)
+        self.assigned += len(done)
+        if done:
+            fire(self.directory.notifier().poke)
+            fire(self.directory.sla().track, done)
+
+    def _nudge(self) -> None:
+        self._ensure_loop()
+        assert self.kick is not None
+        self.kick.set()
+
+    # -- messages from the router, the account sessions and agents -------------------------
+    async def enqueue(self, tickets: list[QueuedTicket]) -> None:
+        for t in tickets:
+            if t.tier == self.tier:
+                self.queue[t.id] = t
+        self._nudge()
+
+    async def release(self, agent_id: int, ticket_id: int) -> None:
+        """The agent no longer works on the ticket (resolved, escalated, handed over)."""
+        slot = self.agents.get(agent_id)
+        if slot is not None:
+            slot.owned.discard(ticket_id)
+        self._nudge()
+
+    async def reclaim(self, agent_id: int, ticket_id: int) -> None:
+        """The agent works on the ticket (again): it took it, or the customer reopened it."""
+        self.queue.pop(ticket_id, None)
+        slot = self.agents.get(agent_id)
+        if slot is not None:
+            slot.owned.add(ticket_id)
+        self._nudge()
+
+    async def set_presence(self, agent_id: int, presence: str) -> None:
+        def save() -> None:
+            with self.db.write() as s:
+                agent = s.get(Agent, agent_id)
+                if agent is not None:
+                    agent.presence = presence
+
+        await asyncio.to_thread(save)
+        if agent_id not in self.agents:
+            await asyncio.to_thread(self._load)
+        self.agents[agent_id].presence = presence
+        self._nudge()
+
+    async def resync(self) -> None:
+        await asyncio.to_thread(self._load)
+        self._nudge()
+
+    async def snapshot(self) -> dict[str, Any]:
+        self._ensure_loop()
+        return {
+            "tier": self.tier,
+            "waiting": sorted(self.queue),
+            "assigned": self.assigned,
+            "agents": {
+                a.agent_id: {
+                    "presence": a.presence,
+                    "capacity": a.capacity,
+                    "owned": sorted(a.owned),
+                    "skills": sorted(a.skills),
+                }
+                for a in self.agents.values()
+            },
+        }

@@ -1,0 +1,76 @@
+"""Deploys the actors of the desk as named Ray actors, with every ray.remote option in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from actors import names
+from actors.account_session import AccountSessions
+from actors.clock import OffsetClock, SystemClock
+from actors.config import ActorConfig
+from actors.directory import Directory
+from actors.notifier import Notifier
+from actors.router import Router
+from actors.sla_clock import SlaClock
+from actors.tier_pool import TierPool
+
+TIERS = (1, 2, 3)
+
+
+def _options(name: str, namespace: str, *, detached: bool) -> dict[str, Any]:
+    """Every actor: no CPU reservation (they wait on I/O; a 2-core box would fit two),
+    restarted forever after a crash, calls retried on restart (every method is idempotent)."""
+    opts: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "num_cpus": 0,
+        "max_restarts": -1,
+        "max_task_retries": -1,
+        "max_concurrency": 1000,
+        "get_if_exists": True,
+    }
+    if detached:
+        opts["lifetime"] = "detached"
+    return opts
+
+
+@dataclass
+class Deployment:
+    config: ActorConfig
+    directory: Directory
+    handles: dict[str, Any]
+
+    def kill(self, name: str, *, restart: bool = True) -> None:
+        """Kill one actor as a crash would (tests and chaos drills); Ray restarts it."""
+        ray.kill(self.handles[name], no_restart=not restart)
+
+    def stop(self) -> None:
+        for handle in self.handles.values():
+            ray.kill(handle, no_restart=True)
+
+
+def deploy(
+    config: ActorConfig, *, detached: bool = False, manual_clock: bool = False
+) -> Deployment:
+    """Create (or find, when another gateway already did) every actor of the desk."""
+    ns = config.namespace
+
+    def start(name: str, cls: type, *args: Any) -> None:
+        opts = _options(name, ns, detached=detached)
+        handles[name] = ray.remote(cls).options(**opts).remote(*args)
+
+    handles: dict[str, Any] = {}
+    start(names.NOTIFIER, Notifier, config)
+    for tier in TIERS:
+        start(names.tier_pool(tier), TierPool, tier, config)
+    for index in range(config.session_shards):
+        start(names.session_shard(index), AccountSessions, index, config)
+    clock = OffsetClock() if manual_clock else SystemClock()
+    start(names.SLA, SlaClock, config, None, clock)
+    start(names.ROUTER, Router, config)
+    # Wait until every actor has built its state, so the first request finds them ready.
+    ray.get([h.__ray_ready__.remote() for h in handles.values()])
+    return Deployment(config, Directory(ns, config.session_shards), handles)

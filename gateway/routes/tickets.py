@@ -1,0 +1,228 @@
+"""Trouble tickets: open, list, read, and every step of their life."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+
+from actors.dto import NewTicket, OpOutcome, Principal, TicketDetail, TicketRead
+from cluster.calls import call
+from gateway.auth import Caller, PlatformDep
+from gateway.errors import Forbidden, NotFound, ServiceUnavailable, Unprocessable
+from gateway.idempotency import request_key
+from gateway.platform import Platform
+from gateway.schemas import EscalateIn, HandoverIn, MessageCreate, Page, ResolveIn, TicketCreate
+from store.models.enums import Channel, TicketStatus
+from store.models.ticket import ticket_id_from_number
+from store.repositories import TicketRepository
+from store.repositories.ticket import TicketFilter
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+
+CUSTOMER_CHANNELS = (Channel.portal, Channel.api)
+
+
+def directory(platform: Platform) -> Any:
+    if platform.directory is None:
+        raise ServiceUnavailable("the ticket desk (Ray actors) is not running")
+    return platform.directory
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketRead)
+async def open_ticket(
+    body: TicketCreate, request: Request, caller: Caller, platform: PlatformDep
+) -> TicketRead:
+    """Open a ticket. Customers open one for their own account (portal or API); agents open one
+    for any account, e.g. logging a phone call with `channel: phone`. Send an `Idempotency-Key`
+    header to make a retry safe: it returns the ticket of the first call."""
+    if caller.role == "customer":
+        if body.account_id is not None and body.account_id != caller.account_id:
+            raise NotFound(f"account {body.account_id} not found")
+        account_id = caller.account_id
+        channel = body.channel or Channel.portal
+        if channel not in CUSTOMER_CHANNELS:
+            raise Forbidden("customers open tickets through the portal or the API")
+    else:
+        if body.account_id is None:
+            raise Unprocessable(
+                "account_id is required when staff open a ticket",
+                detail=[{"field": "account_id", "problem": "required"}],
+            )
+        account_id = body.account_id
+        channel = body.channel or Channel.phone
+    assert account_id is not None
+    exists = await asyncio.to_thread(platform.reader.account_exists, account_id)
+    if not exists:
+        raise NotFound(f"account {account_id} not found")
+    key, digest = request_key(request, body)
+    item = NewTicket(
+        account_id=account_id,
+        subject=body.subject,
+        body=body.body,
+        channel=channel,
+        priority=body.priority,
+        category=body.category,
+        contact_id=body.contact_id,
+        requester=caller,
+        idempotency_key=key,
+        request_hash=digest,
+    )
+    result: TicketRead = await call(directory(platform).router().create, item)
+    return result
+
+
+@router.get("", response_model=Page[TicketRead])
+async def list_tickets(
+    caller: Caller,
+    platform: PlatformDep,
+    status_: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
+    tier: Annotated[int | None, Query(ge=1, le=3)] = None,
+    owner: Annotated[str | None, Query(description="An agent id, or 'me'.")] = None,
+    account: Annotated[
+        int | None, Query(description="Staff only; customers see their own.")
+    ] = None,
+    unowned: bool = False,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[TicketRead]:
+    """Tickets, newest first. Customers see their own account's tickets only."""
+    owner_id: int | None = None
+    if owner is not None:
+        if owner == "me":
+            if caller.agent_id is None:
+                raise Unprocessable("owner=me needs an agent's token")
+            owner_id = caller.agent_id
+        elif owner.isdigit():
+            owner_id = int(owner)
+        else:
+            raise Unprocessable(
+                "owner must be an agent id or 'me'",
+                detail=[{"field": "owner", "problem": "not an agent id"}],
+            )
+    if caller.role == "customer":
+        account = caller.account_id
+    flt = TicketFilter(
+        status=tuple(s.value for s in status_ or ()),
+        tier=tier,
+        owner_agent_id=owner_id,
+        account_id=account,
+        unowned=unowned,
+    )
+
+    def query() -> Page[TicketRead]:
+        with platform.db.read() as s:
+            rows, total = TicketRepository(s).search(flt, offset=offset, limit=limit)
+            items = [platform.reader.read(s, t) for t in rows]
+        return Page[TicketRead](items=items, total=total, offset=offset, limit=limit)
+
+    return await asyncio.to_thread(query)
+
+
+def visible_ticket(platform: Platform, caller: Principal, number: str) -> tuple[int, int]:
+    """(ticket id, account id) of a ticket the caller may see; 404 otherwise, never 403."""
+    ticket_id = ticket_id_from_number(number)
+    if ticket_id is None:
+        raise NotFound(f"ticket {number} not found")
+    with platform.db.read() as s:
+        t = TicketRepository(s).find(ticket_id)
+        if t is None or (caller.role == "customer" and t.account_id != caller.account_id):
+            raise NotFound(f"ticket {number} not found")
+        return t.id, t.account_id
+
+
+@router.get("/{number}", response_model=TicketDetail)
+async def get_ticket(number: str, caller: Caller, platform: PlatformDep) -> TicketDetail:
+    """One ticket with its messages and events (internal notes only for staff)."""
+    ticket_id, _ = await asyncio.to_thread(visible_ticket, platform, caller, number)
+    return await asyncio.to_thread(
+        platform.reader.detail, ticket_id, include_internal=caller.is_staff
+    )
+
+
+async def operate(
+    platform: Platform,
+    caller: Principal,
+    request: Request,
+    number: str,
+    op: str,
+    body: Any = None,
+    args: dict[str, Any] | None = None,
+) -> TicketRead:
+    ticket_id, account_id = await asyncio.to_thread(visible_ticket, platform, caller, number)
+    key, digest = request_key(request, body if body is not None else {})
+    sessions = directory(platform).sessions_for(account_id)
+    outcome: OpOutcome = await call(
+        sessions.operate, account_id, op, ticket_id, caller, key, digest, args or {}
+    )
+    return outcome.ticket
+
+
+@router.post("/{number}/messages", status_code=201, response_model=TicketRead)
+async def add_message(
+    number: str, body: MessageCreate, request: Request, caller: Caller, platform: PlatformDep
+) -> TicketRead:
+    """Add a message. Customers post public replies (a reply reopens a resolved ticket);
+    agents reply publicly or add internal notes, and may set the ticket to wait on the customer."""
+    if caller.role == "customer" and body.visibility != "public":
+        raise Forbidden("customers can only post public messages")
+    args = body.model_dump()
+    return await operate(platform, caller, request, number, "message", body, args)
+
+
+@router.post("/{number}/take", response_model=TicketRead)
+async def take(number: str, request: Request, caller: Caller, platform: PlatformDep) -> TicketRead:
+    """An agent takes ownership of a waiting ticket of their tier."""
+    if caller.role != "agent":
+        raise Forbidden("only agents take tickets")
+    return await operate(platform, caller, request, number, "take")
+
+
+@router.post("/{number}/handover", response_model=TicketRead)
+async def handover(
+    number: str, body: HandoverIn, request: Request, caller: Caller, platform: PlatformDep
+) -> TicketRead:
+    """Hand the ticket to another agent of the same tier."""
+    if not caller.is_staff:
+        raise Forbidden("only support staff hand over tickets")
+    return await operate(platform, caller, request, number, "handover", body, body.model_dump())
+
+
+@router.post("/{number}/escalate", response_model=TicketRead)
+async def escalate(
+    number: str, body: EscalateIn, request: Request, caller: Caller, platform: PlatformDep
+) -> TicketRead:
+    """Escalate to the next support tier (1 → 2 → 3); a fourth level is refused with 409."""
+    if not caller.is_staff:
+        raise Forbidden("only support staff escalate tickets")
+    return await operate(platform, caller, request, number, "escalate", body, body.model_dump())
+
+
+@router.post("/{number}/resolve", response_model=TicketRead)
+async def resolve(
+    number: str,
+    request: Request,
+    caller: Caller,
+    platform: PlatformDep,
+    body: ResolveIn | None = None,
+) -> TicketRead:
+    """Mark the ticket resolved, optionally with a closing public note to the customer."""
+    if not caller.is_staff:
+        raise Forbidden("only support staff resolve tickets")
+    args = body.model_dump() if body else {}
+    return await operate(platform, caller, request, number, "resolve", body, args)
+
+
+@router.post("/{number}/reopen", response_model=TicketRead)
+async def reopen(
+    number: str, request: Request, caller: Caller, platform: PlatformDep
+) -> TicketRead:
+    """Reopen a resolved ticket (customer or staff)."""
+    return await operate(platform, caller, request, number, "reopen")
+
+
+@router.post("/{number}/close", response_model=TicketRead)
+async def close(number: str, request: Request, caller: Caller, platform: PlatformDep) -> TicketRead:
+    """Close the ticket for good (customer or staff); a closed ticket can not be reopened."""
+    return await operate(platform, caller, request, number, "close")

@@ -1,0 +1,88 @@
+"""Request and response bodies of the HTTP API (the actors' DTOs are reused for reads)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from store.models.enums import Channel, Presence, Priority
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int | None = None
+    offset: int | None = None
+    limit: int
+    next_before: int | None = Field(default=None, description="Cursor of the next page, if any.")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TicketCreate(Strict):
+    subject: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=100_000, description="What the customer needs.")
+    channel: Channel | None = Field(
+        default=None, description="Agents logging a call use 'phone'; customers get 'portal'."
+    )
+    account_id: int | None = Field(default=None, description="Required for agents.")
+    contact_id: int | None = None
+    priority: Priority | None = Field(default=None, description="Left out: classified.")
+    category: str | None = Field(default=None, max_length=32, pattern=r"^[a-z_]+$")
+
+
+class MessageCreate(Strict):
+    body: str = Field(min_length=1, max_length=100_000)
+    visibility: Literal["public", "internal"] = "public"
+    pending_customer: bool = Field(
+        default=False, description="Agents: the ticket now waits on the customer's reply."
+    )
+
+
+class EscalateIn(Strict):
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class ResolveIn(Strict):
+    note: str | None = Field(default=None, max_length=100_000)
+
+
+class HandoverIn(Strict):
+    agent_id: int
+
+
+class PresenceIn(Strict):
+    presence: Presence
+
+
+class TimelineEntryRead(BaseModel):
+    id: int
+    kind: str
+    summary: str
+    ticket_number: str | None
+    change_id: str | None
+    actor: str | None
+    visibility: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class AgentRead(BaseModel):
+    agent_id: int
+    name: str
+    tier: int
+    presence: str
+    capacity: int
+    skills: list[str]
+    owned: int
+
+
+class QueueRead(BaseModel):
+    tier: int
+    waiting: list[Any]
+    agents: list[AgentRead]

@@ -1,0 +1,137 @@
+"""The running desk for integration tests: real Ray actors on PostgreSQL and Redis, and the
+gateway served by uvicorn on a loopback port. Started once per test session."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+
+from cluster.deploy import Deployment
+from gateway.app import create_app
+from gateway.platform import Platform
+from store.db import Database
+from store.models import Account, Agent
+from store.repositories import AccountRepository, AgentRepository, SlaRepository, UserRepository
+
+PASSWORD = "test password 123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed_sla(db: Database) -> None:
+    with db.write() as s:
+        sla = SlaRepository(s)
+        sla.upsert_policy("urgent", first_response_minutes=30, resolution_minutes=240,
+                          business_hours=False)  # fmt: skip
+        sla.upsert_policy("high", first_response_minutes=60, resolution_minutes=480,
+                          business_hours=False)  # fmt: skip
+        sla.upsert_policy("normal", first_response_minutes=240, resolution_minutes=1440)
+        sla.upsert_policy("low", first_response_minutes=480, resolution_minutes=4320)
+
+
+class LiveServer:
+    def __init__(self, platform: Platform) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(platform), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@dataclass
+class Desk:
+    db: Database
+    base_url: str
+    deployment: Deployment
+    agents_made: list[tuple[int, int]] = field(default_factory=list)  # (agent id, tier)
+
+    def http(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+    def login(self, email: str, password: str = PASSWORD) -> str:
+        with self.http() as c:
+            r = c.post("/api/v1/auth/token", data={"username": email, "password": password})
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+    def customer(self, name: str = "Customer") -> tuple[Account, str]:
+        """A new account with one customer login; returns the account and a token."""
+        tag = secrets.token_hex(4)
+        email = f"{name.lower().replace(' ', '.')}.{tag}@example.test"
+        with self.db.write() as s:
+            accounts = AccountRepository(s)
+            account = accounts.create(code=f"T-{tag}", name=f"{name} {tag}", unix_user=f"u{tag}")
+            contact = accounts.add_contact(account.id, name=name, email=email, is_primary=True)
+            accounts.add_service(account.id, kind="domain", name=f"{tag}.example.test")
+            UserRepository(s).create(
+                email=email, display_name=name, role="customer", password=PASSWORD,
+                account_id=account.id, contact_id=contact.id,
+            )  # fmt: skip
+        return account, self.login(email)
+
+    def agent(
+        self, tier: int, *, online: bool = True, capacity: int = 50, skills: list[str] | None = None
+    ) -> tuple[Agent, str]:
+        tag = secrets.token_hex(4)
+        email = f"agent.{tier}.{tag}@sitedesk.test"
+        with self.db.write() as s:
+            user = UserRepository(s).create(
+                email=email, display_name=f"L{tier} agent {tag}", role="agent", password=PASSWORD
+            )
+            agent = AgentRepository(s).create(
+                user_id=user.id, tier=tier, capacity=capacity,
+                skills=skills or ["general", "dns", "web", "email", "database", "ftp", "tls"],
+            )  # fmt: skip
+        token = self.login(email)
+        self.agents_made.append((agent.id, tier))
+        if online:
+            with self.http(token) as c:
+                r = c.put("/api/v1/agents/me/presence", json={"presence": "online"})
+                assert r.status_code == 200, r.text
+        return agent, token
+
+    def all_agents_offline(self) -> None:
+        import ray
+
+        pools = self.deployment.directory
+        ray.get(
+            [pools.pool(tier).set_presence.remote(aid, "offline") for aid, tier in self.agents_made]
+        )
+        self.agents_made.clear()
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")

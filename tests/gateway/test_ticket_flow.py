@@ -1,0 +1,187 @@
+"""A ticket's whole life over HTTP, on real Ray actors, PostgreSQL and Redis, watched live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.desk import Desk, wait_until
+from tests.sse import SseRecorder
+
+pytestmark = pytest.mark.ray
+
+
+def ticket(desk: Desk, token: str, number: str) -> dict[str, Any]:
+    with desk.http(token) as c:
+        r = c.get(f"/api/v1/tickets/{number}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def owned_by(desk: Desk, token: str, number: str, agent_id: int) -> dict[str, Any] | None:
+    t = ticket(desk, token, number)
+    return t if t["owner"] and t["owner"]["agent_id"] == agent_id else None
+
+
+def test_lifecycle_through_three_tiers_with_live_updates(desk: Desk) -> None:
+    account, customer = desk.customer("Ada Baker")
+    _, other_customer = desk.customer("Ben Fern")
+    l1, l1_token = desk.agent(1)
+    l2, l2_token = desk.agent(2)
+    l3, l3_token = desk.agent(3)
+    events = f"{desk.base_url}/api/v1/events"
+    mine = SseRecorder(events, customer).start()
+    theirs = SseRecorder(events, other_customer).start()
+    l1_stream = SseRecorder(events, l1_token).start()
+
+    # The customer opens a ticket in the portal.
+    with desk.http(customer) as c:
+        r = c.post("/api/v1/tickets", json={"subject": "Website down", "body": "502 errors"})
+    assert r.status_code == 201, r.text
+    number = r.json()["number"]
+    assert number.startswith("TT-") and r.json()["account_id"] == account.id
+    assert r.json()["channel"] == "portal" and r.json()["tier"] == 1
+
+    # Tier 1 takes ownership (auto-assigned: the only online L1 agent).
+    wait_until(lambda: owned_by(desk, l1_token, number, l1.id), what="L1 ownership")
+    l1_stream.wait_for(lambda e: e["topic"] == "ticket.assigned" and e["data"]["number"] == number)
+    with desk.http(l1_token) as c:
+        assert (
+            c.post(
+                f"/api/v1/tickets/{number}/messages",
+                json={"body": "Looking into it", "visibility": "public"},
+            ).status_code
+            == 201
+        )
+        assert (
+            c.post(
+                f"/api/v1/tickets/{number}/messages",
+                json={"body": "nginx upstream?", "visibility": "internal"},
+            ).status_code
+            == 201
+        )
+        r = c.post(f"/api/v1/tickets/{number}/escalate", json={"reason": "needs server access"})
+    assert r.status_code == 200, r.text
+    assert r.json()["tier"] == 2
+
+    # Tier 2 gets it, escalates to tier 3.
+    wait_until(lambda: owned_by(desk, l2_token, number, l2.id), what="L2 ownership")
+    with desk.http(l2_token) as c:
+        r = c.post(f"/api/v1/tickets/{number}/escalate", json={"reason": "kernel issue"})
+    assert r.status_code == 200 and r.json()["tier"] == 3
+    wait_until(lambda: owned_by(desk, l3_token, number, l3.id), what="L3 ownership")
+
+    # A fourth level does not exist.
+    with desk.http(l3_token) as c:
+        r = c.post(f"/api/v1/tickets/{number}/escalate", json={"reason": "even higher"})
+        assert r.status_code == 409
+        assert r.json()["error"] == "top_tier" and "highest" in r.json()["message"]
+        r = c.post(f"/api/v1/tickets/{number}/resolve", json={"note": "Fixed the upstream."})
+    assert r.status_code == 200 and r.json()["status"] == "resolved"
+
+    # The customer replies to the resolved ticket: it reopens, still owned by L3.
+    with desk.http(customer) as c:
+        r = c.post(f"/api/v1/tickets/{number}/messages", json={"body": "Still down for me"})
+        assert r.status_code == 201
+        assert r.json()["status"] == "open" and r.json()["owner"]["agent_id"] == l3.id
+    with desk.http(l3_token) as c:
+        assert c.post(f"/api/v1/tickets/{number}/resolve").json()["status"] == "resolved"
+        r = c.post(f"/api/v1/tickets/{number}/close")
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+
+    # The customer saw every public step live, and none of the internal ones.
+    mine.wait_for(lambda e: e["topic"] == "ticket.closed" and e["data"]["number"] == number)
+    seen = mine.topics(number)
+    for step in ["ticket.created", "ticket.assigned", "ticket.message", "ticket.escalated",
+                 "ticket.resolved", "ticket.reopened", "ticket.closed"]:  # fmt: skip
+        assert step in seen, (step, seen)
+    assert seen.count("ticket.escalated") == 2
+    assert all(e["visibility"] == "public" for e in mine.events)
+    assert "nginx upstream?" not in str(mine.events)
+    # ... and the other customer's stream saw nothing of it.
+    assert theirs.topics(number) == []
+    assert all(e.get("account_id") != account.id for e in theirs.events)
+
+    # The full record: customer view hides the internal note; staff view has it.
+    public = ticket(desk, customer, number)
+    assert [m["body"] for m in public["messages"]] == [
+        "502 errors", "Looking into it", "Fixed the upstream.", "Still down for me",
+    ]  # fmt: skip
+    staff = ticket(desk, l3_token, number)
+    assert "nginx upstream?" in [m["body"] for m in staff["messages"]]
+    kinds = [e["kind"] for e in staff["events"]]
+    assert kinds.count("assigned") == 3 and kinds[-1] == "closed"
+    for s in (mine, theirs, l1_stream):
+        s.stop()
+
+
+def test_closed_ticket_can_not_be_reopened_or_messaged(desk: Desk) -> None:
+    _, customer = desk.customer()
+    with desk.http(customer) as c:
+        number = c.post("/api/v1/tickets", json={"subject": "Q", "body": "q"}).json()["number"]
+        assert c.post(f"/api/v1/tickets/{number}/close").status_code == 200
+        r = c.post(f"/api/v1/tickets/{number}/reopen")
+        assert r.status_code == 409 and r.json()["error"] == "invalid_transition"
+        r = c.post(f"/api/v1/tickets/{number}/messages", json={"body": "hello?"})
+        assert r.status_code == 409
+
+
+def test_agent_logs_a_phone_call_for_any_account(desk: Desk) -> None:
+    account, customer = desk.customer()
+    _, token = desk.agent(1, online=False)
+    with desk.http(token) as c:
+        r = c.post("/api/v1/tickets", json={
+            "account_id": account.id, "subject": "Caller cannot log in to webmail",
+            "body": "Called at 10:02, password reset did not help",
+        })  # fmt: skip
+        assert r.status_code == 201, r.text
+        assert r.json()["channel"] == "phone" and r.json()["category"] == "email"
+        r = c.post("/api/v1/tickets", json={"subject": "x", "body": "y"})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "account_id"
+    with desk.http(customer) as c:
+        listed = c.get("/api/v1/tickets").json()
+    assert listed["total"] == 1 and listed["items"][0]["channel"] == "phone"
+
+
+def test_idempotency_key_returns_the_first_ticket(desk: Desk) -> None:
+    _, customer = desk.customer()
+    body = {"subject": "Mailbox full", "body": "quota"}
+    with desk.http(customer) as c:
+        first = c.post("/api/v1/tickets", json=body, headers={"Idempotency-Key": "abc-1"})
+        again = c.post("/api/v1/tickets", json=body, headers={"Idempotency-Key": "abc-1"})
+        other = c.post("/api/v1/tickets", json={**body, "body": "other"},
+                       headers={"Idempotency-Key": "abc-1"})  # fmt: skip
+        listed = c.get("/api/v1/tickets").json()
+    assert first.status_code == 201 and again.status_code == 201
+    assert first.json()["number"] == again.json()["number"]
+    assert other.status_code == 422 and other.json()["error"] == "idempotency_key_reused"
+    assert listed["total"] == 1
+
+
+def test_take_handover_and_queue(desk: Desk) -> None:
+    account, customer = desk.customer()
+    a, a_token = desk.agent(2, online=False)
+    b, _ = desk.agent(2, online=False)
+    _, l1_token = desk.agent(1, online=False)
+    with desk.http(l1_token) as c:
+        number = c.post("/api/v1/tickets", json={
+            "account_id": account.id, "subject": "DB slow", "body": "mysql", "priority": "high",
+        }).json()["number"]  # fmt: skip
+        r = c.post(f"/api/v1/tickets/{number}/escalate", json={"reason": "database"})
+        assert r.status_code == 200
+        # Not their tier: an L1 agent can not take an L2 ticket.
+        assert c.post(f"/api/v1/tickets/{number}/take").status_code == 403
+    with desk.http(a_token) as c:
+        queue = c.get("/api/v1/queues/2").json()
+        waiting = [t for t in queue["waiting"] if t["number"] == number]
+        assert waiting and waiting[0]["first_response_due"] is not None
+        r = c.post(f"/api/v1/tickets/{number}/take")
+        assert r.status_code == 200 and r.json()["owner"]["agent_id"] == a.id
+        assert number not in [t["number"] for t in c.get("/api/v1/queues/2").json()["waiting"]]
+        r = c.post(f"/api/v1/tickets/{number}/handover", json={"agent_id": b.id})
+        assert r.status_code == 200 and r.json()["owner"]["agent_id"] == b.id
+        assert c.post(f"/api/v1/tickets/{number}/take").status_code == 409
+    with desk.http(customer) as c:
+        assert c.get("/api/v1/queues/2").status_code == 403
+        assert c.post(f"/api/v1/tickets/{number}/take").status_code == 403
