@@ -14,6 +14,9 @@ class SystemClock:
     def advance(self, seconds: float) -> None:
         raise RuntimeError("the system clock can not be moved; deploy with an offset clock")
 
+    def reset(self) -> None:
+        raise RuntimeError("the system clock can not be moved; deploy with an offset clock")
+
 
 class OffsetClock(SystemClock):
     """System time plus an offset that only grows: lets a test jump hours ahead."""
@@ -28,3 +31,7 @@ class OffsetClock(SystemClock):
         if seconds < 0:
             raise ValueError("time only moves forward")
         self.offset += timedelta(seconds=seconds)
+
+    def reset(self) -> None:
+        """Back to system time (between tests)."""
+        self.offset = timedelta()

@@ -143,6 +143,14 @@ class SlaClock:
         assert self.wake is not None
         self.wake.set()
 
+    async def reset_clock(self) -> None:
+        """Put an injected clock back to system time and rebuild every timer (tests)."""
+        self.clock.reset()
+        await asyncio.to_thread(self._reload, None)
+        self._start()
+        assert self.wake is not None
+        self.wake.set()
+
     async def _run(self) -> None:
         assert self.wake is not None
         while True:

@@ -11,7 +11,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -103,6 +103,11 @@ class Database:
         except IntegrityError as exc:
             session.rollback()
             raise IntegrityViolation(_integrity_message(exc)) from exc
+        except DataError as exc:
+            session.rollback()
+            raise IntegrityViolation(
+                f"a value is too long or malformed ({_first_line(exc.orig)})"
+            ) from exc
         except StaleDataError as exc:
             session.rollback()
             raise ConflictError("the record was changed by someone else; try again") from exc

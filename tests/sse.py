@@ -46,7 +46,7 @@ class SseRecorder:
                     self.events.append(json.loads(buf["data"]))
                     buf = {}
 
-    def wait_for(self, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_for(self, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for ev in list(self.events):
