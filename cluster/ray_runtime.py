@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -44,7 +45,30 @@ def start_ray(settings: ClusterSettings, *, dashboard: bool | None = None) -> di
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = settings.ray_address or "a local Ray"
         raise RayUnavailableError(f"cannot start or join {where}: {exc}") from exc
-    return {"address": ctx.address_info.get("gcs_address"), "dashboard": ctx.dashboard_url}
+    address = ctx.address_info.get("gcs_address")
+    if not settings.ray_address and address:
+        # Batch jobs on this machine join this Ray, not another one that happens to run.
+        path = address_file(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(address + "\n")
+        _written.append(path)
+    return {"address": address, "dashboard": ctx.dashboard_url}
+
+
+_written: list[Path] = []
+
+
+def address_file(settings: ClusterSettings) -> Path:
+    """Where `sitedesk up` leaves the address of the local Ray it started."""
+    return settings.data_dir / "ray-address"
+
+
+def local_ray_address(settings: ClusterSettings) -> str | None:
+    """SITEDESK_RAY_ADDRESS, else the Ray that `sitedesk up` started in this data dir."""
+    if settings.ray_address:
+        return settings.ray_address
+    path = address_file(settings)
+    return path.read_text().strip() if path.exists() else None
 
 
 def ray_ready() -> tuple[bool, str]:
@@ -60,3 +84,5 @@ def ray_ready() -> tuple[bool, str]:
 def stop_ray() -> None:
     if ray.is_initialized():
         ray.shutdown()
+    while _written:
+        _written.pop().unlink(missing_ok=True)

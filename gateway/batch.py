@@ -87,13 +87,13 @@ class Sitedesk:
         started) and the SCDB (SITEDESK_DATABASE_URL or the embedded default)."""
         import ray
 
-        from cluster.ray_runtime import ray_env_defaults
+        from cluster.ray_runtime import local_ray_address, ray_env_defaults
 
         store, cluster = StoreSettings(), ClusterSettings()
         if not ray.is_initialized():
             ray_env_defaults()
             ray.init(
-                address=ray_address or cluster.ray_address or "auto",
+                address=ray_address or local_ray_address(cluster) or "auto",
                 namespace=cluster.ray_namespace,
                 logging_level="ERROR",
                 log_to_driver=False,
