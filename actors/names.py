@@ -19,3 +19,7 @@ def session_shard(index: int) -> str:
 def shard_of(account_id: int, shards: int) -> int:
     """The shard that hosts an account's session: stable for a given shard count."""
     return account_id % shards
+
+
+def change_executor(index: int) -> str:
+    return f"change-executor-{index}"

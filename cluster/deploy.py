@@ -9,6 +9,8 @@ import ray
 
 from actors import names
 from actors.account_session import AccountSessions
+from actors.change_executor import SHARDS as CHANGE_SHARDS
+from actors.change_executor import ChangeExecutor
 from actors.clock import OffsetClock, SystemClock
 from actors.config import ActorConfig
 from actors.directory import Directory
@@ -71,6 +73,13 @@ def deploy(
     clock = OffsetClock() if manual_clock else SystemClock()
     start(names.SLA, SlaClock, config, None, clock)
     start(names.ROUTER, Router, config)
+    for index in range(CHANGE_SHARDS):
+        # A threaded actor (blocking SSH lanes inside): a few threads serve its calls.
+        name = names.change_executor(index)
+        opts = {**_options(name, ns, detached=detached), "max_concurrency": 8}
+        handles[name] = (
+            ray.remote(ChangeExecutor).options(**opts).remote(index, CHANGE_SHARDS, config)
+        )
     # Wait until every actor has built its state, so the first request finds them ready.
     ray.get([h.__ray_ready__.remote() for h in handles.values()])
     return Deployment(config, Directory(ns, config.session_shards), handles)

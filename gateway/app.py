@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from gateway import auth, health
 from gateway.errors import install_error_handlers
 from gateway.platform import Platform
-from gateway.routes import accounts, events, queues, tickets
+from gateway.routes import accounts, changes, events, queues, tickets
 
 API_DESCRIPTION = """
 Sitedesk: one request from any channel becomes one tracked ticket; the right support tier owns
@@ -38,6 +38,6 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (auth, tickets, queues, accounts, events):
+    for module in (auth, tickets, queues, accounts, events, changes):
         app.include_router(module.router)
     return app

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 from rich.console import Console
 
 from actors.config import ActorConfig
+from automation.local_hosts import SSHD, LocalHost
 from cluster.deploy import deploy
 from cluster.ray_runtime import start_ray, stop_ray
 from cluster.redis_server import LocalRedis, check_redis
@@ -18,7 +22,8 @@ from gateway.app import create_app
 from gateway.platform import Platform
 from gateway.settings import GatewaySettings
 from gateway.startup import bind_http, open_database, print_logins
-from store.demo import load_demo
+from store.db import Database
+from store.demo import DemoHost, demo_domains_by_host, load_demo
 from store.settings import StoreSettings
 
 
@@ -36,6 +41,88 @@ class QuietServer(uvicorn.Server):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+DEMO_HOSTS = 2
+DEMO_TOOLS = ("named", "named-checkzone", "rndc", "nginx", "ssh-keygen", "dig")
+
+
+def start_demo_hosts(data_dir: Path, out: Console, stack: ExitStack) -> list[DemoHost]:
+    """Start the demo's managed hosts (sshd + named + nginx on loopback) under the data dir;
+    without those programs, say so in one line and run without them."""
+    missing = [t for t in DEMO_TOOLS if shutil.which(t) is None]
+    if not Path(SSHD).exists():
+        missing.insert(0, "sshd")
+    if missing:
+        out.print(
+            f"[yellow]no demo hosts[/]: {', '.join(missing)} not installed "
+            "(apt-get install openssh-server bind9 bind9-dnsutils nginx-light); "
+            "changes stay queued"
+        )
+        return []
+    hosts: list[DemoHost] = []
+    for i, domains in enumerate(demo_domains_by_host(DEMO_HOSTS)):
+        host = LocalHost(data_dir / "hosts", f"demo-host-{i + 1}", zones=tuple(domains))
+        try:
+            host.start()
+        except Exception as exc:
+            out.print(f"[yellow]no demo hosts[/]: demo-host-{i + 1} did not start: {exc}")
+            return []
+        stack.callback(host.stop)
+        spec = host.spec()
+        hosts.append(
+            DemoHost(
+                name=spec.host_id,
+                address=spec.address,
+                ssh_port=spec.port,
+                host_key=spec.host_key,
+                credentials_ref=spec.private_key_path,
+                root_dir=spec.layout.root,
+                services_meta=spec.layout.model_dump(mode="json", exclude={"root"}),
+            )
+        )
+    names = ", ".join(f"{h.name} (ssh {h.ssh_port})" for h in hosts)
+    out.print(f"[green]ok[/] demo hosts: {names}")
+    return hosts
+
+
+def provision_demo_mailboxes(db: Database, config: ActorConfig, directory: Any) -> int:
+    """Create the demo mailboxes on the demo hosts (once: a host keeps its files), so that the
+    customers' self-service mailbox changes find them. Goes through the executors."""
+    import secrets
+
+    import ray
+
+    from actors.change_executor import executor_name
+    from actors.change_service import ChangeService, NewChange
+    from gateway.batch import staff_principal
+    from store.models import Service
+    from store.repositories import ChangeRepository
+
+    service = ChangeService(db, config)
+    admin = staff_principal(db, "admin@sitedesk.demo")
+    with db.read() as s:
+        boxes = [
+            (sv.id, sv.name)
+            for sv in s.query(Service).filter(
+                Service.kind == "mailbox", Service.host_id.isnot(None)
+            )
+            if not any(
+                c.kind == "mailbox_create" and c.service_id == sv.id and c.status != "failed"
+                for c in ChangeRepository(s).recent_for_account(sv.account_id, limit=100)
+            )
+        ]
+    by_shard: dict[str, list[str]] = {}
+    for sid, address in boxes:
+        detail = service.create(
+            admin,
+            NewChange(service_id=sid, kind="mailbox_create",
+                      params={"address": address, "password": secrets.token_urlsafe(16)}),
+        )  # fmt: skip
+        if detail.host_id is not None:
+            by_shard.setdefault(executor_name(detail.host_id), []).append(detail.id)
+    ray.get([directory.get(name).submit.remote(ids) for name, ids in by_shard.items()])
+    return len(boxes)
 
 
 def run_platform(
@@ -58,9 +145,11 @@ def run_platform(
             db.check_migrated()  # a configured database is migrated on purpose, by an operator
         out.print(f"[green]ok[/] database {db.dialect} at revision {db.current_revision()}")
 
+        demo_hosts: list[DemoHost] = []
         if demo:
+            demo_hosts = start_demo_hosts(store.data_dir, out, stack)
             logins_path = store.data_dir / "demo-logins.json"
-            print_logins(out, load_demo(db, logins_path), logins_path)
+            print_logins(out, load_demo(db, logins_path, hosts=demo_hosts), logins_path)
 
         if cluster.redis_url:
             check_redis(cluster.redis_url)
@@ -81,6 +170,10 @@ def run_platform(
         )
         deployment = deploy(config, detached=bool(cluster.ray_address))
         out.print(f"[green]ok[/] actors: {', '.join(sorted(deployment.handles))}")
+        if demo_hosts:
+            made = provision_demo_mailboxes(db, config, deployment.directory)
+            if made:
+                out.print(f"[green]ok[/] demo mailboxes requested on the demo hosts: {made}")
 
         platform = Platform(
             db=db, redis_url=redis_url, settings=gateway, directory=deployment.directory

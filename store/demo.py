@@ -87,6 +87,27 @@ class DemoLogins:
         return cls([DemoLogin(**x) for x in json.loads(path.read_text())])
 
 
+def demo_domains_by_host(count: int) -> list[list[str]]:
+    """The demo domains each of `count` hosts serves: accounts go to hosts in turn, as
+    `load_demo` assigns them (the hosts in the order they are given)."""
+    out: list[list[str]] = [[] for _ in range(count)]
+    for i, customer in enumerate(CUSTOMERS):
+        out[i % count].append(customer[6])
+    return out
+
+
+def _attach_services(session: Any, host_ids: list[int]) -> None:
+    """Put the demo accounts' services that have no host yet on the demo hosts."""
+    accounts = AccountRepository(session)
+    for i, customer in enumerate(CUSTOMERS):
+        acct = accounts.by_code(customer[0])
+        if acct is None:
+            continue
+        for service in accounts.services(acct.id):
+            if service.host_id is None:
+                service.host_id = host_ids[i % len(host_ids)]
+
+
 def _password() -> str:
     return secrets.token_urlsafe(12)
 
@@ -116,6 +137,8 @@ def load_demo(db: Database, logins_path: Path, hosts: list[DemoHost] | None = No
                 row.services_meta = json.dumps(h.services_meta)
             host_ids.append(row.id)
 
+        if host_ids and accounts.by_code(DEMO_MARKER_CODE) is not None:
+            _attach_services(s, host_ids)
         if accounts.by_code(DEMO_MARKER_CODE) is not None and logins_path.exists():
             return DemoLogins.read(logins_path)
         if accounts.by_code(DEMO_MARKER_CODE) is not None:

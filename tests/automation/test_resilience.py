@@ -89,11 +89,11 @@ def test_frozen_host_stalls_only_its_own_lane(spare: LocalHost, hosts: list[Loca
         stuck = [request(spare, dns_add(f"f{i}", "TXT", f"f{i}")) for i in range(5)]
         ex.submit_many(stuck)
         time.sleep(0.2)
-        t0 = time.monotonic()
         others = [request(hosts[0], dns_add(f"free{i}", "TXT", "free")) for i in range(20)]
         ex.submit_many(others)
-        got = col.wait([r.change_id for r in others], timeout=10)
-        assert time.monotonic() - t0 < 2.0
+        # The other host's lane finishes while this one is still frozen: had it waited on
+        # the frozen host, nothing of it could finish before the thaw below.
+        got = col.wait([r.change_id for r in others], timeout=30)
         assert {o.status for o in got.values()} == {"applied"}
         assert not any(col.last(r.change_id) for r in stuck)
         spare.thaw()

@@ -1,0 +1,259 @@
+"""The executor shards: GDCAS executors inside Ray actors, fed with change ids from the SCDB."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from actors import names
+from actors.change_service import ChangeService, HostHealth, HostUnavailable, Recorded
+from actors.config import ActorConfig
+from actors.directory import Directory, fire
+from automation.changes import Change
+from automation.executor import ChangeOutcome, Executor, VerifyHook
+from automation.host import HostSpec
+from automation.ssh import SshError
+from store.db import Database
+
+log = logging.getLogger(__name__)
+
+SHARDS = 2  # executor actors; hosts are hashed to them (a 2-core box: keep processes few)
+SWEEP_SECONDS = 5.0
+RECORD_BATCH = 200
+
+
+def executor_name(host_id: int) -> str:
+    """The executor shard that owns the managed host with this SCDB id."""
+    return names.change_executor(names.shard_of(host_id, SHARDS))
+
+
+class ChangeExecutor:
+    """One executor shard: the managed hosts whose id hashes to it, one SSH lane per host.
+
+    State: the hosts' lanes (queues, open SSH connections, file caches), the ids in flight and
+    the outcomes not yet committed. Persisted: every change and its outcome are in the SCDB;
+    the on-host journal holds which change ids were applied.
+    Recovery: on start (and every few seconds) it re-reads its hosts and hands every change
+    still `queued` or `applying` back to its lane; a change applied before a crash is found in
+    the host's journal and recorded as applied, never applied twice.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        shards: int,
+        config: ActorConfig,
+        directory: Directory | None = None,
+        *,
+        exec_timeout: float = 20.0,
+        connect_timeout: float = 5.0,
+        backoff_max: float = 2.0,
+        sweep_seconds: float = SWEEP_SECONDS,
+        verify_hook: VerifyHook | None = None,
+        notify: bool = True,
+    ) -> None:
+        self.index = index
+        self.shards = shards
+        self.db = Database(config.database_url, pool_size=3)
+        self.service = ChangeService(self.db, config)
+        self.directory = directory
+        if directory is None and notify:
+            self.directory = Directory(config.namespace, config.session_shards)
+        self.executor = Executor(
+            self._reported,
+            exec_timeout=exec_timeout,
+            connect_timeout=connect_timeout,
+            backoff_max=backoff_max,
+            verify_hook=verify_hook,
+        )
+        self.sweep_seconds = sweep_seconds
+        self.specs: dict[int, HostSpec] = {}
+        self.names: dict[str, int] = {}
+        self.inflight: set[str] = set()
+        self.outcomes: queue.Queue[ChangeOutcome] = queue.Queue()
+        self.recorded = 0
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self.sync_hosts()
+        self._resubmit(older_than=0.0)
+        self._threads = [
+            threading.Thread(target=self._record_loop, name="change-recorder", daemon=True),
+            threading.Thread(target=self._sweep_loop, name="change-sweeper", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    # -- hosts --------------------------------------------------------------------------
+    def owns(self, host_id: int) -> bool:
+        return names.shard_of(host_id, self.shards) == self.index
+
+    def sync_hosts(self) -> list[str]:
+        """Follow the SCDB: add new hosts, re-add changed ones, drop retired ones."""
+        wanted = {i: spec for i, spec in self.service.host_specs().items() if self.owns(i)}
+        with self._lock:
+            for host_id, spec in wanted.items():
+                if self.specs.get(host_id) != spec:
+                    self.executor.add_host(spec)
+                    self.specs[host_id] = spec
+                    self.names[spec.host_id] = host_id
+            for host_id in [h for h in self.specs if h not in wanted]:
+                spec = self.specs.pop(host_id)
+                self.names.pop(spec.host_id, None)
+                self.executor.remove_host(spec.host_id)
+            return sorted(s.host_id for s in self.specs.values())
+
+    def add_host(self, host_id: int) -> list[str]:
+        """A host was registered or changed: pick it up now (the sweep would, a bit later)."""
+        return self.sync_hosts()
+
+    # -- changes ------------------------------------------------------------------------
+    def submit(self, change_ids: list[str]) -> int:
+        """Hand these changes to their hosts' lanes; ids in flight or settled are skipped.
+        Returns how many were handed over."""
+        with self._lock:
+            fresh = [i for i in dict.fromkeys(change_ids) if i not in self.inflight]
+            if not fresh:
+                return 0
+            if any(h not in self.specs for h in self._hosts_of(fresh)):
+                self.sync_hosts()
+            started = self.service.start(fresh)
+            n = 0
+            for host_id, request in started:
+                if host_id not in self.specs:
+                    log.warning("change %s: host %s is not on this shard", request.change_id,
+                                host_id)  # fmt: skip
+                    continue
+                self.inflight.add(request.change_id)
+                self.executor.submit(request)
+                n += 1
+            return n
+
+    def _hosts_of(self, change_ids: list[str]) -> set[int]:
+        from store.repositories import ChangeRepository
+
+        with self.db.read() as s:
+            repo = ChangeRepository(s)
+            rows = [repo.find(i) for i in change_ids]
+            return {r.host_id for r in rows if r is not None and r.host_id is not None}
+
+    def _resubmit(self, older_than: float) -> int:
+        with self._lock:
+            ids = [i for i, _ in self.service.pending_for(list(self.specs), older_than=older_than)]
+            return self.submit([i for i in ids if i not in self.inflight]) if ids else 0
+
+    def dry_run(self, host_id: int, change: Change) -> str:
+        """The exact script this change would send to the host now (secrets redacted)."""
+        spec = self.specs.get(host_id)
+        if spec is None:
+            self.sync_hosts()
+            spec = self.specs.get(host_id)
+        if spec is None:
+            raise HostUnavailable(f"host {host_id} is not managed by executor {self.index}")
+        try:
+            return self.executor.dry_run(spec.host_id, change)
+        except SshError as exc:
+            raise HostUnavailable(str(exc)) from None
+
+    def status(self) -> dict[str, HostHealth]:
+        """Queue and health of each host of this shard, by host name."""
+        return {
+            st.host_id: HostHealth(state=st.state, queued=st.queued, last_error=st.last_error)
+            for st in self.executor.status()
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {"hosts": len(self.specs), "inflight": len(self.inflight),
+                "recorded": self.recorded}  # fmt: skip
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """True once nothing is queued, in flight or waiting to be recorded (tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.inflight and self.outcomes.empty():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self.executor.close()
+        for t in self._threads:
+            t.join(5)
+        self.db.dispose()
+
+    # -- outcomes -------------------------------------------------------------------------
+    def _reported(self, outcome: ChangeOutcome) -> None:
+        self.outcomes.put(outcome)  # from a lane thread: never block the lane on the database
+
+    def _record_loop(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                first = self.outcomes.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < RECORD_BATCH:
+                try:
+                    batch.append(self.outcomes.get_nowait())
+                except queue.Empty:
+                    break
+            while not self._stop.is_set():
+                try:
+                    recorded = self._record(batch)
+                    delay = 0.1
+                    break
+                except Exception:
+                    log.exception("recording %d outcomes failed; retrying", len(batch))
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            else:
+                return
+            with self._lock:
+                for o in batch:
+                    self.inflight.discard(o.change_id)
+            self.recorded += len(batch)
+            self._announce(recorded)
+
+    def _record(self, batch: list[ChangeOutcome]) -> Recorded:
+        try:
+            return self.service.record(batch)
+        except Exception:
+            if len(batch) == 1:
+                raise
+        merged = Recorded()  # one bad outcome must not hold the others back
+        for outcome in batch:
+            try:
+                one = self.service.record([outcome])
+            except Exception:
+                log.exception("recording the outcome of change %s failed", outcome.change_id)
+                continue
+            merged.tickets += one.tickets
+            merged.accounts |= one.accounts
+            merged.settled += one.settled
+        return merged
+
+    def _announce(self, recorded: Recorded) -> None:
+        d = self.directory
+        if d is None:
+            return
+        if recorded.tickets:
+            fire(d.pool(1).enqueue, recorded.tickets)
+            fire(d.sla().track, [t.id for t in recorded.tickets])
+        by_shard: dict[int, list[int]] = {}
+        for account_id in recorded.accounts:
+            by_shard.setdefault(names.shard_of(account_id, d.shards), []).append(account_id)
+        for accounts in by_shard.values():
+            fire(d.sessions_for(accounts[0]).invalidate, accounts)
+        fire(d.notifier().poke)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.sweep_seconds):
+            try:
+                self.sync_hosts()
+                self._resubmit(older_than=self.sweep_seconds)
+            except Exception:  # the database away: the next sweep tries again
+                log.exception("executor %d: sweep failed", self.index)

@@ -1,0 +1,288 @@
+"""Change requests as units of work, applied by a plain ChangeExecutor to a real sshd + named."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.change_executor import ChangeExecutor
+from actors.change_service import (
+    SECRETS_KEY,
+    ChangeNotFound,
+    ChangeService,
+    InvalidChange,
+    NewChange,
+    NewHost,
+    rebuild_change,
+)
+from actors.config import ActorConfig
+from actors.dto import Principal
+from actors.errors import IdempotencyMismatch, NotAllowed
+from automation.local_hosts import LocalHost
+from store.db import Database
+from store.models import Account, ChangeRequest, OutboxEvent, Service, TimelineEntry
+from store.repositories import AccountRepository, ChangeRepository, TicketRepository
+from tests.conftest import REDIS_URL
+from tests.factories import make_account, make_agent, make_customer, make_ticket
+
+ZONE = "shop.test"
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHost]:
+    h = LocalHost(tmp_path_factory.mktemp("cs-host"), "cs-host", zones=(ZONE,), with_nginx=False)
+    h.start()
+    yield h
+    h.stop()
+
+
+def dig(host: LocalHost, name: str, rtype: str) -> list[str]:
+    assert host.named is not None
+    out = subprocess.run(
+        ["dig", "+short", "+norec", "-p", str(host.named.port), "@127.0.0.1", name, rtype],
+        capture_output=True, text=True, check=True, timeout=10,
+    ).stdout  # fmt: skip
+    return sorted(line for line in out.splitlines() if line)
+
+
+class World:
+    def __init__(self, db: Database, host: LocalHost) -> None:
+        self.db = db
+        self.host = host
+        self.service = ChangeService(db, ActorConfig(database_url=db.url, redis_url=REDIS_URL))
+        spec = host.spec()
+        self.host_row = self.service.register_host(
+            NewHost(
+                name=f"{spec.host_id}-{secrets.token_hex(3)}",
+                address=spec.address,
+                ssh_port=spec.port,
+                host_key=spec.host_key,
+                credentials_ref=spec.private_key_path,
+                root_dir=spec.layout.root,
+                layout=spec.layout.model_dump(mode="json", exclude={"root"}),
+            )
+        )
+
+    def customer(self) -> tuple[Account, Service, Principal]:
+        """A new account with its own zone (service names are unique) on the host."""
+        name = f"c{secrets.token_hex(4)}.test"
+        self.host.add_zone(name)
+        with self.db.write() as s:
+            account = make_account(s)
+            user = make_customer(s, account)
+            zone = AccountRepository(s).add_service(
+                account.id, kind="dns_zone", name=name, host_id=self.host_row.id
+            )
+            by = Principal(user_id=user.id, role="customer", name="C", account_id=account.id)
+        return account, zone, by
+
+    def executor(self, **kw: Any) -> ChangeExecutor:
+        config = ActorConfig(database_url=self.db.url, redis_url=REDIS_URL)
+        opts: dict[str, Any] = {"notify": False, "sweep_seconds": 0.5, "exec_timeout": 5.0,
+                                "connect_timeout": 2.0, "backoff_max": 0.3}  # fmt: skip
+        opts.update(kw)
+        return ChangeExecutor(0, 1, config, **opts)
+
+
+@pytest.fixture
+def world(db: Database, host: LocalHost) -> World:
+    return World(db, host)
+
+
+def txt(name: str, value: str, **kw: Any) -> NewChange:
+    return NewChange(
+        service_id=kw.pop("service_id"),
+        kind=kw.pop("kind", "dns_record_add"),
+        params={"record": {"name": name, "type": "TXT", "value": value}, **kw},
+    )
+
+
+def status_of(db: Database, change_id: str) -> str:
+    with db.read() as s:
+        return ChangeRepository(s).get(change_id).status
+
+
+def test_self_service_dns_change_is_applied_and_recorded_once(world: World) -> None:
+    account, zone, by = world.customer()
+    label = f"t{secrets.token_hex(4)}"
+    created = world.service.create(by, txt(label, "hello", service_id=zone.id), key="k1",
+                                   request_hash="h1")  # fmt: skip
+    again = world.service.create(by, txt(label, "hello", service_id=zone.id), key="k1",
+                                 request_hash="h1")  # fmt: skip
+    assert created.status == "queued" and created.params["zone"] == zone.name
+    assert again.id == created.id and again.replayed
+    with pytest.raises(IdempotencyMismatch):
+        world.service.create(by, txt(label, "other", service_id=zone.id), key="k1",
+                             request_hash="h2")  # fmt: skip
+    ex = world.executor()
+    try:
+        assert ex.wait_idle(20)
+        assert dig(world.host, f"{label}.{zone.name}", "TXT") == ['"hello"']
+        # Handing the settled change over again does nothing.
+        assert ex.submit([created.id]) == 0
+    finally:
+        ex.close()
+    got = world.service.get(created.id, by)
+    assert got.status == "applied" and got.applied_at is not None
+    assert [a.outcome for a in got.attempts] == ["applied"]
+    with world.db.read() as s:
+        assert s.query(ChangeRequest).filter_by(account_id=account.id).count() == 1
+        kinds = [e.kind for e in s.query(TimelineEntry).filter_by(account_id=account.id)]
+        topics = [o.topic for o in s.query(OutboxEvent).filter_by(account_id=account.id)]
+    assert kinds == ["change.requested", "change.applied"] and topics == kinds
+
+
+def test_access_rules(world: World) -> None:
+    _, zone, by = world.customer()
+    _, _, other = world.customer()
+    with pytest.raises(ChangeNotFound):  # another account's service: not found, not forbidden
+        world.service.create(other, txt("a", "b", service_id=zone.id))
+    with pytest.raises(NotAllowed, match="not a self-service change"):
+        world.service.create(
+            by,
+            NewChange(service_id=zone.id, kind="account_suspend", params={}),
+        )
+    with pytest.raises(InvalidChange) as bad:  # aiming at another zone through one's own
+        world.service.create(by, txt("a", "b", service_id=zone.id, zone="other.test"))
+    assert f"zone: must be '{zone.name}'" in bad.value.errors[0]
+    for value, problem in [("x\ny", "control characters"), ("$(rm -rf /)", None)]:
+        change = txt("www", value, service_id=zone.id)
+        if problem is None:  # a TXT value may hold any printable text: it is quoted, not run
+            world.service.create(by, change)
+            continue
+        with pytest.raises(InvalidChange) as bad:
+            world.service.create(by, change)
+        assert problem in str(bad.value)
+    with pytest.raises(InvalidChange, match="label"):
+        world.service.create(by, txt("bad;name", "x", service_id=zone.id))
+    with pytest.raises(ChangeNotFound):
+        world.service.get("not-a-uuid", by)
+    mine = world.service.create(by, txt("ok", "x", service_id=zone.id))
+    with pytest.raises(ChangeNotFound):
+        world.service.get(mine.id, other)
+
+
+def test_failed_self_service_change_opens_a_tier1_ticket(world: World) -> None:
+    account, zone, by = world.customer()
+    missing = txt(f"gone{secrets.token_hex(3)}", "x", service_id=zone.id, kind="dns_record_delete")
+    created = world.service.create(by, missing)
+    ex = world.executor()
+    try:
+        assert ex.wait_idle(20)
+    finally:
+        ex.close()
+    got = world.service.get(created.id, by)
+    assert got.status == "failed" and got.error
+    assert got.ticket_number is not None
+    with world.db.read() as s:
+        tickets = TicketRepository(s).for_account(account.id)
+        assert len(tickets) == 1
+        t = tickets[0]
+        assert t.tier == 1 and t.status == "new" and t.number == got.ticket_number
+        assert "Self-service change failed" in t.subject
+        messages = TicketRepository(s).messages(t.id, include_internal=True)
+        files = [a.filename for m in messages for a in m.attachments]
+        assert files == [f"change-{created.id}.log"]
+        summary = [
+            e.summary for e in s.query(TimelineEntry).filter_by(account_id=account.id)
+            if e.kind == "change.failed"
+        ]  # fmt: skip
+    assert summary and t.number in summary[0]
+
+
+def test_agent_change_holds_the_ticket_in_pending_change(world: World) -> None:
+    account, zone, _ = world.customer()
+    with world.db.write() as s:
+        agent = make_agent(s, tier=2)
+        ticket = make_ticket(s, s.get(Account, account.id), tier=2)
+        ticket.owner_agent_id, ticket.status = agent.id, "open"
+        number = ticket.number
+    by = Principal(user_id=agent.user_id, role="agent", name="A", agent_id=agent.id, tier=2)
+    with pytest.raises(InvalidChange, match="ticket"):
+        world.service.create(by, txt("a", "b", service_id=zone.id))
+    change = txt(f"agent{secrets.token_hex(3)}", "by agent", service_id=zone.id)
+    change.ticket = number
+    created = world.service.create(by, change)
+    with world.db.read() as s:
+        assert TicketRepository(s).by_number(number).status == "pending_change"  # type: ignore[union-attr]
+    ex = world.executor()
+    try:
+        assert ex.wait_idle(20)
+    finally:
+        ex.close()
+    assert world.service.get(created.id, by).status == "applied"
+    with world.db.read() as s:
+        t = TicketRepository(s).by_number(number)
+        assert t is not None and t.status == "open"
+        kinds = [e.kind for e in TicketRepository(s).events(t.id, include_internal=True)]
+    assert kinds == ["pending_change", "change_applied"]
+
+
+def test_verify_failure_rolls_back_and_reports(world: World) -> None:
+    _, zone, by = world.customer()
+    label = f"rb{secrets.token_hex(3)}"
+    created = world.service.create(by, txt(label, "x", service_id=zone.id))
+    ex = world.executor(verify_hook=lambda r: "forced" if r.change_id == created.id else None)
+    try:
+        assert ex.wait_idle(20)
+    finally:
+        ex.close()
+    got = world.service.get(created.id, by)
+    assert got.status == "rolled_back" and got.ticket_number is not None
+    assert dig(world.host, f"{label}.{zone.name}", "TXT") == []
+
+
+def test_queued_changes_are_resumed_when_the_executor_starts(world: World) -> None:
+    _, zone, by = world.customer()
+    labels = [f"q{i}{secrets.token_hex(3)}" for i in range(5)]
+    ids = [world.service.create(by, txt(x, x, service_id=zone.id)).id for x in labels]
+    # A crash after the first was applied but before its outcome was recorded:
+    started = world.service.start(ids[:1])
+    assert status_of(world.db, ids[0]) == "applying"
+    from automation.executor import Executor, OutcomeCollector
+
+    col = OutcomeCollector()
+    raw = Executor(col, exec_timeout=5.0)
+    raw.add_host(world.host.spec().model_copy(update={"host_id": started[0][1].host_id}))
+    raw.submit(started[0][1])
+    col.wait(ids[:1])
+    raw.close()
+    ex = world.executor()
+    try:
+        assert ex.wait_idle(20)
+    finally:
+        ex.close()
+    assert {status_of(world.db, i) for i in ids} == {"applied"}
+    first = world.service.get(ids[0], by)
+    assert [a.outcome for a in first.attempts] == ["already_applied"]
+    journal = Path(world.host.root) / ".gdcas" / "journal"
+    assert all((journal / i).exists() for i in ids)
+    for x in labels:
+        assert dig(world.host, f"{x}.{zone.name}", "TXT") == [f'"{x}"']
+
+
+def test_secrets_rest_as_hashes(world: World) -> None:
+    account, zone, _ = world.customer()
+    with world.db.write() as s:
+        mailbox = AccountRepository(s).add_service(
+            account.id, kind="mailbox", name=f"info@{zone.name}", host_id=world.host_row.id
+        )
+        user = make_customer(s, s.get(Account, account.id))
+    by = Principal(user_id=user.id, role="customer", name="C", account_id=account.id)
+    req = NewChange(service_id=mailbox.id, kind="mailbox_password",
+                    params={"password": "correct horse battery"})  # fmt: skip
+    created = world.service.create(by, req)
+    with world.db.read() as s:
+        row = ChangeRepository(s).get(created.id)
+        stored = dict(row.params)
+    assert "correct horse" not in str(stored) and "correct horse" not in str(created)
+    assert stored["address"] == f"info@{zone.name}" and stored[SECRETS_KEY]["password"].startswith(
+        "$argon2id$"
+    )
+    again = rebuild_change("mailbox_password", stored)
+    assert again.secret_hash("password") == stored[SECRETS_KEY]["password"]

@@ -1,0 +1,380 @@
+"""Changes over HTTP, applied by the executor actors to real sshd + named hosts, watched live."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.change_executor import executor_name
+from automation.local_hosts import LocalHost
+from store.models import Account, ChangeRequest, TimelineEntry
+from store.repositories import AccountRepository, TicketRepository, UserRepository
+from tests.desk import PASSWORD, Desk, wait_until
+from tests.sse import SseRecorder
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalHost]]:
+    base = tmp_path_factory.mktemp("desk-hosts")
+    started: list[LocalHost] = []
+    try:
+        for i in range(2):
+            h = LocalHost(base, f"dh{i}-{secrets.token_hex(3)}", with_nginx=False)
+            h.start()
+            started.append(h)
+        yield started
+    finally:
+        for h in started:
+            h.stop()
+
+
+def make_admin(desk: Desk) -> str:
+    email = f"admin.{secrets.token_hex(4)}@sitedesk.test"
+    with desk.db.write() as s:
+        UserRepository(s).create(email=email, display_name="Admin", role="admin", password=PASSWORD)
+    return desk.login(email)
+
+
+def host_body(h: LocalHost, name: str | None = None, **over: Any) -> dict[str, Any]:
+    spec = h.spec()
+    body = {
+        "name": name or spec.host_id,
+        "address": spec.address,
+        "port": spec.port,
+        "host_key": spec.host_key,
+        "credentials_ref": spec.private_key_path,
+        "root_dir": spec.layout.root,
+        "layout": spec.layout.model_dump(mode="json", exclude={"root"}),
+        "role": "shared",
+    }
+    body.update(over)
+    return body
+
+
+@pytest.fixture(scope="module")
+def registered(desk_session: Desk, hosts: list[LocalHost]) -> dict[str, Any]:
+    """The hosts registered by an administrator over the API: {"admin": token, name: id}."""
+    admin = make_admin(desk_session)
+    out: dict[str, Any] = {"admin": admin}
+    with desk_session.http(admin) as c:
+        for h in hosts:
+            r = c.post("/api/v1/hosts", json=host_body(h))
+            assert r.status_code == 201, r.text
+            out[h.host_id] = r.json()["id"]
+    return out
+
+
+def zone_service(desk: Desk, account: Account, h: LocalHost, host_id: int) -> tuple[int, str]:
+    zone = f"z{secrets.token_hex(4)}.test"
+    h.add_zone(zone)
+    with desk.db.write() as s:
+        sv = AccountRepository(s).add_service(
+            account.id, kind="dns_zone", name=zone, host_id=host_id
+        )
+    return sv.id, zone
+
+
+def dig(h: LocalHost, name: str, rtype: str = "TXT") -> list[str]:
+    assert h.named is not None
+    out = subprocess.run(
+        ["dig", "+short", "+norec", "-p", str(h.named.port), "@127.0.0.1", name, rtype],
+        capture_output=True, text=True, check=True, timeout=10,
+    ).stdout  # fmt: skip
+    return sorted(line for line in out.splitlines() if line)
+
+
+def txt(service_id: int, name: str, value: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "service_id": service_id,
+        "kind": extra.pop("kind", "dns_record_add"),
+        "params": {"record": {"name": name, "type": "TXT", "value": value}},
+        **extra,
+    }
+
+
+def change(desk: Desk, token: str, change_id: str) -> dict[str, Any]:
+    with desk.http(token) as c:
+        r = c.get(f"/api/v1/changes/{change_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def settled(desk: Desk, token: str, change_id: str) -> dict[str, Any] | None:
+    got = change(desk, token, change_id)
+    return got if got["status"] not in ("queued", "applying") else None
+
+
+def test_self_service_dns_change_answers_at_named_and_streams_live(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[0]
+    account, customer = desk.customer("Dora Dns")
+    service_id, zone = zone_service(desk, account, h, registered[h.host_id])
+    stream = SseRecorder(f"{desk.base_url}/api/v1/events", customer).start()
+    label = f"www{secrets.token_hex(3)}"
+    body = txt(service_id, label, "v=spf1 -all")
+    with desk.http(customer) as c:
+        r = c.post("/api/v1/changes", json=body, headers={"Idempotency-Key": "dns-1"})
+    assert r.status_code == 202, r.text
+    first = r.json()
+    assert first["status"] in ("queued", "applying") and first["params"]["zone"] == zone
+    wait_until(lambda: dig(h, f"{label}.{zone}") == ['"v=spf1 -all"'], 10, "the record at named")
+    event = stream.wait_for(
+        lambda e: e["topic"] == "change.applied" and e["change_id"] == first["id"]
+    )
+    assert event["visibility"] == "public" and event["data"]["kind"] == "dns_record_add"
+    got = wait_until(lambda: settled(desk, customer, first["id"]), what="applied")
+    assert got["status"] == "applied" and [a["outcome"] for a in got["attempts"]] == ["applied"]
+
+    # The same POST with the same key: the first change, applied once.
+    with desk.http(customer) as c:
+        again = c.post("/api/v1/changes", json=body, headers={"Idempotency-Key": "dns-1"})
+    assert again.status_code == 202 and again.json()["id"] == first["id"]
+    time.sleep(0.5)
+    with desk.db.read() as s:
+        rows = s.query(ChangeRequest).filter_by(account_id=account.id).all()
+        applied = s.query(TimelineEntry).filter_by(account_id=account.id, kind="change.applied")
+        assert len(rows) == 1 and applied.count() == 1
+    assert change(desk, customer, first["id"])["attempts"] == got["attempts"]
+    assert dig(h, f"{label}.{zone}") == ['"v=spf1 -all"']
+    stream.stop()
+
+
+def test_tenants_and_policy(desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]) -> None:
+    h = hosts[1]
+    a, a_token = desk.customer("Alma")
+    _, b_token = desk.customer("Boris")
+    service_id, zone = zone_service(desk, a, h, registered[h.host_id])
+    with desk.http(a_token) as c:
+        mine = c.post("/api/v1/changes", json=txt(service_id, "ok", "fine")).json()
+        # a kind outside self-service
+        r = c.post("/api/v1/changes", json={"service_id": service_id, "kind": "account_suspend",
+                                            "params": {}})  # fmt: skip
+        assert r.status_code == 403 and r.json()["error"] == "forbidden"
+        # hostile values: refused with the reason
+        r = c.post("/api/v1/changes", json=txt(service_id, "x", "line1\nline2"))
+        assert r.status_code == 422 and r.json()["error"] == "invalid_change"
+        assert "control characters" in r.json()["message"]
+        r = c.post("/api/v1/changes", json=txt(service_id, "a;rm -rf", "x"))
+        assert r.status_code == 422 and "label" in r.json()["message"]
+        body = txt(service_id, "x", "y")
+        body["params"]["zone"] = "../../etc"
+        r = c.post("/api/v1/changes", json=body)
+        assert r.status_code == 422 and f"must be '{zone}'" in r.json()["message"]
+        r = c.post("/api/v1/changes", json={"service_id": service_id, "kind": "dns_record_add",
+                                            "params": {"record": "$(id)"}})  # fmt: skip
+        assert r.status_code == 422 and r.json()["detail"]
+    with desk.http(b_token) as c:
+        r = c.post("/api/v1/changes", json=txt(service_id, "evil", "x"))
+        assert r.status_code == 404 and r.json()["error"] == "not_found"
+        assert c.get(f"/api/v1/changes/{mine['id']}").status_code == 404
+        assert c.get("/api/v1/hosts").status_code == 403
+    wait_until(lambda: settled(desk, a_token, mine["id"]), what="settled")
+    assert dig(h, f"evil.{zone}") == []
+
+
+def test_dry_run_returns_the_plan_and_applies_nothing(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[0]
+    account, customer = desk.customer("Dry")
+    service_id, zone = zone_service(desk, account, h, registered[h.host_id])
+    with desk.http(customer) as c:
+        r = c.post("/api/v1/changes", json={**txt(service_id, "plan", "only"), "dry_run": True})
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["dry_run"] and plan["host"] == h.host_id
+    assert f"zones/{zone}.zone" in plan["plan"] and '"only"' in plan["plan"]
+    with desk.db.read() as s:
+        assert s.query(ChangeRequest).filter_by(account_id=account.id).count() == 0
+    assert dig(h, f"plan.{zone}") == []
+
+
+def test_agent_change_moves_the_ticket_to_pending_change_and_back(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[1]
+    account, _ = desk.customer("Tick")
+    _, agent_token = desk.agent(1, online=False)
+    service_id, zone = zone_service(desk, account, h, registered[h.host_id])
+    with desk.http(agent_token) as c:
+        number = c.post("/api/v1/tickets", json={
+            "account_id": account.id, "subject": "Please add a TXT record", "body": "for Google",
+        }).json()["number"]  # fmt: skip
+        assert c.post(f"/api/v1/tickets/{number}/take").status_code == 200
+    stream = SseRecorder(f"{desk.base_url}/api/v1/events", agent_token).start()
+    label = f"g{secrets.token_hex(3)}"
+    with desk.http(agent_token) as c:
+        r = c.post("/api/v1/changes", json=txt(service_id, label, "google-site=1"))
+        assert r.status_code == 422 and "ticket" in r.json()["message"]
+        body = {**txt(service_id, label, "google-site=1"), "ticket": number,
+                "account_id": account.id}  # fmt: skip
+        r = c.post("/api/v1/changes", json=body)
+        assert r.status_code == 202, r.text
+        cid = r.json()["id"]
+        assert r.json()["ticket_number"] == number
+    wait_until(lambda: settled(desk, agent_token, cid), what="settled")
+    stream.wait_for(lambda e: e["topic"] == "change.applied" and e["change_id"] == cid)
+    with desk.http(agent_token) as c:
+        t = c.get(f"/api/v1/tickets/{number}").json()
+    assert t["status"] == "open"
+    kinds = [e["kind"] for e in t["events"]]
+    assert "pending_change" in kinds and kinds[-1] == "change_applied"
+    assert dig(h, f"{label}.{zone}") == ['"google-site=1"']
+    stream.stop()
+
+
+def test_failed_self_service_change_opens_a_tier1_ticket(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[0]
+    account, customer = desk.customer("Fay")
+    _, l1_token = desk.agent(1, online=False)
+    service_id, _ = zone_service(desk, account, h, registered[h.host_id])
+    with desk.http(customer) as c:
+        r = c.post("/api/v1/changes",
+                   json=txt(service_id, "missing", "x", kind="dns_record_delete"))  # fmt: skip
+    assert r.status_code == 202
+    got = wait_until(lambda: settled(desk, customer, r.json()["id"]), what="settled")
+    assert got["status"] == "failed" and got["error"] and got["ticket_number"]
+    with desk.http(l1_token) as c:
+        t = c.get(f"/api/v1/tickets/{got['ticket_number']}").json()
+    assert t["tier"] == 1 and t["account_id"] == account.id
+    assert "Self-service change failed" in t["subject"]
+    files = [a["filename"] for m in t["messages"] for a in m["attachments"]]
+    assert files == [f"change-{got['id']}.log"]
+    with desk.http(customer) as c:  # the customer sees the ticket, not the internal log
+        mine = c.get(f"/api/v1/tickets/{got['ticket_number']}").json()
+    assert all(not m["attachments"] for m in mine["messages"])
+
+
+def test_executor_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[1]
+    admin = registered["admin"]
+    account, _ = desk.customer("Kill")
+    service_id, zone = zone_service(desk, account, h, registered[h.host_id])
+    labels = [f"k{i:03d}" for i in range(60)]
+    ids = []
+    with desk.http(admin) as c:
+        for i, label in enumerate(labels):
+            if i == 20:
+                desk.deployment.kill(executor_name(registered[h.host_id]))
+            r = c.post("/api/v1/changes", json=txt(service_id, label, label))
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+    deadline = time.monotonic() + 60
+    with desk.db.read() as s:
+        while time.monotonic() < deadline:
+            s.expire_all()
+            rows = s.query(ChangeRequest).filter(ChangeRequest.id.in_(ids)).all()
+            if all(r.status not in ("queued", "applying") for r in rows):
+                break
+            time.sleep(0.2)
+        assert {r.status for r in rows} == {"applied"}
+        applied = s.query(TimelineEntry).filter_by(account_id=account.id, kind="change.applied")
+        assert sorted(e.change_id for e in applied) == sorted(ids)  # each settled once
+    text = (h.root / "zones" / f"{zone}.zone").read_text()
+    for label in labels:
+        assert sum(1 for line in text.splitlines() if line.split()[:1] == [label]) == 1
+    journal = Path(h.root) / ".gdcas" / "journal"
+    assert all((journal / i).read_text().startswith("applied") for i in ids)
+    assert dig(h, f"k059.{zone}") == ['"k059"']
+
+
+def test_hosts_registration_health_and_a_tampered_key(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    admin = registered["admin"]
+    h0, h1 = hosts
+    with desk.http(admin) as c:
+        listed = c.get("/api/v1/hosts").json()["items"]
+        mine = {x["name"]: x for x in listed}
+        assert mine[h0.host_id]["health"]["state"] in ("up", "down")
+        assert mine[h0.host_id]["layout"]["dns_port"] == h0.named.port  # type: ignore[union-attr]
+        one = c.get(f"/api/v1/hosts/{h1.host_id}").json()
+        assert one["health"]["queued"] == 0 and one["ssh_port"] == h1.sshd.port
+        assert c.get("/api/v1/hosts/nope").status_code == 404
+        assert c.post("/api/v1/hosts", json=host_body(h0)).status_code == 409
+        r = c.post("/api/v1/hosts", json=host_body(h0, name="bad-key", host_key="ssh-rsa !!"))
+        assert r.status_code == 422
+        r = c.post("/api/v1/hosts", json=host_body(h0, name="bad-root", root_dir="relative"))
+        assert r.status_code == 422
+        # h0's address and port, but the key pinned is h1's: the connection must be refused.
+        name = f"tampered-{secrets.token_hex(3)}"
+        r = c.post("/api/v1/hosts", json=host_body(h0, name=name, host_key=h1.spec().host_key))
+        assert r.status_code == 201, r.text
+        tampered_id = r.json()["id"]
+    account, _ = desk.customer("Tampered")
+    zone = f"t{secrets.token_hex(4)}.test"
+    h0.add_zone(zone)
+    with desk.db.write() as s:
+        sid = (
+            AccountRepository(s)
+            .add_service(account.id, kind="dns_zone", name=zone, host_id=tampered_id)
+            .id
+        )
+    with desk.http(admin) as c:
+        r = c.post("/api/v1/changes", json=txt(sid, "x", "never"))
+        assert r.status_code == 202, r.text
+    got = wait_until(lambda: settled(desk, admin, r.json()["id"]), 20, "settled")
+    assert got["status"] == "failed" and "host key" in got["error"].lower()
+    assert dig(h0, f"x.{zone}") == []
+    with desk.http(admin) as c:
+        health = c.get(f"/api/v1/hosts/{name}").json()["health"]
+    assert health["state"] == "host_key_mismatch" and health["last_error"]
+    with desk.db.read() as s:  # an admin's change fails without opening a ticket
+        assert TicketRepository(s).for_account(account.id) == []
+
+
+def test_batch_api_applies_one_change_to_many_services(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    from actors.dto import Principal
+    from gateway.batch import Sitedesk
+    from gateway.batch_changes import apply_to_services
+
+    h = hosts[0]
+    account, _ = desk.customer("Batchy")
+    dns_id, zone = zone_service(desk, account, h, registered[h.host_id])
+    with desk.db.write() as s:
+        repo = AccountRepository(s)
+        boxes = [
+            repo.add_service(account.id, kind="mailbox", name=f"m{i}@{zone}",
+                             host_id=registered[h.host_id]).id
+            for i in range(6)
+        ]  # fmt: skip
+        admin = UserRepository(s).create(
+            email=f"batch.{secrets.token_hex(3)}@sitedesk.test", display_name="Batch admin",
+            role="admin", password=PASSWORD,
+        )  # fmt: skip
+        principal = Principal(user_id=admin.id, role="admin", name="Batch admin")
+    job = Sitedesk(desk.db, desk.deployment.directory, principal)
+    created = apply_to_services(
+        job, "mailbox_create", boxes,
+        lambda sv: {"address": sv.name, "password": "a long enough secret"},
+        job="boxes", progress=False,
+    )  # fmt: skip
+    assert len(created.applied) == 6, created.summary()
+    report = apply_to_services(
+        job, "mailbox_quota", [*boxes, dns_id], {"quota_mb": 4096}, job="quota", progress=False
+    )
+    assert [i.status for i in report.items] == ["applied"] * 6 + ["invalid"]
+    assert "mailbox" in (report.items[-1].error or "")
+    passwd = (h.root / "mail" / "passwd").read_text()
+    assert sum(1 for line in passwd.splitlines() if line.endswith(":4096")) == 6
+    assert "a long enough secret" not in passwd
+    # The same job again requests nothing new.
+    again = apply_to_services(
+        job, "mailbox_quota", boxes, {"quota_mb": 4096}, job="quota", progress=False
+    )
+    assert [i.change_id for i in again.items] == [i.change_id for i in report.items[:6]]
