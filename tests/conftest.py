@@ -136,6 +136,6 @@ def desk_session(
 
 @pytest.fixture
 def desk(desk_session: Any) -> Iterator[Any]:
-    """The session's desk; agents a test puts online go offline when it ends."""
+    """The session's desk; what a test leaves open or online is put away when it ends."""
     yield desk_session
-    desk_session.all_agents_offline()
+    desk_session.reset()

@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.platform import Platform
 from store.db import Database
 from store.models import Account, Agent
+from store.models.base import utcnow
 from store.repositories import AccountRepository, AgentRepository, SlaRepository, UserRepository
 
 PASSWORD = "test password 123"
@@ -116,17 +117,30 @@ class Desk:
                 assert r.status_code == 200, r.text
         return agent, token
 
-    def all_agents_offline(self) -> None:
+    def reset(self) -> None:
+        """Between tests: the test's agents go offline and every ticket still open is closed,
+        so that no test inherits another's queue."""
         import ray
+        from sqlalchemy import update
+
+        from store.models import Ticket
+        from store.repositories.ticket import OPEN_STATUSES
 
         pools = self.deployment.directory
         ray.get(
             [pools.pool(tier).set_presence.remote(aid, "offline") for aid, tier in self.agents_made]
         )
         self.agents_made.clear()
+        with self.db.write() as s:
+            s.execute(
+                update(Ticket)
+                .where(Ticket.status.in_(OPEN_STATUSES))
+                .values(status="closed", closed_at=utcnow(), version=Ticket.version + 1)
+            )
+        ray.get([pools.pool(tier).resync.remote() for tier in (1, 2, 3)])
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
