@@ -154,8 +154,8 @@ class LocalNamed(_Daemon):
 
     def __init__(self, root: Path, directory: Path) -> None:
         super().__init__()
-        self.root = root
-        self.dir = directory
+        self.root = root.resolve()
+        self.dir = directory.resolve()
         self.port = free_port()
         self.rndc_port = free_port()
         self.conf = self.dir / "named.conf"
@@ -237,8 +237,8 @@ class LocalNginx(_Daemon):
 
     def __init__(self, root: Path, directory: Path) -> None:
         super().__init__()
-        self.root = root
-        self.dir = directory
+        self.root = root.resolve()
+        self.dir = directory.resolve()
         self.port = free_port()
         self.conf = self.dir / "nginx.conf"
 
@@ -292,7 +292,7 @@ class LocalSshd(_Daemon):
 
     def __init__(self, directory: Path) -> None:
         super().__init__()
-        self.dir = directory
+        self.dir = directory.resolve()
         self.port = free_port()
         self.conf = self.dir / "sshd_config"
         self.host_key_file = self.dir / "ssh_host_ed25519_key"
@@ -365,7 +365,7 @@ class LocalHost:
         zones: tuple[str, ...] = (),
     ) -> None:
         self.host_id = host_id
-        self.base = Path(base) / host_id
+        self.base = Path(base).resolve() / host_id  # configs name absolute paths
         self.root = self.base / "root"
         self.sshd = LocalSshd(self.base / "sshd")
         self.named = LocalNamed(self.root, self.base / "named") if with_named else None

@@ -96,9 +96,10 @@ def test_up_serves_ready_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     """The README's run command: migrate, demo data, local Redis, local Ray, HTTP gateway."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SITEDESK_")}
-    env.update(SITEDESK_DATA_DIR=str(tmp_path / "data"), SITEDESK_HTTP_PORT=str(port))
+    env.update(SITEDESK_HTTP_PORT=str(port))  # the default data dir, ./.sitedesk, as in the README
     proc = subprocess.Popen(
         [*SITEDESK, "up", "--demo", "--no-dashboard"],
+        cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -123,3 +124,5 @@ def test_up_serves_ready_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, output
     assert "Traceback" not in output
     assert "Sitedesk is up" in output and "Demo logins" in output
+    assert "ok demo hosts: demo-host-1" in output, output  # real sshd + named + nginx
+    assert (tmp_path / ".sitedesk" / "demo-logins.json").exists()
