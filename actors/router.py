@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from actors.config import ActorConfig
@@ -33,6 +34,9 @@ class Router:
         self.wake: asyncio.Event | None = None
         self.workers: list[asyncio.Task[None]] = []
         self.filed = 0
+        self.batches = 0
+        self.batched = 0
+        self.commit_seconds = 0.0
 
     def _start(self) -> None:
         if self.wake is None:
@@ -49,6 +53,28 @@ class Router:
         self.wake.set()
         return await fut
 
+    async def create_batch(self, items: list[NewTicket]) -> list[TicketRead | DeskError]:
+        """File many tickets (a gateway's concurrent requests, sent in one call); returns once
+        all are committed: each one's ticket, or the DeskError that refused it. A database
+        failure raises for the whole call (none of its refused tickets is acknowledged; a
+        retry with the same idempotency keys returns the ones that were filed)."""
+        self._start()
+        assert self.wake is not None
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[TicketRead]] = []
+        for item in items:
+            fut: asyncio.Future[TicketRead] = loop.create_future()
+            self.pending.append((item, fut))
+            futures.append(fut)
+        self.wake.set()
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        out: list[TicketRead | DeskError] = []
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, DeskError):
+                raise r
+            out.append(r)
+        return out
+
     async def _flusher(self) -> None:
         assert self.wake is not None
         while True:
@@ -62,6 +88,7 @@ class Router:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[NewTicket, asyncio.Future[TicketRead]]]) -> None:
+        started = time.perf_counter()
         try:
             results = await asyncio.to_thread(self.service.create_many, [i for i, _ in batch])
         except Exception as exc:  # the database failed: every caller hears it, none is acked
@@ -69,6 +96,9 @@ class Router:
                 if not fut.done():
                     fut.set_exception(exc)
             return
+        self.batches += 1
+        self.batched += len(batch)
+        self.commit_seconds += time.perf_counter() - started
         filed: list[QueuedTicket] = []
         for (_, fut), result in zip(batch, results, strict=True):
             if isinstance(result, DeskError):
@@ -94,9 +124,18 @@ class Router:
         for accounts in by_shard.values():
             fire(self.directory.sessions_for(accounts[0]).invalidate, accounts)
         if filed:
+            # The pool pokes the notifier after its assignment, so that one drain publishes
+            # the 'created' and the 'assigned' rows together (its 1 s poll is the safety net).
             fire(self.directory.pool(1).enqueue, filed)
             fire(self.directory.sla().track, [t.id for t in filed])
-        fire(self.directory.notifier().poke)
+        else:
+            fire(self.directory.notifier().poke)
 
     async def stats(self) -> dict[str, Any]:
-        return {"filed": self.filed, "pending": len(self.pending)}
+        return {
+            "filed": self.filed,
+            "pending": len(self.pending),
+            "batches": self.batches,
+            "mean_batch": self.batched / self.batches if self.batches else 0.0,
+            "mean_commit_ms": 1000 * self.commit_seconds / self.batches if self.batches else 0.0,
+        }

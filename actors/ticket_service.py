@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, select, tuple_
 from sqlalchemy.orm import Session
 
 from actors.business_time import BusinessCalendar, SlaTargets
@@ -43,19 +43,29 @@ from actors.errors import (
 )
 from store.db import Database
 from store.errors import IntegrityViolation, NotFoundError
-from store.models import Agent, Ticket, User
+from store.models import Agent, IdempotencyRecord, Ticket, User
 from store.models.base import utcnow
+from store.models.ticket import ticket_number
 from store.repositories import (
     AccountRepository,
     IdempotencyRepository,
     SlaRepository,
     TicketRepository,
 )
-from store.repositories.ticket import OPEN_STATUSES
+from store.repositories.ticket import (
+    MESSAGES,
+    OPEN_STATUSES,
+    TICKETS,
+    NewEvent,
+    event_payload,
+)
+from store.repositories.timeline import TIMELINE, allocate_ids, insert_all
 
 TOP_TIER = 3
 OWNED_STATUSES = ("open", "pending_customer", "pending_change")
 Clock = Callable[[], datetime]
+IDEMPOTENCY = cast(Table, IdempotencyRecord.__table__)
+READ_FIELDS = frozenset(TicketRead.model_fields)
 
 
 def queued(ticket: Ticket) -> QueuedTicket:
@@ -105,14 +115,15 @@ class TicketService:
             self._agent_names[agent_id] = name
         return name
 
-    def read(self, s: Session, t: Ticket) -> TicketRead:
+    def read(self, s: Session, t: Ticket | Row[Any]) -> TicketRead:
+        """The public view of a ticket, from its ORM object or a row with every column."""
         owner = (
             OwnerRead(agent_id=t.owner_agent_id, name=self.owner_name(s, t.owner_agent_id))
             if t.owner_agent_id is not None
             else None
         )
         return TicketRead(
-            number=t.number,
+            number=ticket_number(t.id),
             account_id=t.account_id,
             subject=t.subject,
             category=t.category,
@@ -176,7 +187,7 @@ class TicketService:
         """File many new tickets in one transaction (group commit); isolate a bad one."""
         try:
             with self.db.write() as s:
-                return [self._create_one(s, item) for item in items]
+                return self._create_batch(s, items)
         except (IntegrityViolation, DeskError) as exc:
             if len(items) == 1:
                 return [self._as_desk_error(exc, items[0])]
@@ -196,102 +207,219 @@ class TicketService:
         return InvalidInput(f"account {item.account_id} or a contact of the request does not exist")
 
     def _create_one(self, s: Session, item: NewTicket) -> TicketRead | DeskError:
-        idem = IdempotencyRepository(s)
-        if item.idempotency_key and item.requester.user_id is not None:
-            rec = idem.get(item.requester.user_id, item.idempotency_key)
-            if rec is not None:
-                if rec.request_hash != item.request_hash:
-                    return IdempotencyMismatch(
-                        "this Idempotency-Key was used before with a different request"
-                    )
-                return TicketRead.model_validate(rec.response)
-        category, priority = classify(item.subject, item.body)
-        category = item.category or category
-        priority = item.priority.value if item.priority else priority
-        now = self.now()
-        targets = self.sla_targets(s).get(priority)
-        first_due, resolve_due = targets.due(now) if targets else (None, None)
-        repo = TicketRepository(s)
-        ticket = repo.create(
-            account_id=item.account_id,
-            subject=item.subject,
-            channel=item.channel.value,
-            category=category,
-            priority=priority,
-            contact_id=item.contact_id,
-            requester_user_id=item.requester.user_id,
-            first_response_due=first_due,
-            resolution_due=resolve_due,
-        )
-        ticket.created_at = now
-        repo.add_message(
-            ticket,
-            direction="inbound",
-            channel=item.channel.value,
-            body=item.body,
-            author_name=item.requester.name,
-            author_user_id=item.requester.user_id,
-            email_message_id=item.email_message_id,
-            headers=item.email_headers,
-        )
-        ticket.message_count = 1
-        self._event(
-            s,
-            ticket,
-            "created",
-            f"{ticket.number} opened by {item.channel.value}: {item.subject}",
-            item.requester,
-            channel=item.channel.value,
-            category=category,
-            priority=priority,
-        )
-        read = self.read(s, ticket)
-        if item.idempotency_key and item.requester.user_id is not None:
-            idem.put(
-                item.requester.user_id,
-                item.idempotency_key,
-                request_hash=item.request_hash,
-                status_code=201,
-                response=read.model_dump(mode="json"),
+        """File one ticket in the caller's transaction (rows readable in `s` afterwards)."""
+        return self._create_batch(s, [item])[0]
+
+    def _idempotent_replays(
+        self, s: Session, items: list[NewTicket]
+    ) -> dict[tuple[int, str], IdempotencyRecord]:
+        """The stored answers of the items' idempotency keys, in one query."""
+        keys = {
+            (item.requester.user_id, item.idempotency_key)
+            for item in items
+            if item.idempotency_key and item.requester.user_id is not None
+        }
+        if not keys:
+            return {}
+        rows = s.scalars(
+            select(IdempotencyRecord).where(
+                tuple_(IdempotencyRecord.user_id, IdempotencyRecord.key).in_(list(keys))
             )
-        return read
+        )
+        return {(r.user_id, r.key): r for r in rows}
+
+    def _create_batch(self, s: Session, items: list[NewTicket]) -> list[TicketRead | DeskError]:
+        """File tickets with a few multi-row statements per batch, not a flush per row: the
+        ticket rows (with their message count), first messages, 'created' events with their
+        timeline entries and outbox rows, and the idempotency records."""
+        replays = self._idempotent_replays(s, items)
+        out: list[TicketRead | DeskError | None] = [None] * len(items)
+        first_of_key: dict[tuple[int, str], int] = {}  # a key repeated within the batch
+        repeats: list[tuple[int, int]] = []
+        fresh: list[int] = []
+        for i, item in enumerate(items):
+            ident = (
+                (item.requester.user_id, item.idempotency_key)
+                if item.idempotency_key and item.requester.user_id is not None
+                else None
+            )
+            if ident is not None:
+                rec = replays.get(ident)
+                earlier = first_of_key.get(ident)
+                if rec is not None or earlier is not None:
+                    stored_hash = rec.request_hash if rec else items[earlier or 0].request_hash
+                    if stored_hash != item.request_hash:
+                        out[i] = IdempotencyMismatch(
+                            "this Idempotency-Key was used before with a different request"
+                        )
+                    elif rec is not None:
+                        out[i] = TicketRead.model_validate(rec.response)
+                    else:
+                        repeats.append((i, earlier or 0))
+                    continue
+                first_of_key[ident] = i
+            fresh.append(i)
+        if fresh:
+            self._insert_new(s, items, fresh, out)
+        for i, earlier in repeats:
+            out[i] = out[earlier]
+        return [r for r in out if r is not None]
+
+    def _insert_new(
+        self,
+        s: Session,
+        items: list[NewTicket],
+        fresh: list[int],
+        out: list[TicketRead | DeskError | None],
+    ) -> None:
+        now = self.now()
+        targets = self.sla_targets(s)
+        rows: list[dict[str, Any]] = []
+        for i in fresh:
+            item = items[i]
+            category, priority = classify(item.subject, item.body)
+            category = item.category or category
+            priority = item.priority.value if item.priority else priority
+            target = targets.get(priority)
+            first_due, resolve_due = target.due(now) if target else (None, None)
+            rows.append(
+                {
+                    "account_id": item.account_id,
+                    "contact_id": item.contact_id,
+                    "requester_user_id": item.requester.user_id,
+                    "subject": item.subject,
+                    "category": category,
+                    "channel": item.channel.value,
+                    "status": "new",
+                    "priority": priority,
+                    "tier": 1,
+                    "owner_agent_id": None,
+                    "first_response_due": first_due,
+                    "resolution_due": resolve_due,
+                    "first_responded_at": None,
+                    "sla_paused_at": None,
+                    "sla_warned_at": None,
+                    "sla_breached_at": None,
+                    "resolved_at": None,
+                    "closed_at": None,
+                    "updated_at": now,
+                    "created_at": now,
+                    "message_count": 1,
+                    "version": 1,
+                }
+            )
+        ids, timeline_ids = allocate_ids(s, [TICKETS, TIMELINE], len(fresh))
+        messages: list[dict[str, Any]] = []
+        events: list[NewEvent] = []
+        records: list[dict[str, Any]] = []
+        for i, ticket_id, row in zip(fresh, ids, rows, strict=True):
+            item = items[i]
+            row["id"] = ticket_id
+            number = ticket_number(ticket_id)
+            channel = item.channel.value
+            messages.append(
+                {
+                    "ticket_id": ticket_id,
+                    "direction": "inbound",
+                    "channel": channel,
+                    "visibility": "public",
+                    "author_user_id": item.requester.user_id,
+                    "author_name": item.requester.name,
+                    "body": item.body,
+                    "email_message_id": item.email_message_id,
+                    "headers": item.email_headers or {},
+                    "created_at": now,
+                }
+            )
+            data = {
+                "owner_agent_id": None,
+                "status": "new",
+                "channel": channel,
+                "category": row["category"],
+                "priority": row["priority"],
+            }
+            events.append(
+                NewEvent(
+                    ticket_id=ticket_id,
+                    account_id=item.account_id,
+                    kind="created",
+                    summary=f"{number} opened by {channel}: {item.subject}",
+                    data=event_payload(number, "new", 1, data),
+                    actor_user_id=item.requester.user_id,
+                    actor_label=item.requester.name,
+                )
+            )
+            read = TicketRead(
+                number=number, owner=None, **{k: v for k, v in row.items() if k in READ_FIELDS}
+            )
+            out[i] = read
+            if item.idempotency_key and item.requester.user_id is not None:
+                records.append(
+                    {
+                        "user_id": item.requester.user_id,
+                        "key": item.idempotency_key,
+                        "request_hash": item.request_hash,
+                        "status_code": 201,
+                        "response": read.model_dump(mode="json"),
+                        "created_at": now,
+                    }
+                )
+        # One round trip on PostgreSQL for every row of the batch, in foreign-key order.
+        insert_all(
+            s,
+            [
+                (TICKETS, rows),
+                (MESSAGES, messages),
+                *TicketRepository.event_rows(events, timeline_ids, at=now),
+                (IDEMPOTENCY, records),
+            ],
+        )
 
     # -- assignment ---------------------------------------------------------------------
     def assign_many(self, tier: int, pairs: list[tuple[int, int]]) -> list[TicketRead | None]:
         """Give each (ticket, agent) pair's ticket to the agent, if it still waits in `tier`.
 
-        The conditional UPDATE makes a ticket impossible to assign twice, whatever races.
+        One conditional UPDATE for the batch makes a ticket impossible to assign twice,
+        whatever races; the 'assigned' events, timeline entries and outbox rows follow in the
+        same transaction as multi-row INSERTs.
         """
-        out: list[TicketRead | None] = []
+        if not pairs:
+            return []
         now = self.now()
         with self.db.write() as s:
+            changed = TicketRepository(s).assign_unowned(tier, pairs, now)
+            out: list[TicketRead | None] = []
+            events: list[NewEvent] = []
             for ticket_id, agent_id in pairs:
-                res = s.execute(
-                    update(Ticket)
-                    .where(
-                        Ticket.id == ticket_id,
-                        Ticket.owner_agent_id.is_(None),
-                        Ticket.tier == tier,
-                        Ticket.status == "new",
-                    )
-                    .values(
-                        owner_agent_id=agent_id,
-                        status="open",
-                        version=Ticket.version + 1,
-                        updated_at=now,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if res.rowcount != 1:  # type: ignore[attr-defined]
+                row = changed.pop(ticket_id, None)  # pop: a repeated pair is assigned once
+                if row is None or row.owner_agent_id != agent_id:
                     out.append(None)
                     continue
-                t = TicketRepository(s).get(ticket_id)
                 name = self.owner_name(s, agent_id)
-                self._event(
-                    s, t, "assigned", f"{t.number} is handled by {name} (level {tier})", SYSTEM,
-                    agent_id=agent_id, agent=name,
-                )  # fmt: skip
-                out.append(self.read(s, t))
+                number = ticket_number(ticket_id)
+                events.append(
+                    NewEvent(
+                        ticket_id=ticket_id,
+                        account_id=row.account_id,
+                        kind="assigned",
+                        summary=f"{number} is handled by {name} (level {tier})",
+                        data=event_payload(
+                            number,
+                            "open",
+                            row.tier,
+                            {
+                                "owner_agent_id": agent_id,
+                                "status": "open",
+                                "agent_id": agent_id,
+                                "agent": name,
+                            },
+                        ),
+                        actor_user_id=SYSTEM.user_id,
+                        actor_label=SYSTEM.name,
+                    )
+                )
+                out.append(self.read(s, row))
+            TicketRepository(s).add_events(events, at=now)
         return out
 
     # -- operations on one ticket ---------------------------------------------------------

@@ -39,6 +39,7 @@ class TierPool:
         self.agents: dict[int, AgentSlot] = {}
         self.cursor = 0
         self.assigned = 0
+        self.unannounced = False  # tickets enqueued whose outbox rows nobody poked about yet
         self.kick: asyncio.Event | None = None
         self.loop_task: asyncio.Task[None] | None = None
         self._load()
@@ -89,6 +90,7 @@ class TierPool:
             list(self.queue.values()), list(self.agents.values()), self.cursor
         )
         if not pairs:
+            self._announce(False)
             return
         results = await asyncio.to_thread(self.service.assign_many, self.tier, pairs)
         self.cursor = cursor
@@ -99,9 +101,17 @@ class TierPool:
                 self.agents[agent_id].owned.add(ticket_id)
                 done.append(ticket_id)
         self.assigned += len(done)
-        if done:
+        # No SLA re-track here: the router tracked each ticket when it was filed, and an
+        # assignment (new -> open, an owner) changes none of its timers (see timers_for).
+        self._announce(bool(done))
+
+    def _announce(self, assigned: bool) -> None:
+        """Poke the notifier once for the 'assigned' rows just committed and the 'created'
+        rows of the tickets the router handed over (it leaves that poke to us, so that one
+        drain publishes both)."""
+        if assigned or self.unannounced:
+            self.unannounced = False
             fire(self.directory.notifier().poke)
-            fire(self.directory.sla().track, done)
 
     def _nudge(self) -> None:
         self._ensure_loop()
@@ -113,6 +123,7 @@ class TierPool:
         for t in tickets:
             if t.tier == self.tier:
                 self.queue[t.id] = t
+        self.unannounced = True
         self._nudge()
 
     async def release(self, agent_id: int, ticket_id: int) -> None:

@@ -13,9 +13,13 @@ from cluster.settings import ClusterSettings
 
 
 def ray_env_defaults() -> None:
-    """Environment Ray reads at start: no usage reporting, no token auth for local use."""
+    """Environment Ray reads at start: no usage reporting, no token auth for local use,
+    workers at normal priority."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Ray starts its workers at niceness 15, as background work; our actors are the service
+    # itself, and on a small box the gateway and the database would otherwise starve them.
+    os.environ.setdefault("RAY_worker_niceness", "0")
 
 
 def start_ray(settings: ClusterSettings, *, dashboard: bool | None = None) -> dict[str, Any]:

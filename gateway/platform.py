@@ -2,19 +2,83 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from actors.config import ActorConfig
 from actors.directory import Directory
-from actors.dto import Principal
+from actors.dto import NewTicket, Principal, TicketRead
+from actors.errors import DeskError
 from actors.ticket_service import TicketService
+from cluster.calls import call
 from gateway.settings import GatewaySettings
 from store.db import Database
 
 TOKEN_CACHE_SECONDS = 10.0
+KNOWN_ACCOUNTS_MAX = 100_000
+
+
+class IntakeBatcher:
+    """Sends the gateway's concurrent ticket creations to the router in few actor calls.
+
+    A call goes out at once while fewer than `max_in_flight` are under way, so a lone request
+    waits for nothing; requests that arrive meanwhile ride together in the next call. Under
+    load this saves an actor call (serialisation, scheduling: most of a millisecond of CPU on
+    each side) per ticket. Each request still gets its own answer or its own error."""
+
+    def __init__(
+        self,
+        send: Callable[[list[NewTicket]], Awaitable[list[TicketRead | DeskError]]],
+        *,
+        max_in_flight: int = 4,
+        max_batch: int = 256,
+    ) -> None:
+        self.send = send
+        self.max_in_flight = max_in_flight
+        self.max_batch = max_batch
+        self.queue: list[tuple[NewTicket, asyncio.Future[TicketRead]]] = []
+        self.in_flight = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: NewTicket) -> TicketRead:
+        fut: asyncio.Future[TicketRead] = asyncio.get_running_loop().create_future()
+        self.queue.append((item, fut))
+        if self.in_flight < self.max_in_flight:
+            self._launch()
+        return await fut
+
+    def _launch(self) -> None:
+        batch = self.queue[: self.max_batch]
+        del self.queue[: len(batch)]
+        self.in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._deliver(batch))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _deliver(self, batch: list[tuple[NewTicket, asyncio.Future[TicketRead]]]) -> None:
+        try:
+            results = await self.send([item for item, _ in batch])
+        except Exception as exc:  # the call failed: every request of the batch hears it
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+        else:
+            for (_, fut), result in zip(batch, results, strict=True):
+                if fut.done():  # the client went away
+                    continue
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+        finally:
+            self.in_flight -= 1
+            while self.queue and self.in_flight < self.max_in_flight:
+                self._launch()
 
 
 @dataclass
@@ -27,6 +91,12 @@ class Platform:
     redis: aioredis.Redis | None = None
     _tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     _reader: TicketService | None = None
+    _known_accounts: set[int] = field(default_factory=set)
+    # One router call at a time per gateway: at 200 tickets/s this cut the calls (and their
+    # ~1 ms of CPU on each side) about fourfold; the router's group commit still overlaps the
+    # calls of several gateway replicas.
+    intake_calls_in_flight: int = 1
+    _intake: IntakeBatcher | None = None
 
     async def open(self) -> None:
         self.redis = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
@@ -54,6 +124,29 @@ class Platform:
         if len(self._tokens) > 50_000:
             self._tokens.clear()
         self._tokens[digest] = (principal, time.monotonic() + TOKEN_CACHE_SECONDS)
+
+    async def file_ticket(self, item: NewTicket) -> TicketRead:
+        """File a new ticket through the router actor, batched with concurrent requests."""
+        if self._intake is None:
+            assert self.directory is not None
+            directory = self.directory
+
+            async def send(items: list[NewTicket]) -> Any:
+                return await call(directory.router().create_batch, items)
+
+            self._intake = IntakeBatcher(send, max_in_flight=self.intake_calls_in_flight)
+        return await self._intake.submit(item)
+
+    def account_known(self, account_id: int) -> bool:
+        """True when this gateway already saw the account exist. Accounts with tickets are
+        never deleted (the tickets' foreign key refuses it), and a ticket for an account that
+        vanished anyway is refused by that same foreign key, so a stale entry is harmless."""
+        return account_id in self._known_accounts
+
+    def remember_account(self, account_id: int) -> None:
+        if len(self._known_accounts) >= KNOWN_ACCOUNTS_MAX:
+            self._known_accounts.clear()
+        self._known_accounts.add(account_id)
 
     def forget_tokens(self) -> None:
         self._tokens.clear()

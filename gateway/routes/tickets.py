@@ -53,9 +53,10 @@ async def open_ticket(
         account_id = body.account_id
         channel = body.channel or Channel.phone
     assert account_id is not None
-    exists = await asyncio.to_thread(platform.reader.account_exists, account_id)
-    if not exists:
-        raise NotFound(f"account {account_id} not found")
+    if not platform.account_known(account_id):  # one query per account, not per ticket
+        if not await asyncio.to_thread(platform.reader.account_exists, account_id):
+            raise NotFound(f"account {account_id} not found")
+        platform.remember_account(account_id)
     key, digest = request_key(request, body)
     item = NewTicket(
         account_id=account_id,
@@ -69,8 +70,8 @@ async def open_ticket(
         idempotency_key=key,
         request_hash=digest,
     )
-    result: TicketRead = await call(directory(platform).router().create, item)
-    return result
+    directory(platform)  # 503 when the desk is not running
+    return await platform.file_ticket(item)
 
 
 @router.get("", response_model=Page[TicketRead])

@@ -5,16 +5,28 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Row, Table, case, func, select, update
 from sqlalchemy.orm import selectinload
 
 from store.errors import NotFoundError
 from store.models import Attachment, Message, Ticket, TicketEvent
 from store.models.ticket import ticket_id_from_number
 from store.repositories.base import Repository
-from store.repositories.timeline import TimelineRepository
+from store.repositories.timeline import (
+    TIMELINE,
+    NewEntry,
+    Rows,
+    TimelineRepository,
+    allocate_ids,
+    insert_all,
+)
+
+# Core tables for the multi-row statements of the intake path (no ORM unit of work).
+TICKETS = cast(Table, Ticket.__table__)
+MESSAGES = cast(Table, Message.__table__)
+TICKET_EVENTS = cast(Table, TicketEvent.__table__)
 
 OPEN_STATUSES = ("new", "open", "pending_customer", "pending_change")
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
@@ -34,6 +46,27 @@ class TicketFilter:
     owner_agent_id: int | None = None
     account_id: int | None = None
     unowned: bool = False
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One ticket event for `add_events`; `data` is the full payload (see `event_payload`)."""
+
+    ticket_id: int
+    account_id: int
+    kind: str
+    summary: str
+    data: dict[str, Any]
+    actor_user_id: int | None = None
+    actor_label: str | None = None
+    visibility: str = "public"
+
+
+def event_payload(number: str, status: str, tier: int, data: dict[str, Any]) -> dict[str, Any]:
+    """What `add_event` stores with an event: the ticket's number, status and tier, then data."""
+    payload: dict[str, Any] = {"number": number, "status": status, "tier": tier}
+    payload.update(data)
+    return payload
 
 
 class TicketRepository(Repository):
@@ -66,6 +99,34 @@ class TicketRepository(Repository):
         self.session.add(ticket)
         self.session.flush()
         return ticket
+
+    def assign_unowned(
+        self, tier: int, pairs: list[tuple[int, int]], now: datetime
+    ) -> dict[int, Row[Any]]:
+        """Give each (ticket id, agent id) pair's ticket to its agent, in one conditional
+        UPDATE: only tickets still new, unowned and in `tier` change, so none is assigned
+        twice whatever races. Returns the changed rows (every column) by ticket id."""
+        if not pairs:
+            return {}
+        table = TICKETS
+        owners = dict(pairs)
+        stmt = (
+            update(table)
+            .where(
+                table.c.id.in_(list(owners)),
+                table.c.owner_agent_id.is_(None),
+                table.c.tier == tier,
+                table.c.status == "new",
+            )
+            .values(
+                owner_agent_id=case(owners, value=table.c.id),
+                status="open",
+                version=table.c.version + 1,
+                updated_at=now,
+            )
+            .returning(*table.c)
+        )
+        return {row.id: row for row in self.session.execute(stmt)}
 
     def get(self, ticket_id: int) -> Ticket:
         return self._get(Ticket, ticket_id, "ticket")
@@ -223,6 +284,43 @@ class TicketRepository(Repository):
             data=payload,
         )
         return event
+
+    @staticmethod
+    def event_rows(
+        events: list[NewEvent], timeline_ids: list[int], *, at: datetime
+    ) -> list[tuple[Table, Rows]]:
+        """The rows `add_event` writes (event, timeline entry, outbox row) for many events,
+        for `insert_all`; the timeline ids come from `allocate_ids`."""
+        rows = [
+            {
+                "ticket_id": e.ticket_id,
+                "kind": e.kind,
+                "actor_user_id": e.actor_user_id,
+                "visibility": e.visibility,
+                "data": e.data,
+                "created_at": at,
+            }
+            for e in events
+        ]
+        entries = [
+            NewEntry(
+                account_id=e.account_id,
+                kind=f"ticket.{e.kind}",
+                summary=e.summary,
+                ticket_id=e.ticket_id,
+                actor=e.actor_label,
+                visibility=e.visibility,
+                data=e.data,
+            )
+            for e in events
+        ]
+        return [(TICKET_EVENTS, rows), *TimelineRepository.rows_for(entries, timeline_ids, at=at)]
+
+    def add_events(self, events: list[NewEvent], *, at: datetime) -> None:
+        """`add_event` for many events at once, in two round trips on PostgreSQL."""
+        if events:
+            [ids] = allocate_ids(self.session, [TIMELINE], len(events))
+            insert_all(self.session, self.event_rows(events, ids, at=at))
 
     def events(self, ticket_id: int, *, include_internal: bool) -> list[TicketEvent]:
         q = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
