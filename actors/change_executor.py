@@ -243,11 +243,6 @@ class ChangeExecutor:
         if recorded.tickets:
             fire(d.pool(1).enqueue, recorded.tickets)
             fire(d.sla().track, [t.id for t in recorded.tickets])
-        by_shard: dict[int, list[int]] = {}
-        for account_id in recorded.accounts:
-            by_shard.setdefault(names.shard_of(account_id, d.shards), []).append(account_id)
-        for accounts in by_shard.values():
-            fire(d.sessions_for(accounts[0]).invalidate, accounts)
         fire(d.notifier().poke)
 
     def _sweep_loop(self) -> None:

@@ -16,6 +16,7 @@ from store.db import Database
 from store.repositories import OutboxRepository
 
 POLL_SECONDS = 1.0
+COALESCE_SECONDS = 0.005
 BATCH = 500
 
 
@@ -52,6 +53,7 @@ class Notifier:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=POLL_SECONDS)
             self.wake.clear()
+            await asyncio.sleep(COALESCE_SECONDS)  # pokes of the next few ms ride along
             try:
                 while await self.drain() == BATCH:
                     pass

@@ -116,18 +116,13 @@ class Router:
                     )
                 )
         self.filed += len(filed)
-        by_shard: dict[int, list[int]] = {}
-        for item, _ in batch:
-            by_shard.setdefault(item.account_id % self.config.session_shards, []).append(
-                item.account_id
-            )
-        for accounts in by_shard.values():
-            fire(self.directory.sessions_for(accounts[0]).invalidate, accounts)
         if filed:
             # The pool pokes the notifier after its assignment, so that one drain publishes
             # the 'created' and the 'assigned' rows together (its 1 s poll is the safety net).
             fire(self.directory.pool(1).enqueue, filed)
-            fire(self.directory.sla().track, [t.id for t in filed])
+            fire(
+                self.directory.sla().track_filed, [r for r in results if isinstance(r, TicketRead)]
+            )
         else:
             fire(self.directory.notifier().poke)
 

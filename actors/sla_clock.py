@@ -6,23 +6,26 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import logging
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from actors.clock import SystemClock
 from actors.config import ActorConfig
 from actors.directory import Directory, start_when_running
-from actors.dto import SYSTEM
+from actors.dto import SYSTEM, TicketRead
 from actors.ticket_service import TicketService
 from store.db import Database
 from store.models import Ticket, TicketEvent
+from store.models.ticket import ticket_id_from_number
 from store.repositories.ticket import OPEN_STATUSES
 
 DEFAULT_WARN_PERCENT = 80
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, order=True)
@@ -34,8 +37,35 @@ class Timer:
     which: str  # "first_response", "resolution" or "quiet"
 
 
+class TicketTimes(Protocol):
+    """What the timers of a ticket depend on (a Ticket row has it, so does `NewTimes`)."""
+
+    id: int
+    account_id: int
+    status: str
+    created_at: datetime
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    first_responded_at: datetime | None
+    sla_paused_at: datetime | None
+    resolved_at: datetime | None
+
+
+@dataclass
+class NewTimes:
+    id: int
+    account_id: int
+    status: str
+    created_at: datetime
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    first_responded_at: datetime | None = None
+    sla_paused_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+
 def timers_for(
-    t: Ticket,
+    t: TicketTimes,
     fired: set[tuple[str, str]],
     warn_percent: int,
     quiet: timedelta,
@@ -86,6 +116,7 @@ class SlaClock:
         self.current: dict[int, set[Timer]] = {}  # live timers by ticket (others are stale)
         self.seq = itertools.count()
         self.fired: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.warn_percent: dict[str, int] = {}
         self.wake: asyncio.Event | None = None
         self._reload(None)
         start_when_running(self._start)
@@ -115,6 +146,7 @@ class SlaClock:
                     action = "warning" if kind == "sla_warning" else "breach"
                     fired.setdefault(tid, set()).add((action, str(data.get("which"))))
             targets = self.service.sla_targets(s)
+        self.warn_percent = {prio: t.warn_percent for prio, t in targets.items()}
         if ticket_ids is None:
             self.heap, self.current = [], {}
         for tid in ticket_ids or []:
@@ -128,6 +160,25 @@ class SlaClock:
                 self.current[t.id] = timers
                 for timer in timers:
                     heapq.heappush(self.heap, (timer.when, next(self.seq), timer))
+
+    async def track_filed(self, tickets: list[TicketRead]) -> None:
+        """New tickets from the router: their timers come from what it filed, no re-read."""
+        for t in tickets:
+            tid = ticket_id_from_number(t.number)
+            if tid is None:
+                continue
+            times = NewTimes(
+                id=tid, account_id=t.account_id, status=t.status.value, created_at=t.created_at,
+                first_response_due=t.first_response_due, resolution_due=t.resolution_due,
+            )  # fmt: skip
+            pct = self.warn_percent.get(t.priority.value, DEFAULT_WARN_PERCENT)
+            timers = set(timers_for(times, set(), pct, self.quiet))
+            self.current[tid] = timers
+            for timer in timers:
+                heapq.heappush(self.heap, (timer.when, next(self.seq), timer))
+        self._start()
+        assert self.wake is not None
+        self.wake.set()
 
     async def track(self, ticket_ids: list[int]) -> None:
         """A ticket was created or changed: re-read it and reset its timers."""
@@ -164,7 +215,13 @@ class SlaClock:
                 if timeout <= 0:
                     _, _, timer = heapq.heappop(self.heap)
                     self.current.get(timer.ticket_id, set()).discard(timer)
-                    await self._fire(timer)
+                    try:
+                        await self._fire(timer)
+                    except Exception:  # the database away, say: try this timer again soon
+                        log.exception("SLA timer %r could not fire; retrying", timer)
+                        retry_at = self.clock.now() + timedelta(seconds=5)
+                        self.current.setdefault(timer.ticket_id, set()).add(timer)
+                        heapq.heappush(self.heap, (retry_at, next(self.seq), timer))
                     continue
             self.wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from store.models import Agent, Ticket
 from store.repositories import TicketRepository
 
 RESYNC_SECONDS = 5.0
+log = logging.getLogger(__name__)
 
 
 class TierPool:
@@ -79,11 +81,15 @@ class TierPool:
         assert self.kick is not None
         while True:
             try:
-                await asyncio.wait_for(self.kick.wait(), timeout=RESYNC_SECONDS)
-            except TimeoutError:
-                await asyncio.to_thread(self._load)  # the safety net: the SCDB is the truth
-            self.kick.clear()
-            await self._assign()
+                try:
+                    await asyncio.wait_for(self.kick.wait(), timeout=RESYNC_SECONDS)
+                except TimeoutError:
+                    await asyncio.to_thread(self._load)  # the safety net: the SCDB is the truth
+                self.kick.clear()
+                await self._assign()
+            except Exception:  # the database away, say: keep the loop, retry at the next resync
+                log.exception("tier %d pool: assignment round failed", self.tier)
+                await asyncio.sleep(1.0)
 
     async def _assign(self) -> None:
         pairs, cursor = plan_assignments(

@@ -198,6 +198,11 @@ class TimelineRepository(Repository):
         insert_all(self.session, self.rows_for(entries, ids, at=at))
         return ids
 
+    def latest_id(self, account_id: int) -> int:
+        """The id of the account's newest timeline entry (0 when none): moves on every change."""
+        q = select(func.max(TimelineEntry.id)).where(TimelineEntry.account_id == account_id)
+        return int(self.session.scalar(q) or 0)
+
     def page(
         self,
         account_id: int,

@@ -185,3 +185,18 @@ def test_take_handover_and_queue(desk: Desk) -> None:
     with desk.http(customer) as c:
         assert c.get("/api/v1/queues/2").status_code == 403
         assert c.post(f"/api/v1/tickets/{number}/take").status_code == 403
+
+
+def test_account_view_is_warm_but_never_stale(desk: Desk) -> None:
+    account, customer = desk.customer()
+    with desk.http(customer) as c:
+        before = c.get(f"/api/v1/accounts/{account.id}").json()
+        assert before["open_tickets"] == []
+        number = c.post("/api/v1/tickets", json={"subject": "New", "body": "n"}).json()["number"]
+        after = c.get(f"/api/v1/accounts/{account.id}").json()
+        assert [t["number"] for t in after["open_tickets"]] == [number]
+        same = c.get(f"/api/v1/accounts/{account.id}").json()
+        assert same["built_at"] == after["built_at"]  # served from the warm cache
+        c.post(f"/api/v1/tickets/{number}/close")
+        closed = c.get(f"/api/v1/accounts/{account.id}").json()
+    assert closed["open_tickets"] == [] and closed["past_tickets"][0]["status"] == "closed"
