@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from actors.config import ActorConfig
 from actors.dto import SYSTEM, NewTicket, Principal, QueuedTicket
-from actors.errors import DeskError, IdempotencyMismatch, InvalidTransition, NotAllowed
+from actors.errors import DeskError, InvalidTransition, NotAllowed
+from actors.idempotency import earlier_answer, remember_answer
 from actors.ticket_service import TicketService
 from automation.changes import (
     CHANGE_KINDS,
@@ -47,7 +48,6 @@ from store.repositories import (
     AccountRepository,
     ChangeRepository,
     HostRepository,
-    IdempotencyRepository,
     TicketRepository,
     TimelineRepository,
 )
@@ -412,15 +412,9 @@ class ChangeService:
     ) -> ChangeDetail:
         """Record a change request (queued for its host's executor); a retried key replays."""
         with self.db.write() as s:
-            idem = IdempotencyRepository(s)
-            if key and by.user_id is not None:
-                rec = idem.get(by.user_id, key)
-                if rec is not None:
-                    if rec.request_hash != request_hash:
-                        raise IdempotencyMismatch(
-                            "this Idempotency-Key was used before with a different request"
-                        )
-                    return ChangeDetail.model_validate({**rec.response, "replayed": True})
+            earlier = earlier_answer(s, by, key, request_hash)
+            if earlier is not None:
+                return ChangeDetail.model_validate({**earlier, "replayed": True})
             p = self.prepare(s, by, req)
             row = ChangeRepository(s).create(
                 change_id=str(uuid.uuid4()),
@@ -453,14 +447,7 @@ class ChangeService:
                           "change_kind": row.kind},
                 )  # fmt: skip
             detail = self._detail(s, row)
-            if key and by.user_id is not None:
-                idem.put(
-                    by.user_id,
-                    key,
-                    request_hash=request_hash,
-                    status_code=202,
-                    response=detail.model_dump(mode="json"),
-                )
+            remember_answer(s, by, key, request_hash, 202, detail.model_dump(mode="json"))
             return detail
 
     # -- reading ------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from actors.errors import (
     TicketNotFound,
     TopTierReached,
 )
+from actors.idempotency import REUSED, earlier_answer, remember_answer
 from store.db import Database
 from store.errors import IntegrityViolation, NotFoundError
 from store.models import Agent, IdempotencyRecord, Ticket, User
@@ -48,7 +49,6 @@ from store.models.base import utcnow
 from store.models.ticket import ticket_number
 from store.repositories import (
     AccountRepository,
-    IdempotencyRepository,
     SlaRepository,
     TicketRepository,
 )
@@ -249,9 +249,7 @@ class TicketService:
                 if rec is not None or earlier is not None:
                     stored_hash = rec.request_hash if rec else items[earlier or 0].request_hash
                     if stored_hash != item.request_hash:
-                        out[i] = IdempotencyMismatch(
-                            "this Idempotency-Key was used before with a different request"
-                        )
+                        out[i] = IdempotencyMismatch(REUSED)
                     elif rec is not None:
                         out[i] = TicketRead.model_validate(rec.response)
                     else:
@@ -438,15 +436,9 @@ class TicketService:
         if handler is None:
             raise InvalidInput(f"unknown operation {op!r}")
         with self.db.write() as s:
-            idem = IdempotencyRepository(s)
-            if key and by.user_id is not None:
-                rec = idem.get(by.user_id, key)
-                if rec is not None:
-                    if rec.request_hash != request_hash:
-                        raise IdempotencyMismatch(
-                            "this Idempotency-Key was used before with a different request"
-                        )
-                    return OpOutcome.model_validate({**rec.response, "replayed": True})
+            earlier = earlier_answer(s, by, key, request_hash)
+            if earlier is not None:
+                return OpOutcome.model_validate({**earlier, "replayed": True})
             try:
                 ticket = TicketRepository(s).lock(ticket_id)
             except NotFoundError as exc:
@@ -454,14 +446,7 @@ class TicketService:
             if by.role == "customer" and ticket.account_id != by.account_id:
                 raise TicketNotFound(f"ticket {ticket_id} not found")
             outcome: OpOutcome = handler(s, ticket, by, **args)
-            if key and by.user_id is not None:
-                idem.put(
-                    by.user_id,
-                    key,
-                    request_hash=request_hash,
-                    status_code=200,
-                    response=outcome.model_dump(mode="json"),
-                )
+            remember_answer(s, by, key, request_hash, 200, outcome.model_dump(mode="json"))
             return outcome
 
     def _done(self, s: Session, t: Ticket, **effects: Any) -> OpOutcome:
