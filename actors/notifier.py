@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -13,9 +15,12 @@ from actors.channels import channels_for
 from actors.config import ActorConfig
 from actors.directory import start_when_running
 from store.db import Database
-from store.repositories import OutboxRepository
+from store.models.base import utcnow
+from store.repositories import IdempotencyRepository, OutboxRepository
 
 POLL_SECONDS = 1.0
+KEEP_IDEMPOTENCY = timedelta(hours=24)  # how long a retry is recognised (as Stripe does)
+PRUNE_EVERY_SECONDS = 3600.0
 COALESCE_SECONDS = 0.005
 BATCH = 500
 
@@ -27,7 +32,8 @@ class Notifier:
     marked published only after Redis took it, so a crash re-sends (at least once) and the
     stream carries the outbox id for clients to drop repeats.
     Recovery: on start it drains whatever is unpublished; pokes make it prompt, a one-second
-    poll makes it certain.
+    poll makes it certain. Housekeeping: once an hour it forgets idempotency answers older
+    than a day.
     """
 
     def __init__(self, config: ActorConfig) -> None:
@@ -35,6 +41,7 @@ class Notifier:
         self.redis = aioredis.Redis.from_url(config.redis_url)
         self.wake: asyncio.Event | None = None
         self.published = 0
+        self.next_prune = time.monotonic() + 60
         start_when_running(self._start)
 
     def _start(self) -> None:
@@ -57,8 +64,16 @@ class Notifier:
             try:
                 while await self.drain() == BATCH:
                     pass
+                if time.monotonic() >= self.next_prune:
+                    self.next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                    await asyncio.to_thread(self.prune)
             except Exception:  # Redis or the database away: the rows wait in the outbox
                 await asyncio.sleep(POLL_SECONDS)
+
+    def prune(self) -> int:
+        """Housekeeping: forget idempotency answers older than a day."""
+        with self.db.write() as s:
+            return IdempotencyRepository(s).prune(utcnow() - KEEP_IDEMPOTENCY)
 
     async def drain(self) -> int:
         """Publish one batch of unpublished rows; returns how many."""

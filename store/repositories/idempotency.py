@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import delete
 
 from store.models import IdempotencyRecord
 from store.repositories.base import Repository
@@ -31,3 +34,10 @@ class IdempotencyRepository(Repository):
         self.session.add(row)
         self.session.flush()
         return row
+
+    def prune(self, older_than: datetime) -> int:
+        """Forget answers older than `older_than`; returns how many."""
+        res = self.session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < older_than)
+        )
+        return int(res.rowcount)  # type: ignore[attr-defined]
