@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from gateway import auth, health
 from gateway.errors import install_error_handlers
 from gateway.platform import Platform
-from gateway.routes import accounts, changes, events, queues, tickets
+from gateway.routes import accounts, changes, events, pages, queues, tickets
 
 API_DESCRIPTION = """
 Sitedesk: one request from any channel becomes one tracked ticket; the right support tier owns
@@ -38,6 +38,6 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (auth, tickets, queues, accounts, events, changes):
+    for module in (auth, tickets, queues, accounts, events, changes, pages):
         app.include_router(module.router)
     return app

@@ -1,0 +1,66 @@
+"""The web pages: SiteControl (customer portal, /portal) and SiteTools (agent console, /console).
+
+Static HTML, CSS and JavaScript modules from `gateway/web/`, no build step; the pages use only
+the JSON API with a bearer token kept in the browser's sessionStorage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, RedirectResponse
+
+from gateway.errors import NotFound
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+# Every file the pages may load, by name: nothing else of the package is ever served.
+ASSETS = {
+    "style.css": "text/css; charset=utf-8",
+    "common.js": "text/javascript; charset=utf-8",
+    "portal.js": "text/javascript; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+}
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def page(name: str) -> FileResponse:
+    return FileResponse(
+        WEB_DIR / name, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS
+    )
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/portal", status_code=307)
+
+
+@router.get("/portal")
+async def portal() -> FileResponse:
+    """SiteControl, the customer portal."""
+    return page("portal.html")
+
+
+@router.get("/console")
+async def console() -> FileResponse:
+    """SiteTools, the agent console."""
+    return page("console.html")
+
+
+@router.get("/web/{name}")
+async def asset(name: str) -> FileResponse:
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise NotFound(f"{name} not found")
+    return FileResponse(WEB_DIR / name, media_type=media_type, headers=SECURITY_HEADERS)

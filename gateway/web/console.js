@@ -1,0 +1,288 @@
+// SiteTools, the agent console: presence, the tier's queue, my tickets, one ticket with every
+// message (internal notes too) and its actions, and the account's 360° view and timeline beside
+// it, all kept current by the live event stream.
+import {
+  LiveStream, Session, clear, debounce, el, onSubmit, route, showError, statusBadge,
+  ticketHref, when,
+} from "./common.js";
+
+const $ = (id) => document.getElementById(id);
+const session = new Session("console");
+const MINE = "/tickets?owner=me&status=open&status=pending_customer&status=pending_change&limit=100";
+let me = null;
+let live = null;
+let current = null; // the ticket number on screen
+let ticket = null; // ...and its last answer
+let accountId = null; // the account beside it
+let timelineBefore = null;
+
+session.onExpired = () => showLogin("Your session has ended; please log in again.");
+
+function showLogin(message) {
+  if (live) live.stop();
+  live = null;
+  me = null;
+  $("app-view").hidden = true;
+  $("presence-form").hidden = true;
+  $("logout").hidden = true;
+  $("who").textContent = "";
+  $("login-view").hidden = false;
+  showError($("login-error"), message ? new Error(message) : null);
+  $("login-email").focus();
+}
+
+async function start() {
+  try {
+    me = await session.get("/me");
+  } catch (err) {
+    if (err.status !== 401) showLogin(err.describe ? err.describe() : String(err));
+    return;
+  }
+  if (me.role !== "agent" || me.tier === null) {
+    session.token = null;
+    showLogin("SiteTools is for support agents; customers use SiteControl at /portal.");
+    return;
+  }
+  $("login-view").hidden = true;
+  $("app-view").hidden = false;
+  $("presence-form").hidden = false;
+  $("logout").hidden = false;
+  $("who").textContent = me.name;
+  $("tier-label").textContent = `agent console · level ${me.tier}`;
+  $("queue-title").textContent = `Level ${me.tier} queue`;
+  live = new LiveStream(session, $("live"), debounce(refresh, 100));
+  live.start();
+  await refresh();
+}
+
+async function refresh() {
+  await Promise.all([loadQueue(), loadMine(), show()]);
+}
+
+function ticketItem(t) {
+  return el("li", { dataset: { number: t.number } },
+    el("a", { href: ticketHref(t.number) },
+      el("span", { class: "mono" }, t.number), " ", el("span", { class: "subject" }, t.subject)),
+    el("div", { class: "meta" }, statusBadge(t.status), " ",
+      el("span", { class: `prio prio-${t.priority}` }, t.priority), " ", t.category,
+      t.resolution_due ? ` · due ${when(t.resolution_due)}` : ""),
+  );
+}
+
+async function loadQueue() {
+  try {
+    const q = await session.get(`/queues/${me.tier}`);
+    showError($("queue-error"), null);
+    clear($("queue"), q.waiting.map(ticketItem));
+    if (!q.waiting.length) $("queue").append(el("li", { class: "muted" }, "Nobody is waiting."));
+    const mine = q.agents.find((a) => a.agent_id === me.agent_id);
+    if (mine && document.activeElement !== $("presence")) $("presence").value = mine.presence;
+    const online = q.agents.filter((a) => a.presence === "online").length;
+    $("queue-agents").textContent = `${online} of ${q.agents.length} agents online`;
+  } catch (err) {
+    showError($("queue-error"), err);
+  }
+}
+
+async function loadMine() {
+  try {
+    const page = await session.get(MINE);
+    showError($("mine-error"), null);
+    clear($("mine"), page.items.map(ticketItem));
+    if (!page.items.length) $("mine").append(el("li", { class: "muted" }, "Nothing assigned."));
+  } catch (err) {
+    showError($("mine-error"), err);
+  }
+}
+
+async function show() {
+  const [page, number] = route();
+  if (page === "tickets" && number) {
+    if (current !== number) {
+      current = number;
+      showError($("action-error"), null);
+      showError($("message-error"), null);
+    }
+    await loadTicket(number);
+  } else {
+    current = ticket = null;
+    $("ticket-body").hidden = true;
+    $("ticket-empty").hidden = false;
+    showError($("ticket-error"), null);
+  }
+}
+
+async function loadTicket(number) {
+  try {
+    const t = await session.get(`/tickets/${encodeURIComponent(number)}`);
+    if (current !== number) return;
+    ticket = t;
+    showError($("ticket-error"), null);
+    $("ticket-empty").hidden = true;
+    $("ticket-body").hidden = false;
+    clear($("ticket-title"), el("span", { class: "mono" }, t.number), " ", t.subject);
+    clear($("ticket-meta"), statusBadge(t.status), " ",
+      el("span", { class: `prio prio-${t.priority}` }, t.priority),
+      ` · ${t.category} · level ${t.tier} · via ${t.channel} · `,
+      t.owner ? `owner ${t.owner.name}` : "unowned",
+      t.resolution_due ? ` · resolve by ${when(t.resolution_due)}` : "",
+      t.sla_breached_at ? el("span", { class: "badge breach" }, "SLA breached") : "");
+    const closed = t.status === "resolved" || t.status === "closed";
+    $("take").hidden = t.owner !== null && t.owner.agent_id === me.agent_id;
+    $("take").disabled = closed;
+    $("resolve").disabled = closed;
+    clear(
+      $("messages"),
+      t.messages.map((m) =>
+        el("li", { class: `message ${m.visibility === "internal" ? "internal" : m.direction === "inbound" ? "from-customer" : "from-staff"}` },
+          el("div", { class: "message-head" },
+            el("strong", {}, m.author),
+            m.visibility === "internal" ? "" : ` · ${m.channel}`, ` · ${when(m.created_at)}`,
+            m.visibility === "internal" ? el("span", { class: "badge internal" }, "internal note") : ""),
+          el("div", { class: "message-body" }, m.body),
+        ),
+      ),
+    );
+    await loadAccount(t.account_id);
+  } catch (err) {
+    if (current !== number) return;
+    ticket = null;
+    $("ticket-body").hidden = true;
+    $("ticket-empty").hidden = true;
+    showError($("ticket-error"), err);
+  }
+}
+
+async function loadAccount(id) {
+  try {
+    const [a, tl] = await Promise.all([
+      session.get(`/accounts/${id}`),
+      session.get(`/accounts/${id}/timeline?limit=30`),
+    ]);
+    accountId = id;
+    showError($("account-error"), null);
+    $("account-empty").hidden = true;
+    $("account-body").hidden = false;
+    $("account-title").textContent = `Account ${a.code}`;
+    clear($("account-name"), a.name, " · plan ", a.plan, " · ", statusBadge(a.status));
+    fill($("contacts"), a.contacts, (c) =>
+      el("li", {}, c.name, c.is_primary ? " (primary)" : "", " · ", c.email,
+        c.phone ? ` · ${c.phone}` : ""));
+    fill($("services"), a.services, (s) =>
+      el("li", {}, el("span", { class: "kind" }, s.kind), " ", el("span", { class: "mono" }, s.name),
+        " ", statusBadge(s.status), s.host ? ` on ${s.host}` : ""));
+    const link = (t) =>
+      el("li", {}, el("a", { href: ticketHref(t.number), class: "mono" }, t.number), " ",
+        t.subject, " ", statusBadge(t.status));
+    fill($("open-tickets"), a.open_tickets, link);
+    fill($("past-tickets"), a.past_tickets, link);
+    fill($("changes"), a.recent_changes, (c) =>
+      el("li", {}, el("span", { class: "kind" }, c.kind), " ", statusBadge(c.status), " ",
+        when(c.created_at), c.ticket_number ? ` · ${c.ticket_number}` : "",
+        c.error ? el("div", { class: "error-text" }, c.error) : ""));
+    clear($("timeline"), tl.items.map(timelineItem));
+    timelineBefore = tl.next_before;
+    $("timeline-more").hidden = timelineBefore === null;
+  } catch (err) {
+    showError($("account-error"), err);
+  }
+}
+
+function fill(list, items, render) {
+  clear(list, items.map(render));
+  if (!items.length) list.append(el("li", { class: "muted" }, "none"));
+}
+
+function timelineItem(e) {
+  return el("li", { class: e.visibility === "internal" ? "internal" : "" },
+    el("div", { class: "meta" }, when(e.created_at), " · ", e.kind,
+      e.ticket_number ? ` · ${e.ticket_number}` : "", e.actor ? ` · ${e.actor}` : ""),
+    el("div", {}, e.summary));
+}
+
+async function act(op, body) {
+  const number = current;
+  showError($("action-error"), null);
+  try {
+    await session.post(`/tickets/${encodeURIComponent(number)}/${op}`, body,
+      { "Idempotency-Key": crypto.randomUUID() });
+    await refresh();
+  } catch (err) {
+    showError($("action-error"), err);
+  }
+}
+
+async function button(id, op) {
+  const b = $(id);
+  b.disabled = true;
+  try {
+    await act(op, op === "resolve" ? {} : undefined);
+  } finally {
+    b.disabled = false;
+    if (ticket) loadTicket(ticket.number);
+  }
+}
+
+$("take").addEventListener("click", () => button("take", "take"));
+$("resolve").addEventListener("click", () => button("resolve", "resolve"));
+
+onSubmit($("escalate-form"), $("action-error"), async (data) => {
+  await session.post(`/tickets/${encodeURIComponent(current)}/escalate`,
+    { reason: String(data.get("reason")) }, { "Idempotency-Key": crypto.randomUUID() });
+  $("escalate-form").reset();
+  await refresh();
+});
+
+onSubmit($("message-form"), $("message-error"), async (data, submitter) => {
+  const visibility = submitter && submitter.value === "internal" ? "internal" : "public";
+  await session.post(`/tickets/${encodeURIComponent(current)}/messages`, {
+    body: String(data.get("body")),
+    visibility,
+    pending_customer: visibility === "public" && data.get("pending_customer") === "on",
+  }, { "Idempotency-Key": crypto.randomUUID() });
+  $("message-form").reset();
+  await refresh();
+});
+
+$("presence").addEventListener("change", async () => {
+  showError($("top-error"), null);
+  try {
+    const agent = await session.put("/agents/me/presence", { presence: $("presence").value });
+    $("presence").value = agent.presence;
+    await loadQueue();
+  } catch (err) {
+    showError($("top-error"), err);
+  }
+});
+$("presence-form").addEventListener("submit", (e) => e.preventDefault());
+
+$("timeline-more").addEventListener("click", async () => {
+  if (accountId === null || timelineBefore === null) return;
+  try {
+    const tl = await session.get(`/accounts/${accountId}/timeline?limit=30&before=${timelineBefore}`);
+    $("timeline").append(...tl.items.map(timelineItem));
+    timelineBefore = tl.next_before;
+    $("timeline-more").hidden = timelineBefore === null;
+  } catch (err) {
+    showError($("account-error"), err);
+  }
+});
+
+onSubmit($("login-form"), $("login-error"), async (data) => {
+  await session.login(String(data.get("email")), String(data.get("password")));
+  $("login-form").reset();
+  await start();
+});
+
+$("logout").addEventListener("click", () => {
+  session.token = null;
+  location.hash = "#/";
+  showLogin();
+});
+
+window.addEventListener("hashchange", () => {
+  if (me) show();
+});
+
+if (session.token) start();
+else showLogin();

@@ -1,0 +1,220 @@
+"""The web pages in a real browser (headless Chromium from Debian, driven by Playwright):
+SiteControl, the customer portal, and SiteTools, the agent console."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from store.models import Account
+from store.repositories import AccountRepository, AgentRepository, UserRepository
+from tests.desk import PASSWORD, Desk
+
+pytestmark = pytest.mark.ray
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Any]:
+    """Opens pages in a fresh browser context (its own sessionStorage) and fails the test on any
+    JavaScript error the page raised."""
+    contexts: list[Any] = []
+    errors: list[str] = []
+
+    def open_page() -> Any:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def make_customer(desk: Desk, name: str = "Pat") -> tuple[Account, str]:
+    """A new account with one service and one customer login; returns it and the e-mail."""
+    tag = secrets.token_hex(4)
+    email = f"{name.lower()}.{tag}@example.test"
+    with desk.db.write() as s:
+        accounts = AccountRepository(s)
+        account = accounts.create(code=f"W-{tag}", name=f"{name} {tag}", unix_user=f"w{tag}")
+        contact = accounts.add_contact(account.id, name=name, email=email, is_primary=True)
+        accounts.add_service(account.id, kind="domain", name=f"{tag}.example.test")
+        UserRepository(s).create(
+            email=email, display_name=name, role="customer", password=PASSWORD,
+            account_id=account.id, contact_id=contact.id,
+        )  # fmt: skip
+    return account, email
+
+
+def make_agent(desk: Desk, tier: int) -> str:
+    """An offline agent of the tier (so new tickets wait in the queue); returns the e-mail."""
+    tag = secrets.token_hex(4)
+    email = f"web.agent.{tier}.{tag}@sitedesk.test"
+    with desk.db.write() as s:
+        user = UserRepository(s).create(
+            email=email, display_name=f"Agent {tag}", role="agent", password=PASSWORD
+        )
+        agent = AgentRepository(s).create(
+            user_id=user.id, tier=tier, capacity=50,
+            skills=["general", "dns", "web", "email", "database", "ftp", "tls"],
+        )  # fmt: skip
+    desk.agents_made.append((agent.id, tier))
+    return email
+
+
+def log_in(page: Any, url: str, email: str) -> None:
+    page.goto(url)
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.locator("#live[data-state='live']").wait_for()
+
+
+def test_root_redirects_to_the_portal_and_only_known_assets_are_served(desk: Desk) -> None:
+    with desk.http() as c:
+        r = c.get("/", follow_redirects=False)
+        assert r.status_code in (302, 307) and r.headers["location"] == "/portal"
+        for path in ("/portal", "/console"):
+            r = c.get(path)
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+            assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert c.get("/web/common.js").headers["content-type"].startswith("text/javascript")
+        r = c.get("/web/..%2Fapp.py")
+        assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+def test_customer_opens_a_ticket_and_sees_the_reply_live(desk: Desk, new_page: Any) -> None:
+    account, email = make_customer(desk)
+    agent_token = desk.login(make_agent(desk, 1))
+    page = new_page()
+    log_in(page, f"{desk.base_url}/portal", email)
+    services = page.locator("#services")
+    services.get_by_text(f"{account.code.split('-')[1]}.example.test").wait_for()
+
+    subject = "Mail <b>bounces</b> since noon"  # shown as text, never as markup
+    page.get_by_label("Subject").fill(subject)
+    page.get_by_label("What do you need?").fill("Every message to us comes back.")
+    page.get_by_role("button", name="Open ticket").click()
+    title = page.locator("#ticket-title")
+    title.get_by_text(subject).wait_for()
+    number = title.locator(".mono").inner_text()
+    assert re.fullmatch(r"TT-\d+", number)
+    assert page.locator("#ticket-title b").count() == 0
+
+    page.get_by_role("link", name="← All tickets").click()
+    row = page.locator(f"#tickets tr[data-number='{number}']")
+    row.wait_for()
+    assert subject in row.inner_text()
+    row.get_by_role("link", name=number).click()
+    page.locator("#messages").get_by_text("Every message to us comes back.").wait_for()
+
+    with desk.http(agent_token) as c:
+        r = c.post(
+            f"/api/v1/tickets/{number}/messages",
+            json={"body": "Internal: their MX points at the old host", "visibility": "internal"},
+        )
+        assert r.status_code == 201, r.text
+        r = c.post(
+            f"/api/v1/tickets/{number}/messages",
+            json={"body": "We have fixed your MX record; please try again."},
+        )
+        assert r.status_code == 201, r.text
+    # No reload: the live stream brings the agent's reply onto the open page.
+    page.locator("#messages").get_by_text("We have fixed your MX record").wait_for()
+    assert "old host" not in page.locator("main").inner_text()
+
+    page.get_by_label("Your reply").fill("Works now, thank you!")
+    page.get_by_role("button", name="Send reply").click()
+    page.locator("#messages").get_by_text("Works now, thank you!").wait_for()
+    page.screenshot(path="/tmp/portal.png", full_page=True)
+
+
+def test_another_customers_ticket_is_not_found(desk: Desk, new_page: Any) -> None:
+    _, owner_token = desk.customer("Owner")
+    with desk.http(owner_token) as c:
+        number = c.post("/api/v1/tickets", json={"subject": "Private", "body": "mine"}).json()[
+            "number"
+        ]
+    _, email = make_customer(desk, "Eve")
+    page = new_page()
+    page.goto(f"{desk.base_url}/portal")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    page.locator("#login-error").get_by_text("wrong e-mail address or password").wait_for()
+    log_in(page, f"{desk.base_url}/portal", email)
+    page.goto(f"{desk.base_url}/portal#/tickets/{number}")
+    error = page.locator("#ticket-error")
+    error.wait_for()
+    assert error.inner_text() == f"ticket {number} not found"
+    assert page.locator("#ticket-body").is_hidden()
+    assert "Private" not in page.locator("main").inner_text()
+
+
+def test_agent_takes_a_ticket_and_adds_an_internal_note(desk: Desk, new_page: Any) -> None:
+    account, customer_email = make_customer(desk, "Lee")
+    with desk.http(desk.login(customer_email)) as c:
+        r = c.post("/api/v1/tickets", json={"subject": "Site shows 502", "body": "since 10:00"})
+        assert r.status_code == 201, r.text
+        number = r.json()["number"]
+    page = new_page()
+    log_in(page, f"{desk.base_url}/console", make_agent(desk, 1))
+    page.locator("#queue-title").get_by_text("Level 1 queue").wait_for()
+
+    queued = page.locator(f"#queue li[data-number='{number}']")
+    queued.get_by_text("Site shows 502").wait_for()
+    queued.get_by_role("link").click()
+    page.locator("#ticket-title").get_by_text("Site shows 502").wait_for()
+    account_pane = page.locator("#account-view")
+    account_pane.locator("#services").get_by_text(f"{account.code[2:]}.example.test").wait_for()
+    account_pane.locator("#contacts").get_by_text(customer_email).wait_for()
+
+    page.get_by_role("button", name="Take").click()
+    page.locator(f"#mine li[data-number='{number}']").wait_for()
+    page.locator(f"#queue li[data-number='{number}']").wait_for(state="detached")
+    page.locator("#ticket-meta").get_by_text("owner Agent").wait_for()
+
+    page.get_by_label("Reply or internal note").fill("Checked nginx: upstream php-fpm is down.")
+    page.get_by_role("button", name="Add internal note").click()
+    note = page.locator("#messages li.internal")
+    note.get_by_text("upstream php-fpm is down").wait_for()
+    assert "internal note" in note.inner_text()
+    page.locator("#timeline").get_by_text(number).first.wait_for()
+    page.screenshot(path="/tmp/console.png", full_page=True)
+
+    page.get_by_label("Escalation reason").fill("php-fpm crashes on start: needs level 2")
+    page.get_by_role("button", name="Escalate").click()
+    page.locator("#ticket-meta").get_by_text("level 2").wait_for()
+    page.locator(f"#mine li[data-number='{number}']").wait_for(state="detached")
+
+    with desk.http(desk.login(customer_email)) as c:  # and the customer never sees the note
+        messages = c.get(f"/api/v1/tickets/{number}").json()["messages"]
+    assert all("php-fpm" not in m["body"] for m in messages)
