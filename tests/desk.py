@@ -83,6 +83,11 @@ class Desk:
 
     def customer(self, name: str = "Customer") -> tuple[Account, str]:
         """A new account with one customer login; returns the account and a token."""
+        account, email = self.new_customer(name)
+        return account, self.login(email)
+
+    def new_customer(self, name: str = "Customer") -> tuple[Account, str]:
+        """A new account with one domain and one customer login; returns it and the e-mail."""
         tag = secrets.token_hex(4)
         email = f"{name.lower().replace(' ', '.')}.{tag}@example.test"
         with self.db.write() as s:
@@ -94,7 +99,7 @@ class Desk:
                 email=email, display_name=name, role="customer", password=PASSWORD,
                 account_id=account.id, contact_id=contact.id,
             )  # fmt: skip
-        return account, self.login(email)
+        return account, email
 
     def agent(
         self, tier: int, *, online: bool = True, capacity: int = 50, skills: list[str] | None = None

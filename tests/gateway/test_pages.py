@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
-from store.models import Account
-from store.repositories import AccountRepository, AgentRepository, UserRepository
+from store.repositories import AgentRepository, UserRepository
 from tests.desk import PASSWORD, Desk
 
 pytestmark = pytest.mark.ray
@@ -30,8 +30,7 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
@@ -56,22 +55,6 @@ def new_page(browser: Any) -> Iterator[Any]:
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def make_customer(desk: Desk, name: str = "Pat") -> tuple[Account, str]:
-    """A new account with one service and one customer login; returns it and the e-mail."""
-    tag = secrets.token_hex(4)
-    email = f"{name.lower()}.{tag}@example.test"
-    with desk.db.write() as s:
-        accounts = AccountRepository(s)
-        account = accounts.create(code=f"W-{tag}", name=f"{name} {tag}", unix_user=f"w{tag}")
-        contact = accounts.add_contact(account.id, name=name, email=email, is_primary=True)
-        accounts.add_service(account.id, kind="domain", name=f"{tag}.example.test")
-        UserRepository(s).create(
-            email=email, display_name=name, role="customer", password=PASSWORD,
-            account_id=account.id, contact_id=contact.id,
-        )  # fmt: skip
-    return account, email
 
 
 def make_agent(desk: Desk, tier: int) -> str:
@@ -112,7 +95,7 @@ def test_root_redirects_to_the_portal_and_only_known_assets_are_served(desk: Des
 
 
 def test_customer_opens_a_ticket_and_sees_the_reply_live(desk: Desk, new_page: Any) -> None:
-    account, email = make_customer(desk)
+    account, email = desk.new_customer("Pat")
     agent_token = desk.login(make_agent(desk, 1))
     page = new_page()
     log_in(page, f"{desk.base_url}/portal", email)
@@ -163,7 +146,7 @@ def test_another_customers_ticket_is_not_found(desk: Desk, new_page: Any) -> Non
         number = c.post("/api/v1/tickets", json={"subject": "Private", "body": "mine"}).json()[
             "number"
         ]
-    _, email = make_customer(desk, "Eve")
+    _, email = desk.new_customer("Eve")
     page = new_page()
     page.goto(f"{desk.base_url}/portal")
     page.get_by_label("E-mail address").fill(email)
@@ -180,7 +163,7 @@ def test_another_customers_ticket_is_not_found(desk: Desk, new_page: Any) -> Non
 
 
 def test_agent_takes_a_ticket_and_adds_an_internal_note(desk: Desk, new_page: Any) -> None:
-    account, customer_email = make_customer(desk, "Lee")
+    account, customer_email = desk.new_customer("Lee")
     with desk.http(desk.login(customer_email)) as c:
         r = c.post("/api/v1/tickets", json={"subject": "Site shows 502", "body": "since 10:00"})
         assert r.status_code == 201, r.text
