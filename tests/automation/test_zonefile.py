@@ -14,7 +14,11 @@ from automation.errors import ZoneError
 from automation.zonefile import parse_zone
 
 # shared/ lies beside the repository (in CI too: a copy beside the fresh clone).
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "dns-zonefiles"
+_CANDIDATES = [
+    Path(__file__).resolve().parents[3] / "shared" / "corpora" / "dns-zonefiles",
+    Path("/work/shared/corpora/dns-zonefiles"),
+]
+CORPUS = next((c for c in _CANDIDATES if c.exists()), _CANDIDATES[0])
 DNSPYTHON = CORPUS / "dnspython"
 BIND = CORPUS / "bind9-checkzone"
 
