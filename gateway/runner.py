@@ -185,6 +185,9 @@ def run_platform(
         )
         server = QuietServer(server_config)
         url = f"http://{gateway.http_host}:{gateway.http_port}"
-        out.print(f"[bold green]Sitedesk is up[/] at {url}  (API docs {url}/docs; Ctrl-C stops)")
+        out.print(
+            f"[bold green]Sitedesk is up[/] at {url}: portal {url}/portal, agent console "
+            f"{url}/console, API docs {url}/docs (Ctrl-C stops)"
+        )
         server.run(sockets=[sock])  # returns after SIGINT/SIGTERM, handled by uvicorn
         out.print("stopping ...")
