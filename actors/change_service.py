@@ -14,6 +14,7 @@ Argon2id hash that goes to the host (see ``stored_params``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ PENDING = ("queued", "applying")
 SECRETS_KEY = "_secret_hashes"
 # Kinds whose secret goes to the host only as a hash; for the others (a TLS private key) the
 # secret itself must reach the host, so it is kept in the SCDB, the one system of record.
-_KEPT_SECRETS = {"tls_install"}
+_KEPT_SECRETS = {"tls_install"}  # ... until the change settles: then scrub_kept_secrets
+SCRUBBED = "(removed once applied)"
 STATUS_OF_OUTCOME = {
     "applied": "applied",
     "already_applied": "applied",
@@ -208,6 +210,18 @@ def stored_params(change: Change) -> dict[str, Any]:
             data[name] = getattr(change, name).get_secret_value()
     elif change.secret_fields:
         data[SECRETS_KEY] = {name: change.secret_hash(name) for name in change.secret_fields}
+    return data
+
+
+def scrub_kept_secrets(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a settled change without the secrets that had to reach the host
+    (a TLS private key), each replaced by its SHA-256 so it can still be recognised."""
+    data = dict(params)
+    for name in ("private_key",):
+        value = data.get(name)
+        if isinstance(value, str) and value != SCRUBBED:
+            data[name] = SCRUBBED
+            data[f"{name}_sha256"] = hashlib.sha256(value.encode()).hexdigest()
     return data
 
 
@@ -555,6 +569,8 @@ class ChangeService:
         result.settled.append(row.id)
         result.accounts.add(row.account_id)
         describe = rebuild_change(row.kind, row.params).describe()
+        if row.kind in _KEPT_SECRETS:  # settled: the host has the secret, we need it no more
+            row.params = scrub_kept_secrets(row.params)
         ticket = TicketRepository(s).lock(row.ticket_id) if row.ticket_id else None
         opened: Ticket | None = None
         if status != "applied" and row.source == "portal" and ticket is None:

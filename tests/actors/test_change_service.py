@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -286,3 +287,28 @@ def test_secrets_rest_as_hashes(world: World) -> None:
     )
     again = rebuild_change("mailbox_password", stored)
     assert again.secret_hash("password") == stored[SECRETS_KEY]["password"]
+
+
+def test_tls_private_key_is_scrubbed_once_the_change_settles(world: World) -> None:
+    from automation.executor import ChangeOutcome
+    from tests.automation.test_validation import make_cert
+
+    account, zone, _ = world.customer()
+    cert, key = make_cert([zone.name])
+    with world.db.write() as s:
+        row = ChangeRepository(s).create(
+            account_id=account.id, kind="tls_install", source="agent", host_id=world.host_row.id,
+            params={"domain": zone.name, "certificate": cert, "private_key": key},
+        )  # fmt: skip
+    outcome = ChangeOutcome(
+        change_id=row.id, host_id="h", kind="tls_install", status="applied", attempts=1,
+        output="", error=None,
+    )  # fmt: skip
+    world.service.record([outcome])
+    with world.db.read() as s:
+        stored = ChangeRepository(s).get(row.id)
+        assert stored.status == "applied"
+        params = dict(stored.params)
+    assert "PRIVATE KEY" not in str(params)
+    assert params["private_key_sha256"] == hashlib.sha256(key.encode()).hexdigest()
+    assert params["certificate"] == cert  # the public part stays on record
