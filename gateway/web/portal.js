@@ -96,6 +96,10 @@ async function loadTicket(number) {
     clear($("ticket-title"), el("span", { class: "mono" }, t.number), " ", t.subject);
     clear($("ticket-meta"), statusBadge(t.status), ` opened ${when(t.created_at)}`,
       t.owner ? ` · handled by ${t.owner.name}` : "");
+    // A closed ticket is final; a resolved one can be reopened (or answered, which reopens it).
+    $("close-ticket").hidden = t.status === "closed";
+    $("reopen-ticket").hidden = t.status !== "resolved";
+    $("reply-form").hidden = t.status === "closed";
     clear(
       $("messages"),
       t.messages
@@ -158,6 +162,21 @@ onSubmit($("reply-form"), $("reply-error"), async (data) => {
   $("reply-form").reset();
   await loadTicket(number);
 });
+
+async function ticketAction(action) {
+  const number = current;
+  try {
+    await session.post(`/tickets/${encodeURIComponent(number)}/${action}`, {},
+      { "Idempotency-Key": crypto.randomUUID() });
+    showError($("action-error"), null);
+  } catch (err) {
+    showError($("action-error"), err);
+  }
+  await loadTicket(number);
+}
+
+$("close-ticket").addEventListener("click", () => ticketAction("close"));
+$("reopen-ticket").addEventListener("click", () => ticketAction("reopen"));
 
 $("logout").addEventListener("click", () => {
   session.token = null;

@@ -139,6 +139,14 @@ def test_customer_opens_a_ticket_and_sees_the_reply_live(desk: Desk, new_page: A
     page.locator("#messages").get_by_text("Works now, thank you!").wait_for()
     page.screenshot(path="/tmp/portal.png", full_page=True)
 
+    # Done: the customer closes the ticket; it is final, so the reply box goes away.
+    page.get_by_role("button", name="Close this ticket").click()
+    page.locator("#ticket-meta .badge").get_by_text("closed", exact=True).wait_for()
+    assert page.locator("#reply-form").is_hidden()
+    assert page.get_by_role("button", name="Close this ticket").is_hidden()
+    with desk.http(desk.login(email)) as c:
+        assert c.get(f"/api/v1/tickets/{number}").json()["status"] == "closed"
+
 
 def test_another_customers_ticket_is_not_found(desk: Desk, new_page: Any) -> None:
     _, owner_token = desk.customer("Owner")
@@ -201,3 +209,21 @@ def test_agent_takes_a_ticket_and_adds_an_internal_note(desk: Desk, new_page: An
     with desk.http(desk.login(customer_email)) as c:  # and the customer never sees the note
         messages = c.get(f"/api/v1/tickets/{number}").json()["messages"]
     assert all("php-fpm" not in m["body"] for m in messages)
+
+
+def test_customer_reopens_a_resolved_ticket(desk: Desk, new_page: Any) -> None:
+    _, email = desk.new_customer("Rae")
+    agent_token = desk.login(make_agent(desk, 1))
+    with desk.http(desk.login(email)) as c:
+        number = c.post("/api/v1/tickets", json={"subject": "FTP", "body": "x"}).json()["number"]
+    with desk.http(agent_token) as c:
+        assert c.post(f"/api/v1/tickets/{number}/take").status_code == 200
+        assert c.post(f"/api/v1/tickets/{number}/resolve").status_code == 200
+    page = new_page()
+    log_in(page, f"{desk.base_url}/portal", email)
+    page.goto(f"{desk.base_url}/portal#/tickets/{number}")
+    badge = page.locator("#ticket-meta .badge")
+    badge.get_by_text("resolved", exact=True).wait_for()
+    page.get_by_role("button", name="Reopen this ticket").click()
+    badge.get_by_text("open", exact=True).wait_for()
+    assert page.get_by_role("button", name="Reopen this ticket").is_hidden()
