@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from actors.config import ActorConfig
@@ -552,13 +551,7 @@ class ChangeService:
         values: dict[str, Any] = {"status": status, "error": error, "updated_at": now}
         if status == "applied":
             values["applied_at"] = now
-        res = s.execute(
-            update(ChangeRequest)
-            .where(ChangeRequest.id == outcome.change_id, ChangeRequest.status.in_(PENDING))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if res.rowcount != 1:  # type: ignore[attr-defined]
+        if not ChangeRepository(s).settle(outcome.change_id, PENDING, **values):
             return  # unknown or already settled: recorded once, never twice
         row = ChangeRepository(s).get(outcome.change_id)
         s.refresh(row)
@@ -588,15 +581,7 @@ class ChangeService:
     def _settle_ticket(
         self, s: Session, ticket: Ticket, row: ChangeRequest, status: str, describe: str
     ) -> None:
-        others = s.scalar(
-            select(func.count())
-            .select_from(ChangeRequest)
-            .where(
-                ChangeRequest.ticket_id == ticket.id,
-                ChangeRequest.status.in_(PENDING),
-                ChangeRequest.id != row.id,
-            )
-        )
+        others = ChangeRepository(s).pending_count(PENDING, ticket_id=ticket.id, excluding=row.id)
         if ticket.status == "pending_change" and not others:
             ticket.status = "open" if ticket.owner_agent_id else "new"
         ticket.updated_at = self.now()
@@ -739,13 +724,7 @@ class ChangeService:
             rows = HostRepository(s).all()
             if name is not None:
                 rows = [r for r in rows if r.name == name]
-            counts = dict(
-                s.execute(
-                    select(ChangeRequest.host_id, func.count())
-                    .where(ChangeRequest.status.in_(PENDING))
-                    .group_by(ChangeRequest.host_id)
-                ).all()
-            )
+            counts = ChangeRepository(s).pending_by_host(PENDING)
             return [host_read(r, counts.get(r.id, 0)) for r in rows]
 
     def host_specs(self) -> dict[int, HostSpec]:

@@ -12,16 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
-
 from actors.clock import SystemClock
 from actors.config import ActorConfig
 from actors.directory import Directory, start_when_running
 from actors.dto import SYSTEM, TicketRead
 from actors.ticket_service import TicketService
 from store.db import Database
-from store.models import Ticket, TicketEvent
 from store.models.ticket import ticket_id_from_number
+from store.repositories import TicketRepository
 from store.repositories.ticket import OPEN_STATUSES
 
 DEFAULT_WARN_PERCENT = 80
@@ -129,22 +127,9 @@ class SlaClock:
     def _reload(self, ticket_ids: list[int] | None) -> None:
         """Re-read tickets (all open and resolved ones when None) and replace their timers."""
         with self.db.read() as s:
-            q = select(Ticket).where(Ticket.status.in_((*OPEN_STATUSES, "resolved")))
-            if ticket_ids is not None:
-                q = select(Ticket).where(Ticket.id.in_(ticket_ids))
-            tickets = list(s.scalars(q))
-            ids = [t.id for t in tickets]
-            fired: dict[int, set[tuple[str, str]]] = {}
-            if ids:
-                ev = s.execute(
-                    select(TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.data).where(
-                        TicketEvent.ticket_id.in_(ids),
-                        TicketEvent.kind.in_(("sla_warning", "sla_breach")),
-                    )
-                )
-                for tid, kind, data in ev:
-                    action = "warning" if kind == "sla_warning" else "breach"
-                    fired.setdefault(tid, set()).add((action, str(data.get("which"))))
+            repo = TicketRepository(s)
+            tickets = repo.with_timers(ticket_ids)
+            fired = repo.sla_fired([t.id for t in tickets])
             targets = self.service.sla_targets(s)
         self.warn_percent = {prio: t.warn_percent for prio, t in targets.items()}
         if ticket_ids is None:

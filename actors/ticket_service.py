@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, select, tuple_
+from sqlalchemy import Row, Table
 from sqlalchemy.orm import Session
 
 from actors.business_time import BusinessCalendar, SlaTargets
@@ -44,11 +44,13 @@ from actors.errors import (
 from actors.idempotency import REUSED, earlier_answer, remember_answer
 from store.db import Database
 from store.errors import IntegrityViolation, NotFoundError
-from store.models import Agent, IdempotencyRecord, Ticket, User
+from store.models import Agent, IdempotencyRecord, Ticket
 from store.models.base import utcnow
 from store.models.ticket import ticket_number
 from store.repositories import (
     AccountRepository,
+    AgentRepository,
+    IdempotencyRepository,
     SlaRepository,
     TicketRepository,
 )
@@ -110,8 +112,7 @@ class TicketService:
     def owner_name(self, s: Session, agent_id: int) -> str:
         name = self._agent_names.get(agent_id)
         if name is None:
-            q = select(User.display_name).join(Agent, Agent.user_id == User.id)
-            name = s.scalar(q.where(Agent.id == agent_id)) or f"agent {agent_id}"
+            name = AgentRepository(s).display_name(agent_id) or f"agent {agent_id}"
             self._agent_names[agent_id] = name
         return name
 
@@ -219,14 +220,7 @@ class TicketService:
             for item in items
             if item.idempotency_key and item.requester.user_id is not None
         }
-        if not keys:
-            return {}
-        rows = s.scalars(
-            select(IdempotencyRecord).where(
-                tuple_(IdempotencyRecord.user_id, IdempotencyRecord.key).in_(list(keys))
-            )
-        )
-        return {(r.user_id, r.key): r for r in rows}
+        return IdempotencyRepository(s).get_many(keys)
 
     def _create_batch(self, s: Session, items: list[NewTicket]) -> list[TicketRead | DeskError]:
         """File tickets with a few multi-row statements per batch, not a flush per row: the

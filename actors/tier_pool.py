@@ -6,16 +6,13 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import select
-
 from actors.config import ActorConfig
 from actors.directory import Directory, fire, start_when_running
 from actors.dto import QueuedTicket
 from actors.routing import AgentSlot, plan_assignments
 from actors.ticket_service import OWNED_STATUSES, TicketService, queued
 from store.db import Database
-from store.models import Agent, Ticket
-from store.repositories import TicketRepository
+from store.repositories import AgentRepository, TicketRepository
 
 RESYNC_SECONDS = 5.0
 log = logging.getLogger(__name__)
@@ -57,17 +54,10 @@ class TierPool:
                     skills=frozenset(a.skills),
                     presence=a.presence,
                 )
-                for a in s.scalars(select(Agent).where(Agent.tier == self.tier).order_by(Agent.id))
+                for a in AgentRepository(s).all(self.tier)
             }
-            owned = s.execute(
-                select(Ticket.owner_agent_id, Ticket.id).where(
-                    Ticket.owner_agent_id.in_(list(agents) or [-1]),
-                    Ticket.status.in_(OWNED_STATUSES),
-                )
-            )
-            for agent_id, ticket_id in owned:
-                if agent_id is not None:
-                    agents[agent_id].owned.add(ticket_id)
+            for agent_id, ticket_id in TicketRepository(s).owned_by(list(agents), OWNED_STATUSES):
+                agents[agent_id].owned.add(ticket_id)
             waiting = {t.id: queued(t) for t in TicketRepository(s).queue(self.tier, limit=100_000)}
         self.agents, self.queue = agents, waiting
 
@@ -150,9 +140,7 @@ class TierPool:
     async def set_presence(self, agent_id: int, presence: str) -> None:
         def save() -> None:
             with self.db.write() as s:
-                agent = s.get(Agent, agent_id)
-                if agent is not None:
-                    agent.presence = presence
+                AgentRepository(s).set_presence(agent_id, presence)
 
         await asyncio.to_thread(save)
         if agent_id not in self.agents:

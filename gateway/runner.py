@@ -96,17 +96,14 @@ def provision_demo_mailboxes(db: Database, config: ActorConfig, directory: Any) 
     from actors.change_executor import executor_name
     from actors.change_service import ChangeService, NewChange
     from gateway.batch import staff_principal
-    from store.models import Service
-    from store.repositories import ChangeRepository
+    from store.repositories import AccountRepository, ChangeRepository
 
     service = ChangeService(db, config)
     admin = staff_principal(db, "admin@sitedesk.demo")
     with db.read() as s:
         boxes = [
             (sv.id, sv.name)
-            for sv in s.query(Service).filter(
-                Service.kind == "mailbox", Service.host_id.isnot(None)
-            )
+            for sv in AccountRepository(s).services_of_kind("mailbox", hosted=True)
             if not any(
                 c.kind == "mailbox_create" and c.service_id == sv.id and c.status != "failed"
                 for c in ChangeRepository(s).recent_for_account(sv.account_id, limit=100)

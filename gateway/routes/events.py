@@ -11,13 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
 from actors import channels
 from actors.dto import Principal
 from gateway.auth import Caller, PlatformDep
 from gateway.platform import Platform
-from store.models import OutboxEvent
+from store.repositories import OutboxRepository
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -44,12 +43,7 @@ def frame(event: dict[str, Any]) -> str:
 def replay(platform: Platform, wanted: set[str], after: int) -> list[dict[str, Any]]:
     """Outbox rows after `after` that this caller would have heard live."""
     with platform.db.read() as s:
-        rows = s.scalars(
-            select(OutboxEvent)
-            .where(OutboxEvent.id > after)
-            .order_by(OutboxEvent.id)
-            .limit(REPLAY_LIMIT)
-        )
+        rows = OutboxRepository(s).after(after, limit=REPLAY_LIMIT)
         out = []
         for r in rows:
             if wanted & set(channels.channels_for(r.account_id, r.payload)):

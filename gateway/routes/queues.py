@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Path
-from sqlalchemy import func, select
 
 from actors.dto import TicketRead
 from cluster.calls import call
@@ -13,9 +12,7 @@ from gateway.auth import Caller, PlatformDep, require_staff
 from gateway.errors import Forbidden
 from gateway.routes.tickets import directory
 from gateway.schemas import AgentRead, PresenceIn, QueueRead
-from store.models import Ticket
 from store.repositories import AgentRepository, TicketRepository
-from store.repositories.ticket import OPEN_STATUSES
 
 router = APIRouter(prefix="/api/v1", tags=["queues"])
 
@@ -31,12 +28,7 @@ async def queue(caller: Caller, platform: PlatformDep, tier: int = Path(ge=1, le
             waiting: list[TicketRead] = [
                 platform.reader.read(s, t) for t in TicketRepository(s).queue(tier, limit=500)
             ]
-            counts = s.execute(
-                select(Ticket.owner_agent_id, func.count())
-                .where(Ticket.tier == tier, Ticket.status.in_(OPEN_STATUSES))
-                .group_by(Ticket.owner_agent_id)
-            )
-            load = {agent_id: n for agent_id, n in counts}
+            load = TicketRepository(s).load_by_owner(tier)
             agents = [
                 AgentRead(
                     agent_id=a.id,
@@ -64,11 +56,7 @@ async def set_presence(body: PresenceIn, caller: Caller, platform: PlatformDep) 
     def read() -> AgentRead:
         with platform.db.read() as s:
             agent = AgentRepository(s).get(caller.agent_id or 0)
-            owned = s.scalar(
-                select(func.count()).where(
-                    Ticket.owner_agent_id == agent.id, Ticket.status.in_(OPEN_STATUSES)
-                )
-            )
+            owned = TicketRepository(s).count_owned(agent.id)
             return AgentRead(
                 agent_id=agent.id, name=caller.name, tier=agent.tier, presence=agent.presence,
                 capacity=agent.capacity, skills=list(agent.skills), owned=owned or 0,

@@ -89,5 +89,11 @@ class AccountRepository(Repository):
         )
         return list(self.session.scalars(q))
 
+    def services_of_kind(self, kind: str, *, hosted: bool = False) -> list[Service]:
+        q = select(Service).where(Service.kind == kind)
+        if hosted:
+            q = q.where(Service.host_id.is_not(None))
+        return list(self.session.scalars(q.order_by(Service.id)))
+
     def service(self, service_id: int) -> Service | None:
         return self.session.get(Service, service_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from store.models import ChangeAttempt, ChangeRequest
 from store.models.base import utcnow
@@ -61,6 +61,39 @@ class ChangeRepository(Repository):
             .limit(limit)
         )
         return list(self.session.scalars(q))
+
+    def settle(self, change_id: str, pending: tuple[str, ...], **values: Any) -> bool:
+        """Set the outcome of a change still in one of the `pending` states; False when it
+        was settled already (so an outcome is recorded once, never twice)."""
+        res = self.session.execute(
+            update(ChangeRequest)
+            .where(ChangeRequest.id == change_id, ChangeRequest.status.in_(pending))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return int(res.rowcount) == 1  # type: ignore[attr-defined]
+
+    def pending_count(
+        self,
+        pending: tuple[str, ...],
+        *,
+        ticket_id: int | None = None,
+        excluding: str | None = None,
+    ) -> int:
+        q = select(func.count()).select_from(ChangeRequest).where(ChangeRequest.status.in_(pending))
+        if ticket_id is not None:
+            q = q.where(ChangeRequest.ticket_id == ticket_id)
+        if excluding is not None:
+            q = q.where(ChangeRequest.id != excluding)
+        return int(self.session.scalar(q) or 0)
+
+    def pending_by_host(self, pending: tuple[str, ...]) -> dict[int, int]:
+        q = (
+            select(ChangeRequest.host_id, func.count())
+            .where(ChangeRequest.status.in_(pending))
+            .group_by(ChangeRequest.host_id)
+        )
+        return {h: n for h, n in self.session.execute(q) if h is not None}
 
     def add_attempt(
         self, change_id: str, *, outcome: str, output: str = "", error: str | None = None

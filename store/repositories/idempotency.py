@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select, tuple_
 
 from store.models import IdempotencyRecord
 from store.repositories.base import Repository
@@ -14,6 +14,15 @@ from store.repositories.base import Repository
 class IdempotencyRepository(Repository):
     def get(self, user_id: int, key: str) -> IdempotencyRecord | None:
         return self.session.get(IdempotencyRecord, (user_id, key))
+
+    def get_many(self, keys: set[tuple[int, str]]) -> dict[tuple[int, str], IdempotencyRecord]:
+        """The records of these (user id, key) pairs, in one query."""
+        if not keys:
+            return {}
+        q = select(IdempotencyRecord).where(
+            tuple_(IdempotencyRecord.user_id, IdempotencyRecord.key).in_(list(keys))
+        )
+        return {(r.user_id, r.key): r for r in self.session.scalars(q)}
 
     def put(
         self,

@@ -27,6 +27,11 @@ class OutboxRepository(Repository):
         )
         return list(self.session.scalars(q))
 
+    def after(self, last_id: int, *, limit: int = 1000) -> list[OutboxEvent]:
+        """Rows after `last_id`, published or not (a reconnecting stream's replay)."""
+        q = select(OutboxEvent).where(OutboxEvent.id > last_id).order_by(OutboxEvent.id)
+        return list(self.session.scalars(q.limit(limit)))
+
     def mark_published(self, ids: list[int]) -> None:
         if ids:
             self.session.execute(

@@ -175,6 +175,53 @@ class TicketRepository(Repository):
         )
         return list(self.session.scalars(q))
 
+    def owned_by(self, agent_ids: list[int], statuses: tuple[str, ...]) -> list[tuple[int, int]]:
+        """(agent id, ticket id) of the tickets these agents own in these statuses."""
+        if not agent_ids:
+            return []
+        q = select(Ticket.owner_agent_id, Ticket.id).where(
+            Ticket.owner_agent_id.in_(agent_ids), Ticket.status.in_(statuses)
+        )
+        return [(a, t) for a, t in self.session.execute(q) if a is not None]
+
+    def load_by_owner(self, tier: int) -> dict[int, int]:
+        """How many open tickets each agent of the tier owns."""
+        q = (
+            select(Ticket.owner_agent_id, func.count())
+            .where(Ticket.tier == tier, Ticket.status.in_(OPEN_STATUSES))
+            .where(Ticket.owner_agent_id.is_not(None))
+            .group_by(Ticket.owner_agent_id)
+        )
+        return {a: n for a, n in self.session.execute(q) if a is not None}
+
+    def count_owned(self, agent_id: int) -> int:
+        q = select(func.count()).where(
+            Ticket.owner_agent_id == agent_id, Ticket.status.in_(OPEN_STATUSES)
+        )
+        return int(self.session.scalar(q) or 0)
+
+    def with_timers(self, ticket_ids: list[int] | None) -> list[Ticket]:
+        """The tickets whose SLA or auto-close timers run: these ids, or every open and
+        resolved ticket when None."""
+        if ticket_ids is not None:
+            return list(self.session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids))))
+        q = select(Ticket).where(Ticket.status.in_((*OPEN_STATUSES, "resolved")))
+        return list(self.session.scalars(q))
+
+    def sla_fired(self, ticket_ids: list[int]) -> dict[int, set[tuple[str, str]]]:
+        """(action, which) of the SLA warnings and breaches already recorded, by ticket."""
+        out: dict[int, set[tuple[str, str]]] = {}
+        if not ticket_ids:
+            return out
+        q = select(TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.data).where(
+            TicketEvent.ticket_id.in_(ticket_ids),
+            TicketEvent.kind.in_(("sla_warning", "sla_breach")),
+        )
+        for tid, kind, data in self.session.execute(q):
+            action = "warning" if kind == "sla_warning" else "breach"
+            out.setdefault(tid, set()).add((action, str(data.get("which"))))
+        return out
+
     def open_tickets(self) -> list[Ticket]:
         q = select(Ticket).where(Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id)
         return list(self.session.scalars(q))

@@ -88,6 +88,16 @@ class AgentRepository(Repository):
             q = q.where(Agent.tier == tier)
         return list(self.session.scalars(q))
 
+    def display_name(self, agent_id: int) -> str | None:
+        q = select(User.display_name).join(Agent, Agent.user_id == User.id)
+        return self.session.scalar(q.where(Agent.id == agent_id))
+
+    def set_presence(self, agent_id: int, presence: str) -> Agent | None:
+        agent = self.session.get(Agent, agent_id)
+        if agent is not None:
+            agent.presence = presence
+        return agent
+
     def with_users(self, tier: int | None = None) -> list[tuple[Agent, User]]:
         q = select(Agent, User).join(User, User.id == Agent.user_id).order_by(Agent.id)
         if tier is not None:
