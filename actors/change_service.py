@@ -46,6 +46,7 @@ from store.models.enums import Channel, Priority
 from store.models.ticket import ticket_id_from_number, ticket_number
 from store.repositories import (
     AccountRepository,
+    AuditRepository,
     ChangeRepository,
     HostRepository,
     TicketRepository,
@@ -460,6 +461,11 @@ class ChangeService:
                           "change_kind": row.kind},
                 )  # fmt: skip
             detail = self._detail(s, row)
+            AuditRepository(s).record(
+                actor_label=by.label, actor_user_id=by.user_id, action="change_requested",
+                object_type="change", object_id=row.id, account_id=row.account_id,
+                data={"kind": row.kind, "service_id": row.service_id, "ticket_id": row.ticket_id},
+            )  # fmt: skip
             remember_answer(s, by, key, request_hash, 202, detail.model_dump(mode="json"))
             return detail
 
@@ -689,7 +695,7 @@ class ChangeService:
         )
 
     # -- hosts --------------------------------------------------------------------------
-    def register_host(self, host: NewHost) -> HostRead:
+    def register_host(self, host: NewHost, by: Principal | None = None) -> HostRead:
         """Register a managed host (its key pinned as given); 409 when the name is taken."""
         layout = HostLayout(root=host.root_dir, **host.layout)
         spec = HostSpec(
@@ -717,6 +723,13 @@ class ChangeService:
                 root_dir=layout.root,
                 services_meta=json.dumps(meta),
             )
+            if by is not None:
+                AuditRepository(s).record(
+                    actor_label=by.label, actor_user_id=by.user_id, action="host_registered",
+                    object_type="managed_host", object_id=row.id,
+                    data={"name": row.name, "address": row.address, "port": row.ssh_port,
+                          "host_key": row.host_key},
+                )  # fmt: skip
             return host_read(row)
 
     def hosts(self, name: str | None = None) -> list[HostRead]:

@@ -14,7 +14,7 @@ from actors.dto import Principal
 from gateway.errors import ApiError, Forbidden, Unauthorized
 from gateway.platform import Platform
 from store.models import User
-from store.repositories import AgentRepository, TokenRepository, UserRepository
+from store.repositories import AgentRepository, AuditRepository, TokenRepository, UserRepository
 from store.repositories.user import token_digest
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -80,10 +80,20 @@ async def login(
 
     def check() -> tuple[str, str] | None:
         with platform.db.write() as s:
+            audit = AuditRepository(s)
             user = UserRepository(s).authenticate(form.username, form.password)
             if user is None:
+                audit.record(
+                    actor_label="anonymous", action="login_failed", object_type="user",
+                    object_id=form.username.lower()[:64], ip=client,
+                )  # fmt: skip
                 return None
-            token, _ = TokenRepository(s).issue(user.id, name="login", ttl=ttl)
+            token, row = TokenRepository(s).issue(user.id, name="login", ttl=ttl)
+            audit.record(
+                actor_label=f"{user.role}:{user.email}", actor_user_id=user.id, action="login",
+                object_type="user", object_id=user.id, account_id=user.account_id, ip=client,
+                data={"token": row.prefix},
+            )  # fmt: skip
             return token, user.role
 
     issued = await asyncio.to_thread(check)

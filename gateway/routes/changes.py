@@ -224,7 +224,7 @@ async def register_host(
     )
     service = changes_of(request, platform)
     try:
-        host = await asyncio.to_thread(service.register_host, new)
+        host = await asyncio.to_thread(service.register_host, new, caller)
     except ValidationError as exc:
         detail = [
             {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()

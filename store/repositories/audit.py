@@ -43,3 +43,12 @@ class AuditRepository(Repository):
             .order_by(AuditLog.id)
         )
         return list(self.session.scalars(q))
+
+    def for_account(self, account_id: int, *, limit: int = 100) -> list[AuditLog]:
+        q = (
+            select(AuditLog)
+            .where(AuditLog.account_id == account_id)
+            .order_by(AuditLog.id.desc())
+            .limit(limit)
+        )
+        return list(self.session.scalars(q))

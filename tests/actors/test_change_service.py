@@ -289,6 +289,18 @@ def test_secrets_rest_as_hashes(world: World) -> None:
     assert again.secret_hash("password") == stored[SECRETS_KEY]["password"]
 
 
+def test_change_requests_are_audited(world: World) -> None:
+    from store.repositories import AuditRepository
+
+    account, zone, by = world.customer()
+    created = world.service.create(by, txt("audit", "x", service_id=zone.id))
+    with world.db.read() as s:
+        rows = AuditRepository(s).for_object("change", created.id)
+    assert [(r.action, r.actor_user_id, r.account_id) for r in rows] == [
+        ("change_requested", by.user_id, account.id)
+    ]
+
+
 def test_tls_private_key_is_scrubbed_once_the_change_settles(world: World) -> None:
     from automation.executor import ChangeOutcome
     from tests.automation.test_validation import make_cert

@@ -120,3 +120,19 @@ def test_login_is_rate_limited(desk: Desk) -> None:
             for i in range(12)
         ]  # fmt: skip
     assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+
+
+def test_logins_and_failed_logins_are_audited(desk: Desk) -> None:
+    from store.repositories import AuditRepository
+
+    account, _ = desk.customer("Audited")
+    with desk.db.read() as s:
+        ok = [a for a in AuditRepository(s).for_account(account.id) if a.action == "login"]
+    assert len(ok) == 1 and ok[0].ip == "127.0.0.1" and ok[0].data["token"].startswith("sdt_")
+    ghost = f"ghost.{uuid.uuid4().hex[:8]}@x.test"
+    with desk.http() as c:
+        c.post("/api/v1/auth/token", data={"username": ghost, "password": "guess"})
+    with desk.db.read() as s:
+        failed = AuditRepository(s).for_object("user", ghost)
+    assert [a.action for a in failed] == ["login_failed"]
+    assert "guess" not in str(failed[0].data)
