@@ -135,6 +135,26 @@ def require_staff(caller: Principal) -> None:
         raise Forbidden("this needs a support agent or an administrator")
 
 
+@router.post("/auth/logout", status_code=204)
+async def logout(
+    platform: PlatformDep, caller: Caller, token: Annotated[str | None, Depends(bearer)]
+) -> None:
+    """Revoke the token this request carries: it stops working at once, on every gateway
+    within the token cache's few seconds."""
+    assert token is not None
+
+    def revoke() -> None:
+        with platform.db.write() as s:
+            TokenRepository(s).revoke_token(token)
+            AuditRepository(s).record(
+                actor_label=caller.label, actor_user_id=caller.user_id, action="logout",
+                object_type="user", object_id=caller.user_id or 0, account_id=caller.account_id,
+            )  # fmt: skip
+
+    await asyncio.to_thread(revoke)
+    platform.forget_token(token_digest(token))
+
+
 @router.get("/me", response_model=Principal)
 async def me(caller: Caller) -> Principal:
     """Who the token belongs to: role, account (customers), agent id and tier (agents)."""

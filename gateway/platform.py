@@ -148,5 +148,8 @@ class Platform:
             self._known_accounts.clear()
         self._known_accounts.add(account_id)
 
+    def forget_token(self, digest: str) -> None:
+        self._tokens.pop(digest, None)
+
     def forget_tokens(self) -> None:
         self._tokens.clear()

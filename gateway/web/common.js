@@ -53,6 +53,21 @@ export class Session {
     return body;
   }
 
+  // Revoke the token on the server (best effort: it expires anyway) and forget it here.
+  async logout() {
+    const token = this.token;
+    this.token = null;
+    if (!token) return;
+    try {
+      await fetch(`${API}/auth/logout`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}` },
+      });
+    } catch {
+      // offline: the token still expires on its own
+    }
+  }
+
   // A JSON request with the bearer token; throws ApiError with the API's error shape.
   async api(method, path, { json, headers = {} } = {}) {
     const init = { method, headers: { Accept: "application/json", ...headers } };

@@ -274,8 +274,8 @@ onSubmit($("login-form"), $("login-error"), async (data) => {
   await start();
 });
 
-$("logout").addEventListener("click", () => {
-  session.token = null;
+$("logout").addEventListener("click", async () => {
+  await session.logout();
   location.hash = "#/";
   showLogin();
 });

@@ -178,8 +178,8 @@ async function ticketAction(action) {
 $("close-ticket").addEventListener("click", () => ticketAction("close"));
 $("reopen-ticket").addEventListener("click", () => ticketAction("reopen"));
 
-$("logout").addEventListener("click", () => {
-  session.token = null;
+$("logout").addEventListener("click", async () => {
+  await session.logout();
   location.hash = "#/";
   showLogin();
 });

@@ -141,6 +141,16 @@ class TokenRepository(Repository):
             return None
         return row, user
 
+    def revoke_token(self, token: str) -> bool:
+        """Revoke a token by its value; False when it is unknown."""
+        row = self.session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == token_digest(token))
+        )
+        if row is None:
+            return False
+        row.revoked_at = row.revoked_at or utcnow()
+        return True
+
     def revoke(self, token_id: int) -> None:
         row = self._get(ApiToken, token_id, "token")
         row.revoked_at = utcnow()

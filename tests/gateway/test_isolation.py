@@ -136,3 +136,12 @@ def test_logins_and_failed_logins_are_audited(desk: Desk) -> None:
         failed = AuditRepository(s).for_object("user", ghost)
     assert [a.action for a in failed] == ["login_failed"]
     assert "guess" not in str(failed[0].data)
+
+
+def test_logout_revokes_the_token_at_once(desk: Desk) -> None:
+    _, token = desk.customer("Leaving")
+    with desk.http(token) as c:
+        assert c.get("/api/v1/me").status_code == 200
+        assert c.post("/api/v1/auth/logout").status_code == 204
+        r = c.get("/api/v1/me")
+    assert r.status_code == 401 and "log in again" in r.json()["message"]

@@ -147,6 +147,13 @@ def test_customer_opens_a_ticket_and_sees_the_reply_live(desk: Desk, new_page: A
     with desk.http(desk.login(email)) as c:
         assert c.get(f"/api/v1/tickets/{number}").json()["status"] == "closed"
 
+    # Log out revokes the page's token on the server, not only in the browser.
+    token = page.evaluate("sessionStorage.getItem('sitedesk.portal.token')")
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("E-mail address").wait_for()
+    with desk.http(token) as c:
+        assert c.get("/api/v1/me").status_code == 401
+
 
 def test_another_customers_ticket_is_not_found(desk: Desk, new_page: Any) -> None:
     _, owner_token = desk.customer("Owner")
