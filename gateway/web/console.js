@@ -77,6 +77,11 @@ async function loadQueue() {
     if (!q.waiting.length) $("queue").append(el("li", { class: "muted" }, "Nobody is waiting."));
     const mine = q.agents.find((a) => a.agent_id === me.agent_id);
     if (mine && document.activeElement !== $("presence")) $("presence").value = mine.presence;
+    const others = q.agents.filter((a) => a.agent_id !== me.agent_id);
+    const chosen = $("handover-agent").value;
+    clear($("handover-agent"), others.map((a) =>
+      el("option", { value: String(a.agent_id) }, `${a.name} (${a.presence}, ${a.owned} open)`)));
+    if (others.some((a) => String(a.agent_id) === chosen)) $("handover-agent").value = chosen;
     const online = q.agents.filter((a) => a.presence === "online").length;
     $("queue-agents").textContent = `${online} of ${q.agents.length} agents online`;
   } catch (err) {
@@ -131,6 +136,8 @@ async function loadTicket(number) {
     $("take").hidden = t.owner !== null && t.owner.agent_id === me.agent_id;
     $("take").disabled = closed;
     $("resolve").disabled = closed;
+    // Hand-over stays within a tier; to another tier a ticket goes by escalation.
+    $("handover-form").hidden = closed || t.tier !== me.tier || !$("handover-agent").options.length;
     clear(
       $("messages"),
       t.messages.map((m) =>
@@ -225,6 +232,12 @@ async function button(id, op) {
 
 $("take").addEventListener("click", () => button("take", "take"));
 $("resolve").addEventListener("click", () => button("resolve", "resolve"));
+
+onSubmit($("handover-form"), $("action-error"), async (data) => {
+  await session.post(`/tickets/${encodeURIComponent(current)}/handover`,
+    { agent_id: Number(data.get("agent_id")) }, { "Idempotency-Key": crypto.randomUUID() });
+  await refresh();
+});
 
 onSubmit($("escalate-form"), $("action-error"), async (data) => {
   await session.post(`/tickets/${encodeURIComponent(current)}/escalate`,

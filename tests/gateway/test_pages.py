@@ -234,3 +234,25 @@ def test_customer_reopens_a_resolved_ticket(desk: Desk, new_page: Any) -> None:
     page.get_by_role("button", name="Reopen this ticket").click()
     badge.get_by_text("open", exact=True).wait_for()
     assert page.get_by_role("button", name="Reopen this ticket").is_hidden()
+
+
+def test_agent_hands_a_ticket_over_within_the_tier(desk: Desk, new_page: Any) -> None:
+    _, customer_email = desk.new_customer("Hal")
+    with desk.http(desk.login(customer_email)) as c:
+        number = c.post("/api/v1/tickets", json={"subject": "Cron", "body": "x"}).json()["number"]
+    me_email, other_email = make_agent(desk, 1), make_agent(desk, 1)
+    with desk.db.read() as s:
+        other = UserRepository(s).by_email(other_email)
+        assert other is not None
+        other_agent = AgentRepository(s).by_user(other.id)
+        assert other_agent is not None
+        other_name, other_id = other.display_name, str(other_agent.id)
+    page = new_page()
+    log_in(page, f"{desk.base_url}/console", me_email)
+    page.goto(f"{desk.base_url}/console#/tickets/{number}")
+    page.get_by_role("button", name="Take").click()
+    page.locator(f"#mine li[data-number='{number}']").wait_for()
+    page.get_by_label("Hand over to").select_option(value=other_id)
+    page.get_by_role("button", name="Hand over").click()
+    page.locator("#ticket-meta").get_by_text(f"owner {other_name}").wait_for()
+    page.locator(f"#mine li[data-number='{number}']").wait_for(state="detached")
