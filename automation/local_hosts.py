@@ -213,7 +213,22 @@ include "{self.zones_conf}";
         if line not in existing:
             self.zones_conf.write_text(existing + line)
             if self.running:
-                subprocess.run([*self.rndc_argv(), "reconfig"], check=True, capture_output=True)
+                self._rndc("reconfig")
+
+    def _rndc(self, *command: str, attempts: int = 10) -> None:
+        """Run an rndc command; named refuses one while a reload is still under way, so a
+        refusal is tried again a few times before it counts."""
+        for attempt in range(attempts):
+            result = subprocess.run(
+                [*self.rndc_argv(), *command], capture_output=True, text=True, check=False
+            )
+            if result.returncode == 0:
+                return
+            if attempt < attempts - 1:
+                time.sleep(0.2)
+        raise subprocess.CalledProcessError(
+            result.returncode, result.args, result.stdout, result.stderr
+        )
 
     def rndc_argv(self) -> list[str]:
         return ["rndc", "-c", str(self.rndc_conf)]

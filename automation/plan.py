@@ -34,6 +34,9 @@ EXIT_LOCK = 75
 _PRELUDE = """\
 set -u
 umask 022
+# A dropped connection must not stop the script half-way (files installed, ids not journaled):
+# it runs to the end, and a client that lost it learns the outcome from the journal.
+trap '' HUP PIPE
 gdcas_hash() { if [ -e "$1" ]; then sha256sum < "$1" | cut -c1-64; else echo absent; fi; }
 gdcas_backup() { if [ -e "$1" ]; then cp -p "$1" "$1.gdcas-old"; else rm -f "$1.gdcas-old"; fi; }
 gdcas_restore() {

@@ -280,7 +280,9 @@ def test_executor_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
             if all(r.status not in ("queued", "applying") for r in rows):
                 break
             time.sleep(0.2)
-        assert {r.status for r in rows} == {"applied"}
+        assert {r.status for r in rows} == {"applied"}, [
+            (r.status, r.error) for r in rows if r.status != "applied"
+        ][:3]
         applied = s.query(TimelineEntry).filter_by(account_id=account.id, kind="change.applied")
         assert sorted(e.change_id for e in applied) == sorted(ids)  # each settled once
     text = (h.root / "zones" / f"{zone}.zone").read_text()
