@@ -2,58 +2,18 @@
 // message (internal notes too) and its actions, and the account's 360° view and timeline beside
 // it, all kept current by the live event stream.
 import {
-  LiveStream, Session, clear, debounce, el, onSubmit, route, showError, statusBadge,
-  ticketHref, when,
+  Session, clear, el, onSubmit, route, showError, statusBadge,
+  runPage, ticketHref, when,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const session = new Session("console");
 const MINE = "/tickets?owner=me&status=open&status=pending_customer&status=pending_change&limit=100";
 let me = null;
-let live = null;
 let current = null; // the ticket number on screen
 let ticket = null; // ...and its last answer
 let accountId = null; // the account beside it
 let timelineBefore = null;
-
-session.onExpired = () => showLogin("Your session has ended; please log in again.");
-
-function showLogin(message) {
-  if (live) live.stop();
-  live = null;
-  me = null;
-  $("app-view").hidden = true;
-  $("presence-form").hidden = true;
-  $("logout").hidden = true;
-  $("who").textContent = "";
-  $("login-view").hidden = false;
-  showError($("login-error"), message ? new Error(message) : null);
-  $("login-email").focus();
-}
-
-async function start() {
-  try {
-    me = await session.get("/me");
-  } catch (err) {
-    if (err.status !== 401) showLogin(err.describe ? err.describe() : String(err));
-    return;
-  }
-  if (me.role !== "agent" || me.tier === null) {
-    session.token = null;
-    showLogin("SiteTools is for support agents; customers use SiteControl at /portal.");
-    return;
-  }
-  $("login-view").hidden = true;
-  $("app-view").hidden = false;
-  $("presence-form").hidden = false;
-  $("logout").hidden = false;
-  $("who").textContent = me.name;
-  $("tier-label").textContent = `agent console · level ${me.tier}`;
-  $("queue-title").textContent = `Level ${me.tier} queue`;
-  live = new LiveStream(session, $("live"), debounce(refresh, 100));
-  live.start();
-  await refresh();
-}
 
 async function refresh() {
   await Promise.all([loadQueue(), loadMine(), show()]);
@@ -281,21 +241,23 @@ $("timeline-more").addEventListener("click", async () => {
   }
 });
 
-onSubmit($("login-form"), $("login-error"), async (data) => {
-  await session.login(String(data.get("email")), String(data.get("password")));
-  $("login-form").reset();
-  await start();
+runPage({
+  session,
+  refuse: (who) =>
+    who.role !== "agent" || who.tier === null
+      ? "SiteTools is for support agents; customers use SiteControl at /portal."
+      : null,
+  enter: async (who) => {
+    me = who;
+    $("presence-form").hidden = false;
+    $("tier-label").textContent = `agent console · level ${me.tier}`;
+    $("queue-title").textContent = `Level ${me.tier} queue`;
+    await refresh();
+  },
+  refresh,
+  show,
+  leave: () => {
+    me = null;
+    $("presence-form").hidden = true;
+  },
 });
-
-$("logout").addEventListener("click", async () => {
-  await session.logout();
-  location.hash = "#/";
-  showLogin();
-});
-
-window.addEventListener("hashchange", () => {
-  if (me) show();
-});
-
-if (session.token) start();
-else showLogin();

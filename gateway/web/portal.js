@@ -1,50 +1,14 @@
 // SiteControl, the customer portal: log in, the account's tickets and services, open a ticket,
 // read and answer one, with live updates from the event stream.
 import {
-  LiveStream, Session, clear, debounce, el, onSubmit, route, showError, statusBadge,
-  ticketHref, when,
+  Session, clear, el, onSubmit, route, showError, statusBadge,
+  runPage, ticketHref, when,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const session = new Session("portal");
 let me = null;
-let live = null;
 let current = null; // the ticket number on screen
-
-session.onExpired = () => showLogin("Your session has ended; please log in again.");
-
-function showLogin(message) {
-  if (live) live.stop();
-  live = null;
-  me = null;
-  $("app-view").hidden = true;
-  $("logout").hidden = true;
-  $("who").textContent = "";
-  $("login-view").hidden = false;
-  showError($("login-error"), message ? new Error(message) : null);
-  $("login-email").focus();
-}
-
-async function start() {
-  try {
-    me = await session.get("/me");
-  } catch (err) {
-    if (err.status !== 401) showLogin(err.describe ? err.describe() : String(err));
-    return;
-  }
-  if (me.role !== "customer" || me.account_id === null) {
-    session.token = null;
-    showLogin("SiteControl is for customers; support staff use SiteTools at /console.");
-    return;
-  }
-  $("login-view").hidden = true;
-  $("app-view").hidden = false;
-  $("logout").hidden = false;
-  $("who").textContent = me.name;
-  live = new LiveStream(session, $("live"), debounce(refresh, 100));
-  live.start();
-  await Promise.all([loadAccount(), show()]);
-}
 
 function refresh() {
   loadAccount();
@@ -136,12 +100,6 @@ async function loadAccount() {
   }
 }
 
-onSubmit($("login-form"), $("login-error"), async (data) => {
-  await session.login(String(data.get("email")), String(data.get("password")));
-  $("login-form").reset();
-  await start();
-});
-
 onSubmit($("new-ticket"), $("new-error"), async (data) => {
   const ticket = await session.post(
     "/tickets",
@@ -178,15 +136,19 @@ async function ticketAction(action) {
 $("close-ticket").addEventListener("click", () => ticketAction("close"));
 $("reopen-ticket").addEventListener("click", () => ticketAction("reopen"));
 
-$("logout").addEventListener("click", async () => {
-  await session.logout();
-  location.hash = "#/";
-  showLogin();
+runPage({
+  session,
+  refuse: (who) =>
+    who.role !== "customer" || who.account_id === null
+      ? "SiteControl is for customers; support staff use SiteTools at /console."
+      : null,
+  enter: async (who) => {
+    me = who;
+    await Promise.all([loadAccount(), show()]);
+  },
+  refresh,
+  show,
+  leave: () => {
+    me = null;
+  },
 });
-
-window.addEventListener("hashchange", () => {
-  if (me) show();
-});
-
-if (session.token) start();
-else showLogin();

@@ -256,3 +256,18 @@ def test_agent_hands_a_ticket_over_within_the_tier(desk: Desk, new_page: Any) ->
     page.get_by_role("button", name="Hand over").click()
     page.locator("#ticket-meta").get_by_text(f"owner {other_name}").wait_for()
     page.locator(f"#mine li[data-number='{number}']").wait_for(state="detached")
+
+
+def test_each_page_turns_away_the_other_role(desk: Desk, new_page: Any) -> None:
+    _, customer_email = desk.new_customer("Ivy")
+    page = new_page()
+    for url, email, words in (
+        (f"{desk.base_url}/portal", make_agent(desk, 1), "SiteControl is for customers"),
+        (f"{desk.base_url}/console", customer_email, "SiteTools is for support agents"),
+    ):
+        page.goto(url)
+        page.get_by_label("E-mail address").fill(email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.locator("#login-error").get_by_text(words).wait_for()
+        assert page.locator("#app-view").is_hidden()
