@@ -11,6 +11,13 @@ class AccountStatus(StrEnum):
     closed = "closed"
 
 
+class TokenScope(StrEnum):
+    """What a bearer token may be used for."""
+
+    api = "api"  # the HTTP API (every log-in token has it)
+    batch = "batch"  # the Python batch API (gateway/batch.py): bulk steps as its user
+
+
 class ServiceKind(StrEnum):
     domain = "domain"
     web_hosting = "web_hosting"

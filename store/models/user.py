@@ -73,6 +73,9 @@ class ApiToken(IdMixin, CreatedMixin, Base):
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))  # first characters, to tell tokens apart
+    # Space-separated, as OAuth2 writes scopes: `api` (the HTTP API), `batch` (the Python
+    # batch API). A log-in token has `api` only; integrations get what they are issued.
+    scopes: Mapped[str] = mapped_column(String(100), default="api", server_default="api")
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from store.models import Agent, ApiToken, User
 from store.models.base import utcnow
+from store.models.enums import TokenScope
 from store.passwords import hash_password, needs_rehash, verify_password
 from store.repositories.base import Repository
 
@@ -107,9 +109,16 @@ class AgentRepository(Repository):
 
 class TokenRepository(Repository):
     def issue(
-        self, user_id: int, *, name: str, ttl: timedelta | None = None
+        self,
+        user_id: int,
+        *,
+        name: str,
+        ttl: timedelta | None = None,
+        scopes: Collection[TokenScope] = (TokenScope.api,),
     ) -> tuple[str, ApiToken]:
         """A new bearer token: returns the token itself (shown once) and its stored record."""
+        if not scopes:
+            raise ValueError("a token needs at least one scope")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires = utcnow() + ttl if ttl else None
         row = ApiToken(
@@ -118,13 +127,17 @@ class TokenRepository(Repository):
             token_hash=token_digest(token),
             prefix=token[:12],
             expires_at=expires,
+            scopes=" ".join(sorted({TokenScope(s).value for s in scopes})),
         )
         self.session.add(row)
         self.session.flush()
         return token, row
 
-    def resolve(self, token: str, *, now: datetime | None = None) -> tuple[ApiToken, User] | None:
-        """The live token and its active user, or None when unknown, expired or revoked."""
+    def resolve(
+        self, token: str, *, scope: TokenScope = TokenScope.api, now: datetime | None = None
+    ) -> tuple[ApiToken, User] | None:
+        """The live token and its active user, or None when unknown, expired, revoked or not
+        issued for `scope`."""
         q = (
             select(ApiToken, User)
             .join(User, User.id == ApiToken.user_id)
@@ -136,6 +149,8 @@ class TokenRepository(Repository):
         row, user = found
         now = now or utcnow()
         if row.revoked_at is not None or not user.is_active:
+            return None
+        if scope.value not in row.scopes.split():
             return None
         if row.expires_at is not None and row.expires_at <= now:
             return None
