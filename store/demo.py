@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from store.db import Database
+from store.files import write_private
 from store.repositories import (
     AccountRepository,
     AgentRepository,
@@ -79,8 +80,7 @@ class DemoLogins:
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps([asdict(x) for x in self.logins], indent=2) + "\n")
-        path.chmod(0o600)
+        write_private(path, json.dumps([asdict(x) for x in self.logins], indent=2) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> DemoLogins:

@@ -101,11 +101,10 @@ def fresh_db_url(request: pytest.FixtureRequest, postgres: PostgresServer, sqlit
 def desk_session(
     postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    import ray
-
     from actors.config import ActorConfig
     from cluster.deploy import deploy
-    from cluster.ray_runtime import ray_env_defaults
+    from cluster.ray_runtime import start_ray, stop_ray
+    from cluster.settings import ClusterSettings
     from gateway.platform import Platform
     from tests.desk import Desk, LiveServer, seed_sla
 
@@ -113,15 +112,16 @@ def desk_session(
     db = Database(url)
     db.upgrade()
     seed_sla(db)
-    ray_env_defaults()
-    ray.init(
-        namespace="sitedesk-tests",
-        include_dashboard=False,
-        object_store_memory=128 * 1024 * 1024,
-        _node_ip_address="127.0.0.1",
-        logging_level="WARNING",
-        log_to_driver=False,
+    # The way `sitedesk up` starts it: private, loopback only, token auth on.
+    ray_settings = ClusterSettings(
+        data_dir=tmp_path_factory.mktemp("ray-data"),
+        ray_address=None,
+        ray_token_file=None,
+        ray_namespace="sitedesk-tests",
+        ray_dashboard=False,
+        ray_object_store_mb=128,
     )
+    start_ray(ray_settings)
     config = ActorConfig(database_url=url, redis_url=REDIS_URL, namespace="sitedesk-tests")
     deployment = deploy(config, manual_clock=True)
     platform = Platform(db=db, redis_url=REDIS_URL, directory=deployment.directory)
@@ -130,7 +130,7 @@ def desk_session(
         yield Desk(db=db, base_url=f"http://127.0.0.1:{server.port}", deployment=deployment)
     finally:
         server.stop()
-        ray.shutdown()
+        stop_ray()
         db.dispose()
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from gateway.batch import Sitedesk, TicketRequest, staff_principal
-from store.repositories import UserRepository
+from store.models import AuditLog
+from store.models.enums import TokenScope
+from store.repositories import TokenRepository, UserRepository
 from tests.desk import PASSWORD, Desk
 
 pytestmark = pytest.mark.ray
@@ -62,3 +65,44 @@ def test_batch_runs_as_staff_only(desk: Desk) -> None:
     with pytest.raises(LookupError):
         staff_principal(desk.db, "nobody@nowhere.test")
     assert batch_desk(desk).principal.role == "admin"
+
+
+def issue_token(desk: Desk, email: str, role: str, scopes: tuple[TokenScope, ...]) -> str:
+    with desk.db.write() as s:
+        users = UserRepository(s)
+        user = users.by_email(email)
+        if user is None:
+            account_id = desk.customer()[0].id if role == "customer" else None
+            user = users.create(email=email, display_name=email, role=role,
+                                password=PASSWORD, account_id=account_id)  # fmt: skip
+        token, _ = TokenRepository(s).issue(user.id, name="job", scopes=scopes)
+    return token
+
+
+def test_connect_acts_only_on_a_batch_token_of_staff(desk: Desk) -> None:
+    """The batch API proves who it acts as with an API token, never by naming an e-mail."""
+    n = len(desk.agents_made)
+    good = issue_token(desk, f"ops.{n}@sitedesk.test", "admin", (TokenScope.batch,))
+    sd = Sitedesk.connect(good, database_url=desk.db.url)
+    assert sd.principal.role == "admin" and sd.principal.name == f"ops.{n}@sitedesk.test"
+    with desk.db.read() as s:
+        actions = [a.action for a in s.scalars(select(AuditLog))]
+    assert "batch.connect" in actions
+
+    http_only = issue_token(desk, f"ops.{n}@sitedesk.test", "admin", (TokenScope.api,))
+    customer = issue_token(desk, f"cust.{n}@example.test", "customer", (TokenScope.batch,))
+    for bad in (http_only, customer, "sdt_" + "x" * 43, ""):
+        with pytest.raises(PermissionError):
+            Sitedesk.connect(bad, database_url=desk.db.url)
+
+    with desk.db.write() as s:
+        TokenRepository(s).revoke_token(good)
+    with pytest.raises(PermissionError, match="not valid for batch jobs"):
+        Sitedesk.connect(good, database_url=desk.db.url)
+
+
+def test_a_batch_token_does_not_open_the_http_api(desk: Desk) -> None:
+    token = issue_token(desk, f"ops.http.{len(desk.agents_made)}@sitedesk.test", "admin",
+                        (TokenScope.batch,))  # fmt: skip
+    with desk.http(token) as c:
+        assert c.get("/api/v1/me").status_code == 401
