@@ -100,10 +100,9 @@ def serve_gateway(cfg: dict[str, Any]) -> None:
     import ray
     import uvicorn
 
-    ray.init(
+    ray.init(  # the token comes with the environment start_ray set in the parent
         address=cfg["ray_address"],
         namespace=cfg["namespace"],
-        _node_ip_address="127.0.0.1",
         logging_level="WARNING",
         log_to_driver=False,
     )
@@ -502,7 +501,8 @@ def main() -> int:
 
     from actors.config import ActorConfig
     from cluster.deploy import deploy
-    from cluster.ray_runtime import ray_env_defaults
+    from cluster.ray_runtime import ray_env_defaults, start_ray, stop_ray
+    from cluster.settings import ClusterSettings
     from tests.desk import seed_sla
 
     with contextlib.ExitStack() as stack:
@@ -533,15 +533,12 @@ def main() -> int:
         # as its own service; here every piece competes on equal terms.
         os.environ.setdefault("RAY_worker_niceness", str(args.actor_niceness))
         namespace = f"sitedesk-bench-{tag}"
-        ray.init(
-            namespace=namespace,
-            include_dashboard=False,
-            object_store_memory=128 * 1024 * 1024,
-            _node_ip_address="127.0.0.1",
-            logging_level="WARNING",
-            log_to_driver=False,
-        )
-        stack.callback(ray.shutdown)
+        start_ray(  # as `sitedesk up` does: private, loopback, token auth
+            ClusterSettings(data_dir=workdir / "data", ray_address=None, ray_token_file=None,
+                            ray_namespace=namespace, ray_dashboard=False,
+                            ray_object_store_mb=128)
+        )  # fmt: skip
+        stack.callback(stop_ray)
         config = ActorConfig(database_url=url, redis_url=args.redis_url, namespace=namespace)
         deployment = deploy(config)
         pool = deployment.directory.pool(1)

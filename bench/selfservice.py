@@ -37,7 +37,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from actors.config import ActorConfig
 from automation.local_hosts import LocalHost
 from cluster.deploy import deploy
-from cluster.ray_runtime import ray_env_defaults
+from cluster.ray_runtime import ray_env_defaults, start_ray
+from cluster.settings import ClusterSettings
 from gateway.app import create_app
 from gateway.platform import Platform
 from store.db import Database
@@ -140,9 +141,9 @@ def main() -> None:
                 account_id=acct.id,
             )
         ray_env_defaults()
-        ray.init(include_dashboard=False, object_store_memory=128 * 1024 * 1024,
-                 _node_ip_address="127.0.0.1", namespace="sitedesk-bench",
-                 logging_level="ERROR", log_to_driver=False)  # fmt: skip
+        start_ray(ClusterSettings(data_dir=work / "data", ray_address=None,
+                                  ray_token_file=None, ray_namespace="sitedesk-bench",
+                                  ray_dashboard=False, ray_object_store_mb=128))  # fmt: skip
         deployment = deploy(
             ActorConfig(database_url=url, redis_url=REDIS, namespace="sitedesk-bench")
         )

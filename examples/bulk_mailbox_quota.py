@@ -1,8 +1,9 @@
 """Batch job: raise every mailbox quota on one plan, on the real hosts, with a per-item report.
 Run it against a platform started with `./scripts/up`:
 
-    .venv/bin/python examples/bulk_mailbox_quota.py --as admin@sitedesk.demo --plan standard \
-        --quota-mb 4096
+    export SITEDESK_API_TOKEN=$(.venv/bin/sitedesk token create --user admin@sitedesk.demo \
+        --scope batch --name quotas --quiet)
+    .venv/bin/python examples/bulk_mailbox_quota.py --plan standard --quota-mb 4096
 
 Re-running with the same --job name requests nothing twice.
 """
@@ -21,14 +22,13 @@ from store.models import Account, Service
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--as", dest="as_user", required=True, help="staff e-mail to act as")
     parser.add_argument("--plan", default="standard", help="the accounts' plan")
     parser.add_argument("--quota-mb", type=int, required=True, help="the new quota in MB")
     parser.add_argument("--ticket", help="ticket number (required when acting as an agent)")
     parser.add_argument("--job", help="job name (idempotency); default from plan and quota")
     args = parser.parse_args()
 
-    desk = Sitedesk.connect(as_user=args.as_user)
+    desk = Sitedesk.connect()  # acts as the staff user of the token in SITEDESK_API_TOKEN
     with desk.db.read() as s:
         mailboxes = sorted(
             s.scalars(

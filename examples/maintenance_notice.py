@@ -1,7 +1,9 @@
 """Batch job: open a maintenance-notice ticket on every account hosted on one server, then
 close the ones of a previous run. Run it against a platform started with `./scripts/up`:
 
-    .venv/bin/python examples/maintenance_notice.py --as admin@sitedesk.demo --host web1.demo
+    export SITEDESK_API_TOKEN=$(.venv/bin/sitedesk token create --user admin@sitedesk.demo \
+        --scope batch --name maintenance --quiet)
+    .venv/bin/python examples/maintenance_notice.py --host demo-host-1
 
 Re-running with the same --job name applies nothing twice.
 """
@@ -18,13 +20,12 @@ from store.models import ManagedHost, Service
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--as", dest="as_user", required=True, help="staff e-mail to act as")
     parser.add_argument("--host", help="managed host name; all accounts when left out")
     parser.add_argument("--job", default="maintenance-notice", help="job name (idempotency)")
     parser.add_argument("--when", default="Sunday 02:00-04:00 UTC")
     args = parser.parse_args()
 
-    desk = Sitedesk.connect(as_user=args.as_user)
+    desk = Sitedesk.connect()  # acts as the staff user of the token in SITEDESK_API_TOKEN
     with desk.db.read() as s:
         q = select(Service.account_id).distinct()
         if args.host:

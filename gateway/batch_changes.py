@@ -2,7 +2,7 @@
 
     from gateway.batch import Sitedesk
     from gateway.batch_changes import apply_to_services
-    desk = Sitedesk.connect(as_user="admin@sitedesk.demo")
+    desk = Sitedesk.connect(token)  # an API token with the batch scope
     report = apply_to_services(desk, "mailbox_quota", mailbox_ids, {"quota_mb": 4096},
                                job="quota-2025-06")
     print(report.summary())

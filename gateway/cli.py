@@ -16,6 +16,7 @@ from gateway.settings import GatewaySettings
 from gateway.startup import UsageProblem, load_settings, open_database, print_logins
 from store.demo import load_demo
 from store.errors import StoreError
+from store.models.enums import TokenScope
 from store.settings import StoreSettings
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -28,6 +29,11 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The SCDB (system of record): migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+token_app = typer.Typer(
+    help="API tokens for integrations and batch jobs (shown once; only a hash is kept).",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -63,6 +69,85 @@ def db_current() -> None:
     with friendly_errors():
         db = open_database(load_settings(StoreSettings))
         out.print(f"current: {db.current_revision() or 'empty'}  head: {db.head_revision()}")
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option(help="E-mail of the user the token acts as.")],
+    name: Annotated[str, typer.Option(help="What the token is for (shown in `token list`).")],
+    scope: Annotated[
+        list[TokenScope],
+        typer.Option(help="api (the HTTP API) and/or batch (the Python batch API)."),
+    ],
+    days: Annotated[int, typer.Option(min=1, max=366, help="Lifetime in days.")] = 90,
+    quiet: Annotated[bool, typer.Option(help="Print the token alone (for scripts).")] = False,
+) -> None:
+    """Issue an API token; it is printed once and cannot be shown again."""
+    from datetime import timedelta
+
+    from store.repositories import AuditRepository, TokenRepository, UserRepository
+
+    with friendly_errors():
+        db = open_database(load_settings(StoreSettings))
+        db.check_migrated()
+        with db.write() as s:
+            found = UserRepository(s).by_email(user)
+            if found is None or not found.is_active:
+                raise UsageProblem(f"no active user {user}")
+            if TokenScope.batch in scope and found.role == "customer":
+                raise UsageProblem("the batch scope is for agents and admins, not customers")
+            token, row = TokenRepository(s).issue(
+                found.id, name=name[:100], ttl=timedelta(days=days), scopes=scope
+            )
+            AuditRepository(s).record(
+                actor_label="cli", action="token.create", object_type="api_token",
+                object_id=row.id, actor_user_id=None,
+                data={"user_id": found.id, "scopes": row.scopes, "prefix": row.prefix},
+            )  # fmt: skip
+            expires = row.expires_at
+    if quiet:
+        print(token)
+    else:
+        out.print(f"token for {user} ({' '.join(sorted(scope))}, until {expires:%Y-%m-%d}):")
+        out.print(token, markup=False)
+        out.print("[dim]shown once: keep it in a secret store[/]")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Show the tokens not revoked: prefix, user, scopes, expiry, last use."""
+    from store.repositories import TokenRepository
+
+    with friendly_errors():
+        db = open_database(load_settings(StoreSettings))
+        db.check_migrated()
+        with db.read() as s:
+            for t, u in TokenRepository(s).live():
+                used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+                until = f"{t.expires_at:%Y-%m-%d}" if t.expires_at else "-"
+                out.print(f"{t.prefix}  {u.email:<30} {t.scopes:<10} until {until}  "
+                          f"used {used}  {t.name}", markup=False)  # fmt: skip
+
+
+@token_app.command("revoke")
+def token_revoke(
+    prefix: Annotated[str, typer.Argument(help="The token's prefix, as `token list` shows.")],
+) -> None:
+    """Revoke a token at once (every gateway refuses it from then on)."""
+    from store.repositories import AuditRepository, TokenRepository
+
+    with friendly_errors():
+        db = open_database(load_settings(StoreSettings))
+        db.check_migrated()
+        with db.write() as s:
+            count = TokenRepository(s).revoke_prefix(prefix)
+            if count == 0:
+                raise UsageProblem(f"no live token starts with {prefix}")
+            AuditRepository(s).record(
+                actor_label="cli", action="token.revoke", object_type="api_token",
+                object_id=prefix, data={"count": count},
+            )  # fmt: skip
+        out.print(f"revoked {count} token(s) starting with {prefix}")
 
 
 @app.command()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 from rich.console import Console
@@ -24,7 +25,17 @@ from gateway.settings import GatewaySettings
 from gateway.startup import bind_http, open_database, print_logins
 from store.db import Database
 from store.demo import DemoHost, demo_domains_by_host, load_demo
+from store.files import prepare_data_dir
 from store.settings import StoreSettings
+
+
+def hide_password(url: str) -> str:
+    """A Redis URL fit to print: its password replaced by ***."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 class QuietServer(uvicorn.Server):
@@ -131,6 +142,7 @@ def run_platform(
     dashboard: bool | None,
     out: Console,
 ) -> None:
+    prepare_data_dir(store.data_dir)
     sock = bind_http(gateway.http_host, gateway.http_port)
     db = open_database(store)
     with ExitStack() as stack:
@@ -150,12 +162,12 @@ def run_platform(
 
         if cluster.redis_url:
             check_redis(cluster.redis_url)
-            redis_url = cluster.redis_url
+            redis_url = shown_redis = cluster.redis_url
         else:
             local = LocalRedis(store.data_dir / "redis", cluster.redis_port).start()
             stack.callback(local.stop)
-            redis_url = local.url
-        out.print(f"[green]ok[/] redis at {redis_url}")
+            redis_url, shown_redis = local.url, local.display_url
+        out.print(f"[green]ok[/] redis at {hide_password(shown_redis)}")
 
         info = start_ray(cluster, dashboard=dashboard)
         stack.callback(stop_ray)

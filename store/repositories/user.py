@@ -169,3 +169,22 @@ class TokenRepository(Repository):
     def revoke(self, token_id: int) -> None:
         row = self._get(ApiToken, token_id, "token")
         row.revoked_at = utcnow()
+
+    def live(self) -> list[tuple[ApiToken, User]]:
+        """Every token not revoked (expired ones included, to be cleaned up), oldest first."""
+        q = (
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.revoked_at.is_(None))
+            .order_by(ApiToken.id)
+        )
+        return [(t, u) for t, u in self.session.execute(q)]
+
+    def revoke_prefix(self, prefix: str) -> int:
+        """Revoke the live tokens that start with `prefix` (as `live` shows them); how many."""
+        rows = self.session.scalars(
+            select(ApiToken).where(ApiToken.prefix == prefix, ApiToken.revoked_at.is_(None))
+        ).all()
+        for row in rows:
+            row.revoked_at = utcnow()
+        return len(rows)
