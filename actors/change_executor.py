@@ -9,7 +9,14 @@ import time
 from typing import Any
 
 from actors import names
-from actors.change_service import ChangeService, HostHealth, HostUnavailable, Recorded
+from actors.change_service import (
+    RECORD_TRIES,
+    STATUS_OF_OUTCOME,
+    ChangeService,
+    HostHealth,
+    HostUnavailable,
+    Recorded,
+)
 from actors.config import ActorConfig
 from actors.directory import Directory, fire
 from automation.changes import Change
@@ -39,6 +46,10 @@ class ChangeExecutor:
     Recovery: on start (and every few seconds) it re-reads its hosts and hands every change
     still `queued` or `applying` back to its lane; a change applied before a crash is found in
     the host's journal and recorded as applied, never applied twice.
+    Isolation: a host that can not be set up (its key file unreadable) is reported down and
+    holds only its own queue; an outcome that fails to record is retried alone and, after
+    `RECORD_TRIES` tries, recorded failed with the reason (dead-lettered), so one bad change
+    never holds up the others.
     """
 
     def __init__(
@@ -73,6 +84,8 @@ class ChangeExecutor:
         self.specs: dict[int, HostSpec] = {}
         self.names: dict[str, int] = {}
         self.inflight: set[str] = set()
+        self.broken: dict[int, tuple[str, str]] = {}  # host id -> (name, why it is not set up)
+        self.record_failures: dict[str, int] = {}  # change id -> failed tries to record it
         self.outcomes: queue.Queue[ChangeOutcome] = queue.Queue()
         self.recorded = 0
         self._lock = threading.RLock()
@@ -96,14 +109,28 @@ class ChangeExecutor:
         with self._lock:
             for host_id, spec in wanted.items():
                 if self.specs.get(host_id) != spec:
-                    self.executor.add_host(spec)
+                    try:
+                        self.executor.add_host(spec)
+                    except Exception as exc:  # e.g. a bad key path: this host only is down
+                        self._drop(host_id)
+                        self.broken[host_id] = (spec.host_id, f"host not set up: {exc}")
+                        continue
+                    self.broken.pop(host_id, None)
                     self.specs[host_id] = spec
                     self.names[spec.host_id] = host_id
+            for host_id in [h for h in self.broken if h not in wanted]:
+                self.broken.pop(host_id)
             for host_id in [h for h in self.specs if h not in wanted]:
                 spec = self.specs.pop(host_id)
                 self.names.pop(spec.host_id, None)
                 self.executor.remove_host(spec.host_id)
             return sorted(s.host_id for s in self.specs.values())
+
+    def _drop(self, host_id: int) -> None:
+        spec = self.specs.pop(host_id, None)
+        if spec is not None:
+            self.names.pop(spec.host_id, None)
+            self.executor.remove_host(spec.host_id)
 
     def add_host(self, host_id: int) -> list[str]:
         """A host was registered or changed: pick it up now (the sweep would, a bit later)."""
@@ -126,8 +153,11 @@ class ChangeExecutor:
                     log.warning("change %s: host %s is not on this shard", request.change_id,
                                 host_id)  # fmt: skip
                     continue
+                try:
+                    self.executor.submit(request)
+                except KeyError:  # its host is not set up (see `broken`): it stays pending
+                    continue
                 self.inflight.add(request.change_id)
-                self.executor.submit(request)
                 n += 1
             return n
 
@@ -159,10 +189,13 @@ class ChangeExecutor:
 
     def status(self) -> dict[str, HostHealth]:
         """Queue and health of each host of this shard, by host name."""
-        return {
+        out = {
             st.host_id: HostHealth(state=st.state, queued=st.queued, last_error=st.last_error)
             for st in self.executor.status()
         }
+        for name, why in list(self.broken.values()):
+            out[name] = HostHealth(state="down", last_error=why)
+        return out
 
     def stats(self) -> dict[str, Any]:
         return {"hosts": len(self.specs), "inflight": len(self.inflight),
@@ -201,40 +234,70 @@ class ChangeExecutor:
                     batch.append(self.outcomes.get_nowait())
                 except queue.Empty:
                     break
-            while not self._stop.is_set():
-                try:
-                    recorded = self._record(batch)
-                    delay = 0.1
-                    break
-                except Exception:
-                    log.exception("recording %d outcomes failed; retrying", len(batch))
-                    time.sleep(delay)
+            while batch and not self._stop.is_set():
+                recorded, batch = self._record(batch)
+                self._announce(recorded)
+                if batch:  # the database away, or a poison outcome not yet dead-lettered
+                    self._stop.wait(delay)
                     delay = min(delay * 2, 5.0)
-            else:
-                return
-            with self._lock:
-                for o in batch:
-                    self.inflight.discard(o.change_id)
-            self.recorded += len(batch)
-            self._announce(recorded)
+                else:
+                    delay = 0.1
 
-    def _record(self, batch: list[ChangeOutcome]) -> Recorded:
+    def _record(self, batch: list[ChangeOutcome]) -> tuple[Recorded, list[ChangeOutcome]]:
+        """Record the batch in one transaction, or else each outcome alone; returns what was
+        recorded and the outcomes still to retry."""
         try:
-            return self.service.record(batch)
+            recorded = self.service.record(batch)
+            self._done(batch)
+            return recorded, []
         except Exception:
-            if len(batch) == 1:
-                raise
+            if len(batch) > 1:
+                log.warning("recording %d outcomes together failed; one by one", len(batch))
         merged = Recorded()  # one bad outcome must not hold the others back
+        retry: list[ChangeOutcome] = []
         for outcome in batch:
             try:
                 one = self.service.record([outcome])
-            except Exception:
-                log.exception("recording the outcome of change %s failed", outcome.change_id)
+            except Exception as exc:
+                if not self._dead_letter(outcome, exc):
+                    retry.append(outcome)
                 continue
+            self._done([outcome])
             merged.tickets += one.tickets
             merged.accounts |= one.accounts
             merged.settled += one.settled
-        return merged
+        return merged, retry
+
+    def _dead_letter(self, outcome: ChangeOutcome, exc: Exception) -> bool:
+        """Count a failed try to record `outcome`; after RECORD_TRIES, record the change failed
+        with the reason. True when the outcome needs no retry any more."""
+        change_id = outcome.change_id
+        tries = self.record_failures.get(change_id, 0) + 1
+        self.record_failures[change_id] = tries
+        log.warning("recording the outcome of change %s failed (try %d): %s", change_id, tries,
+                    exc)  # fmt: skip
+        if tries < RECORD_TRIES:
+            return False
+        word = STATUS_OF_OUTCOME.get(outcome.status, outcome.status)
+        reason = (
+            f"the host reported the change {word}, but recording that failed {tries} times: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
+        try:
+            self.service.dead_letter(change_id, reason[:1000])
+        except Exception:  # the database itself away: keep the outcome, try again later
+            log.exception("dead-lettering change %s failed", change_id)
+            return False
+        log.error("change %s dead-lettered: %s", change_id, reason)
+        self._done([outcome])
+        return True
+
+    def _done(self, outcomes: list[ChangeOutcome]) -> None:
+        with self._lock:
+            for o in outcomes:
+                self.inflight.discard(o.change_id)
+                self.record_failures.pop(o.change_id, None)
+        self.recorded += len(outcomes)
 
     def _announce(self, recorded: Recorded) -> None:
         d = self.directory

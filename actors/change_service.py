@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from actors.config import ActorConfig
-from actors.dto import SYSTEM, NewTicket, Principal, QueuedTicket
-from actors.errors import DeskError, InvalidTransition, NotAllowed
+from actors.dto import SYSTEM, NewTicket, Params, Principal, QueuedTicket, scrub
+from actors.errors import DeskError, InvalidTransition, NotAllowed, RateLimited
 from actors.idempotency import earlier_answer, remember_answer
 from actors.ticket_service import TicketService
 from automation.changes import (
@@ -67,6 +68,35 @@ STATUS_OF_OUTCOME = {
     "rolled_back": "rolled_back",
     "unknown": "failed",
 }
+# What each staff tier may ask GDCAS for (administrators: everything). Level 1 handles the
+# everyday mail and FTP work beside the self-service kinds; sites, databases and certificates
+# are level 2's; suspending an account is level 3's.
+_TIER1_KINDS = CUSTOMER_SELF_SERVICE_KINDS | {
+    "mailbox_create", "mailbox_delete", "mail_forwarder_add", "mail_forwarder_delete",
+    "ftp_account_create",
+}  # fmt: skip
+_TIER2_KINDS = _TIER1_KINDS | {
+    "vhost_create", "vhost_delete", "database_create", "database_user_create", "tls_install",
+}  # fmt: skip
+KINDS_BY_TIER: dict[int, frozenset[str]] = {
+    1: frozenset(_TIER1_KINDS),
+    2: frozenset(_TIER2_KINDS),
+    3: frozenset(CHANGE_KINDS),
+}
+# What a customer is told of a change that did not go through; the host's output and paths
+# are for staff (GET /changes/{id} as an agent, and the failure ticket's attachment).
+CUSTOMER_ERROR = {
+    "failed": "The change could not be applied. Support has been told and will follow up.",
+    "rolled_back": "The change did not work as expected and was undone. Support has been told.",
+}
+CUSTOMER_OUTPUT = {
+    "applied": "Applied.",
+    "already_applied": "Applied.",
+    "failed": "Not applied.",
+    "rolled_back": "Undone.",
+    "unknown": "Not confirmed; support will check.",
+}
+RECORD_TRIES = 3  # a change's outcome that fails to record this often is dead-lettered
 CATEGORY_OF_KIND = {
     "dns": "dns", "mailbox": "email", "mail": "email", "ftp": "ftp", "vhost": "web", "tls": "tls",
     "database": "database", "cron": "web",
@@ -98,12 +128,18 @@ class HostExists(DeskError):
 
 
 # -- what crosses the boundaries ----------------------------------------------------------------
+def _change_kind(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z_]{0,47}", value):
+        raise ValueError("a change kind is 1-48 lower-case letters or '_', e.g. dns_record_add")
+    return value
+
+
 class NewChange(BaseModel):
     """What a caller asks for: a change of `kind` with `params` on one of an account's services."""
 
     service_id: int
-    kind: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    kind: Annotated[str, AfterValidator(lambda v: _change_kind(v))]
+    params: Params = Field(default_factory=dict)
     account_id: int | None = None
     ticket: str | None = None  # a ticket number (TT-000123): agents link their changes
 
@@ -136,12 +172,15 @@ class ChangeDetail(BaseModel):
 
 
 class ChangePlan(BaseModel):
+    """A dry run: `summary` says in words what would change; `plan` is the exact host script,
+    for staff only (it holds other tenants' lines of shared files such as a passwd file)."""
+
     dry_run: bool = True
     kind: str
     service_id: int
     host: str
     summary: str
-    plan: str
+    plan: str | None = None
 
 
 class NewHost(BaseModel):
@@ -225,13 +264,36 @@ def scrub_kept_secrets(params: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+_STORED: TypeAdapter[Change] = TypeAdapter(Change)
+# Validation context of a change accepted earlier: rules that depend on the time of day (a TLS
+# certificate's validity) were checked when it was requested and are not checked again, so a
+# change queued while its certificate expires is still applied and recorded.
+ACCEPTED = {"accepted": True}
+
+
 def rebuild_change(kind: str, params: dict[str, Any]) -> Change:
     """The change again from its stored parameters, with the same secret hashes as before."""
     data = dict(params)
     hashes = data.pop(SECRETS_KEY, {})
-    change = parse_change(kind, data)
+    try:
+        change = _STORED.validate_json(json.dumps({**data, "kind": kind}), context=ACCEPTED)
+    except ValidationError as exc:
+        raise ChangeValidationError(kind, [e["msg"] for e in exc.errors()]) from None
     change._hashes.update(hashes)
     return change
+
+
+def describe_stored(kind: str, params: dict[str, Any]) -> str:
+    """What a stored change does, in words; never raises (a record must not fail on it)."""
+    try:
+        return rebuild_change(kind, params).describe()
+    except Exception:
+        return f"{kind.replace('_', ' ')} change"
+
+
+def clean_output(text: str) -> str:
+    """Host output as stored: PostgreSQL refuses NUL in text, so it is shown as U+FFFD."""
+    return text.replace("\x00", "\ufffd")
 
 
 def public_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -285,8 +347,17 @@ def _domain_of(service: Service) -> str:
     return service.name.split("@", 1)[1] if "@" in service.name else service.name
 
 
+def _within(name: str, domains: set[str]) -> bool:
+    name = name.strip().lower().rstrip(".")
+    return any(name == d or name.endswith("." + d) for d in domains)
+
+
 def bind_to_service(
-    kind: str, params: dict[str, Any], service: Service, account: Account
+    kind: str,
+    params: dict[str, Any],
+    service: Service,
+    account: Account,
+    domains: set[str] | None = None,
 ) -> dict[str, Any]:
     """Fill the fields the service implies and refuse parameters that reach beyond it.
 
@@ -331,11 +402,49 @@ def bind_to_service(
     elif kind in ("vhost_create", "vhost_delete", "tls_install"):
         if service_kind("web_hosting", "domain", "tls_certificate"):
             same("domain", _domain_of(service), "domain")
+        aliases = p.get("aliases") if kind == "vhost_create" else None
+        for alias in aliases if isinstance(aliases, list | tuple) else ():
+            if isinstance(alias, str) and not _within(alias, domains or set()):
+                problems.append(
+                    f"aliases: {alias[:80]!r} is not one of the account's domains or a subdomain"
+                )
     elif kind.startswith("cron_"):
         service_kind("web_hosting", "cron")
     if problems:
         raise InvalidChange(f"invalid {kind} change: " + "; ".join(problems), problems)
     return p
+
+
+ACCOUNT_DOMAIN_KINDS = ("domain", "dns_zone", "web_hosting", "tls_certificate")
+
+
+def account_domains(s: Session, account_id: int) -> set[str]:
+    """The domains an account holds: its domain, zone, site and certificate services."""
+    return {
+        _domain_of(sv).lower().rstrip(".")
+        for sv in AccountRepository(s).services(account_id)
+        if sv.kind in ACCOUNT_DOMAIN_KINDS
+    }
+
+
+def for_customer(detail: ChangeDetail) -> ChangeDetail:
+    """A change as its customer sees it: plain words instead of host output and paths."""
+    return detail.model_copy(
+        update={
+            "error": CUSTOMER_ERROR.get(detail.status, "The change could not be applied.")
+            if detail.error
+            else None,
+            "attempts": [
+                a.model_copy(
+                    update={
+                        "output": CUSTOMER_OUTPUT.get(a.outcome, ""),
+                        "error": CUSTOMER_ERROR.get(a.outcome, "Not applied.") if a.error else None,
+                    }
+                )
+                for a in detail.attempts
+            ],
+        }
+    )
 
 
 def _category(kind: str) -> str:
@@ -373,6 +482,13 @@ class ChangeService:
                 )
         elif req.account_id is not None and service.account_id != req.account_id:
             raise missing
+        tier_kinds = KINDS_BY_TIER.get(by.tier or 0, frozenset())
+        if by.role == "agent" and req.kind in CHANGE_KINDS and req.kind not in tier_kinds:
+            needed = min(t for t, kinds in KINDS_BY_TIER.items() if req.kind in kinds)
+            raise NotAllowed(
+                f"level {by.tier} agents do not request {req.kind} changes; "
+                f"escalate the ticket to level {needed}"
+            )
         ticket_id: int | None = None
         if by.role == "agent" and req.ticket is None:
             raise InvalidChange(
@@ -399,7 +515,8 @@ class ChangeService:
         if host.status == "retired":
             raise InvalidTransition(f"service {service.id} is on a retired host")
         account = AccountRepository(s).get(service.account_id)
-        params = bind_to_service(req.kind, req.params, service, account)
+        domains = account_domains(s, account.id) if req.kind == "vhost_create" else set()
+        params = bind_to_service(req.kind, req.params, service, account, domains)
         try:
             change = parse_change(req.kind, params)
         except ChangeValidationError as exc:
@@ -430,6 +547,8 @@ class ChangeService:
             if earlier is not None:
                 return ChangeDetail.model_validate({**earlier, "replayed": True})
             p = self.prepare(s, by, req)
+            if by.role == "customer":
+                self._check_rate(s, p.account_id)
             row = ChangeRepository(s).create(
                 change_id=str(uuid.uuid4()),
                 account_id=p.account_id,
@@ -469,6 +588,22 @@ class ChangeService:
             remember_answer(s, by, key, request_hash, 202, detail.model_dump(mode="json"))
             return detail
 
+    def _check_rate(self, s: Session, account_id: int) -> None:
+        """At most `customer_changes_per_hour` self-service changes per account and hour."""
+        limit = self.config.customer_changes_per_hour
+        if not limit:
+            return
+        now = self.now()
+        count, oldest = ChangeRepository(s).requested_since(
+            account_id, now - timedelta(hours=1), source="portal"
+        )
+        if count >= limit and oldest is not None:
+            wait = (oldest + timedelta(hours=1) - now).total_seconds()
+            raise RateLimited(
+                f"at most {limit} self-service changes an hour; try again later, or open a "
+                "ticket", retry_after=int(wait) + 1,
+            )  # fmt: skip
+
     # -- reading ------------------------------------------------------------------------
     def get(self, change_id: str, by: Principal) -> ChangeDetail:
         """One change; a customer sees only their account's (404 otherwise)."""
@@ -476,7 +611,8 @@ class ChangeService:
             row = ChangeRepository(s).find(change_id) if _is_uuid(change_id) else None
             if row is None or (by.role == "customer" and row.account_id != by.account_id):
                 raise ChangeNotFound(f"change {change_id} not found")
-            return self._detail(s, row)
+            detail = self._detail(s, row)
+            return for_customer(detail) if by.role == "customer" else detail
 
     def _detail(self, s: Session, row: ChangeRequest) -> ChangeDetail:
         host = HostRepository(s).get(row.host_id).name if row.host_id else None
@@ -522,8 +658,11 @@ class ChangeService:
 
     def start(self, change_ids: list[str]) -> list[tuple[int, HostChange]]:
         """Mark these changes `applying` and return (host id, host change) for those still
-        pending; a change already settled is left alone."""
+        pending; a change already settled is left alone. A change that can not be rebuilt
+        from what is stored (a rule tightened since it was accepted) fails on its own, with
+        the reason: it never holds the others back."""
         out: list[tuple[int, HostChange]] = []
+        broken: list[tuple[str, str]] = []
         with self.db.write() as s:
             repo = ChangeRepository(s)
             hosts = HostRepository(s)
@@ -531,13 +670,40 @@ class ChangeService:
                 row = repo.find(change_id) if _is_uuid(change_id) else None
                 if row is None or row.status not in PENDING or row.host_id is None:
                     continue
+                try:
+                    change = rebuild_change(row.kind, row.params)
+                    request = HostChange.model_validate(  # re-validates `change`: in context
+                        {"change_id": row.id, "host_id": hosts.get(row.host_id).name,
+                         "change": change},
+                        context=ACCEPTED,
+                    )  # fmt: skip
+                except Exception as exc:
+                    broken.append((row.id, f"its stored parameters are no longer valid: {exc}"))
+                    continue
                 if row.status == "queued":
                     row.status = "applying"
                     row.updated_at = self.now()
-                change = rebuild_change(row.kind, row.params)
-                name = hosts.get(row.host_id).name
-                out.append((row.host_id, HostChange(change_id=row.id, host_id=name, change=change)))
+                out.append((row.host_id, request))
+        for change_id, reason in broken:
+            self.dead_letter(change_id, reason)
         return out
+
+    def dead_letter(self, change_id: str, reason: str) -> bool:
+        """Settle a change as failed with `reason`, writing as little as possible (status,
+        attempt, timeline entry): for a change whose outcome could not be recorded the usual
+        way. False when it was settled already."""
+        with self.db.write() as s:
+            repo = ChangeRepository(s)
+            reason = clean_output(reason)[:2000]
+            if not repo.settle(change_id, PENDING, status="failed", error=reason,
+                               updated_at=self.now()):  # fmt: skip
+                return False
+            row = repo.get(change_id)
+            s.refresh(row)
+            repo.add_attempt(row.id, outcome="failed", error=reason)
+            summary = f"Change failed: {describe_stored(row.kind, row.params)}"
+            self._timeline(s, row, "failed", summary, SYSTEM, error=CUSTOMER_ERROR["failed"])
+            return True
 
     def record(self, outcomes: list[ChangeOutcome]) -> Recorded:
         """Record outcomes reported by an executor, in one transaction; each change settles
@@ -551,7 +717,7 @@ class ChangeService:
     def _record_one(self, s: Session, outcome: ChangeOutcome, result: Recorded) -> None:
         status = STATUS_OF_OUTCOME[outcome.status]
         now = self.now()
-        error = outcome.error
+        error = clean_output(outcome.error) if outcome.error is not None else None
         if outcome.status == "unknown":
             error = f"outcome unknown, an agent must check the host: {error or ''}".strip()
         values: dict[str, Any] = {"status": status, "error": error, "updated_at": now}
@@ -563,24 +729,25 @@ class ChangeService:
         s.refresh(row)
         tries = f" (after {outcome.attempts} tries)" if outcome.attempts > 1 else ""
         ChangeRepository(s).add_attempt(
-            row.id, outcome=outcome.status, output=outcome.output + tries, error=outcome.error
+            row.id, outcome=outcome.status, output=clean_output(outcome.output) + tries, error=error
         )
         result.settled.append(row.id)
         result.accounts.add(row.account_id)
-        describe = rebuild_change(row.kind, row.params).describe()
+        describe = describe_stored(row.kind, row.params)
         if row.kind in _KEPT_SECRETS:  # settled: the host has the secret, we need it no more
             row.params = scrub_kept_secrets(row.params)
         ticket = TicketRepository(s).lock(row.ticket_id) if row.ticket_id else None
         opened: Ticket | None = None
         if status != "applied" and row.source == "portal" and ticket is None:
-            opened = self._open_failure_ticket(s, row, describe, outcome, result)
+            opened = self._failure_ticket(s, row, describe, outcome, result)
             row.ticket_id = opened.id
         word = {"applied": "applied", "failed": "failed", "rolled_back": "rolled back"}[status]
         summary = f"Change {word}: {describe}"
         if opened is not None:
             summary += f"; support will follow up in {opened.number}"
+        # The timeline is the customer's: the plain words, not the host's output.
         self._timeline(s, row, status, summary, SYSTEM, ticket=ticket or opened,
-                       error=(error or "")[:500] or None)  # fmt: skip
+                       error=CUSTOMER_ERROR.get(status))  # fmt: skip
         if ticket is not None:
             self._settle_ticket(s, ticket, row, status, describe)
 
@@ -599,10 +766,11 @@ class ChangeService:
             summary=f"{ticket.number}: change {word.replace('_', ' ')}: {describe}",
             actor_label=SYSTEM.name,
             data={"owner_agent_id": ticket.owner_agent_id, "change_id": row.id,
-                  "change_kind": row.kind, "change_status": status, "error": row.error},
+                  "change_kind": row.kind, "change_status": status,
+                  "error": CUSTOMER_ERROR.get(status)},
         )  # fmt: skip
 
-    def _open_failure_ticket(
+    def _failure_ticket(
         self,
         s: Session,
         row: ChangeRequest,
@@ -611,16 +779,37 @@ class ChangeService:
         result: Recorded,
     ) -> Ticket:
         """A tier-1 ticket for a failed self-service change, in the same transaction as the
-        failure itself: a failure is never recorded without its ticket, nor ticketed twice."""
+        failure itself: a failure is never recorded without its ticket, nor ticketed twice.
+        While a ticket for an earlier failure of the same service is still open, the failure
+        is added to that ticket instead: repeated failures make one ticket, not a flood."""
         body = (
             f"A self-service change failed and needs a look.\n\n"
             f"Change: {describe}\nChange id: {row.id}\nKind: {row.kind}\n"
-            f"Outcome: {outcome.status}\nError: {outcome.error or '-'}\n"
+            f"Outcome: {outcome.status}\nError: {clean_output(outcome.error or '-')}\n"
         )
+        earlier = (
+            ChangeRepository(s).open_failure_ticket(row.service_id, excluding=row.id)
+            if row.service_id is not None
+            else None
+        )
+        if earlier is not None:
+            ticket = TicketRepository(s).lock(earlier)
+            self._attach_output(s, ticket, row, body, outcome, note="Another self-service "
+                                f"change of this service failed: {describe}.")  # fmt: skip
+            ticket.updated_at = self.now()
+            s.flush()
+            TicketRepository(s).add_event(
+                ticket, "change_failed",
+                summary=f"{ticket.number}: another change failed: {describe}",
+                actor_label=SYSTEM.name, visibility="internal",
+                data={"owner_agent_id": ticket.owner_agent_id, "change_id": row.id,
+                      "change_kind": row.kind},
+            )  # fmt: skip
+            return ticket
         item = NewTicket(
             account_id=row.account_id,
-            subject=f"Self-service change failed: {describe}"[:300],
-            body=body,
+            subject=scrub(f"Self-service change failed: {describe}", lines=False)[:300],
+            body=scrub(body)[:100_000],
             channel=Channel.portal,
             priority=Priority.high,
             category=_category(row.kind),
@@ -632,12 +821,35 @@ class ChangeService:
         ticket_id = ticket_id_from_number(read.number)
         assert ticket_id is not None
         ticket = TicketRepository(s).get(ticket_id)
+        self._attach_output(s, ticket, row, body, outcome, note="")
+        result.tickets.append(
+            QueuedTicket(
+                id=ticket.id,
+                tier=read.tier,
+                priority=read.priority.value,
+                category=read.category,
+                created_at=read.created_at,
+            )
+        )
+        return ticket
+
+    def _attach_output(
+        self,
+        s: Session,
+        ticket: Ticket,
+        row: ChangeRequest,
+        body: str,
+        outcome: ChangeOutcome,
+        *,
+        note: str,
+    ) -> None:
+        """An internal note on the ticket with the host's output of the change attached."""
         TicketRepository(s).add_message(
             ticket,
             direction="internal",
             channel="portal",
             visibility="internal",
-            body=f"GDCAS output of change {row.id} attached.",
+            body=f"{note} GDCAS output of change {row.id} attached.".strip(),
             author_name="GDCAS automation",
             attachments=[
                 NewAttachment(
@@ -652,16 +864,6 @@ class ChangeService:
             ],
         )
         s.expire(ticket, ["message_count"])
-        result.tickets.append(
-            QueuedTicket(
-                id=ticket.id,
-                tier=read.tier,
-                priority=read.priority.value,
-                category=read.category,
-                created_at=read.created_at,
-            )
-        )
-        return ticket
 
     def _timeline(
         self,

@@ -24,3 +24,7 @@ class ActorConfig(BaseModel):
     intake_batch_max: int = Field(default=128, ge=1, le=5000)
     intake_batch_wait_ms: float = Field(default=2.0, ge=0)
     db_pool_size: int = Field(default=5, ge=1, le=50)
+    # Per customer account and rolling hour (0: no limit): tickets opened through the portal or
+    # the API, and self-service changes requested.
+    customer_tickets_per_hour: int = Field(default=30, ge=0)
+    customer_changes_per_hour: int = Field(default=60, ge=0)

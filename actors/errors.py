@@ -43,3 +43,27 @@ class IdempotencyMismatch(DeskError):
 
 class InvalidInput(DeskError):
     code, status = "invalid_request", 422
+
+
+class ContactNotFound(DeskError):
+    """A contact that does not exist or belongs to another account: one answer for both, so
+    that the answer tells nothing about other accounts' contacts."""
+
+    code, status = "contact_not_found", 422
+
+
+class RateLimited(DeskError):
+    """Too many requests of one kind from one account in the window; retry after a while."""
+
+    code, status = "rate_limited", 429
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+        self.args = (message, self.retry_after)
+
+
+class PriorityNotAllowed(DeskError):
+    """Customers choose at most `high`; `urgent` is for staff to set."""
+
+    code, status = "priority_not_allowed", 403

@@ -33,11 +33,14 @@ from actors.dto import (
 )
 from actors.errors import (
     AlreadyOwned,
+    ContactNotFound,
     DeskError,
     IdempotencyMismatch,
     InvalidInput,
     InvalidTransition,
     NotAllowed,
+    PriorityNotAllowed,
+    RateLimited,
     TicketNotFound,
     TopTierReached,
 )
@@ -46,6 +49,7 @@ from store.db import Database
 from store.errors import IntegrityViolation, NotFoundError
 from store.models import Agent, IdempotencyRecord, Ticket
 from store.models.base import utcnow
+from store.models.enums import Priority
 from store.models.ticket import ticket_number
 from store.repositories import (
     AccountRepository,
@@ -64,6 +68,7 @@ from store.repositories.ticket import (
 from store.repositories.timeline import TIMELINE, allocate_ids, insert_all
 
 TOP_TIER = 3
+CUSTOMER_CHANNELS = ("portal", "api")
 OWNED_STATUSES = ("open", "pending_customer", "pending_change")
 Clock = Callable[[], datetime]
 IDEMPOTENCY = cast(Table, IdempotencyRecord.__table__)
@@ -205,7 +210,11 @@ class TicketService:
     def _as_desk_error(exc: Exception, item: NewTicket) -> DeskError:
         if isinstance(exc, DeskError):
             return exc
-        return InvalidInput(f"account {item.account_id} or a contact of the request does not exist")
+        if "foreign key" in str(exc).lower():
+            return InvalidInput(
+                f"account {item.account_id} or a contact of the request does not exist"
+            )
+        return InvalidInput(f"the database refused a value of the request: {exc}")
 
     def _create_one(self, s: Session, item: NewTicket) -> TicketRead | DeskError:
         """File one ticket in the caller's transaction (rows readable in `s` afterwards)."""
@@ -251,11 +260,53 @@ class TicketService:
                     continue
                 first_of_key[ident] = i
             fresh.append(i)
+        fresh = self._admissible(s, items, fresh, out)
         if fresh:
             self._insert_new(s, items, fresh, out)
         for i, earlier in repeats:
             out[i] = out[earlier]
         return [r for r in out if r is not None]
+
+    def _admissible(
+        self,
+        s: Session,
+        items: list[NewTicket],
+        fresh: list[int],
+        out: list[TicketRead | DeskError | None],
+    ) -> list[int]:
+        """The fresh items that may be filed; the others get their error in `out`. A contact
+        must be one of the ticket's account (another account's is answered like one that does
+        not exist); customers choose at most `high`; a customer account opens at most
+        `customer_tickets_per_hour` tickets an hour."""
+        repo = TicketRepository(s)
+        contacts = repo.contact_accounts({c for i in fresh if (c := items[i].contact_id)})
+        limit = self.config.customer_tickets_per_hour
+        now = self.now()
+        by_customer = {items[i].account_id for i in fresh if items[i].requester.role == "customer"}
+        window = timedelta(hours=1)
+        opened = repo.opened_since(by_customer, now - window, CUSTOMER_CHANNELS) if limit else {}
+        kept: list[int] = []
+        for i in fresh:
+            item = items[i]
+            customer = item.requester.role == "customer"
+            if item.contact_id is not None and contacts.get(item.contact_id) != item.account_id:
+                out[i] = ContactNotFound(f"contact {item.contact_id} not found")
+            elif customer and item.priority is Priority.urgent:
+                out[i] = PriorityNotAllowed(
+                    "customers choose a priority up to 'high'; support sets 'urgent'"
+                )
+            elif customer and limit and opened.get(item.account_id, (0, now))[0] >= limit:
+                oldest = opened[item.account_id][1]
+                out[i] = RateLimited(
+                    f"at most {limit} tickets an hour per account; add to an open ticket instead",
+                    retry_after=int((oldest + window - now).total_seconds()) + 1,
+                )
+            else:
+                if customer and limit:
+                    n, oldest = opened.get(item.account_id, (0, now))
+                    opened[item.account_id] = (n + 1, oldest)
+                kept.append(i)
+        return kept
 
     def _insert_new(
         self,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 
-from store.models import ChangeAttempt, ChangeRequest
+from store.models import ChangeAttempt, ChangeRequest, Ticket
 from store.models.base import utcnow
 from store.repositories.base import Repository
+from store.repositories.ticket import OPEN_STATUSES
 
 
 class ChangeRepository(Repository):
@@ -61,6 +63,35 @@ class ChangeRepository(Repository):
             .limit(limit)
         )
         return list(self.session.scalars(q))
+
+    def requested_since(
+        self, account_id: int, since: datetime, *, source: str
+    ) -> tuple[int, datetime | None]:
+        """(how many, the oldest created_at) of the account's changes from `source` since."""
+        q = select(func.count(), func.min(ChangeRequest.created_at)).where(
+            ChangeRequest.account_id == account_id,
+            ChangeRequest.source == source,
+            ChangeRequest.created_at >= since,
+        )
+        count, oldest = self.session.execute(q).one()
+        return int(count or 0), oldest
+
+    def open_failure_ticket(self, service_id: int, *, excluding: str) -> int | None:
+        """The id of a still open ticket that a failed self-service change of this service
+        opened (the newest), if any."""
+        q = (
+            select(Ticket.id)
+            .join(ChangeRequest, ChangeRequest.ticket_id == Ticket.id)
+            .where(
+                ChangeRequest.service_id == service_id,
+                ChangeRequest.source == "portal",
+                ChangeRequest.id != excluding,
+                Ticket.status.in_(OPEN_STATUSES),
+            )
+            .order_by(Ticket.id.desc())
+            .limit(1)
+        )
+        return self.session.scalar(q)
 
     def settle(self, change_id: str, pending: tuple[str, ...], **values: Any) -> bool:
         """Set the outcome of a change still in one of the `pending` states; False when it

@@ -11,7 +11,7 @@ from sqlalchemy import Row, Table, case, func, select, update
 from sqlalchemy.orm import selectinload
 
 from store.errors import NotFoundError
-from store.models import Attachment, Message, Ticket, TicketEvent
+from store.models import Attachment, Contact, Message, Ticket, TicketEvent, User
 from store.models.ticket import ticket_id_from_number
 from store.repositories.base import Repository
 from store.repositories.timeline import (
@@ -70,6 +70,33 @@ def event_payload(number: str, status: str, tier: int, data: dict[str, Any]) -> 
 
 
 class TicketRepository(Repository):
+    def contact_accounts(self, contact_ids: set[int]) -> dict[int, int]:
+        """The account of each of these contacts that exists, by contact id."""
+        if not contact_ids:
+            return {}
+        q = select(Contact.id, Contact.account_id).where(Contact.id.in_(contact_ids))
+        return {cid: aid for cid, aid in self.session.execute(q)}
+
+    def opened_since(
+        self, account_ids: set[int], since: datetime, channels: tuple[str, ...]
+    ) -> dict[int, tuple[int, datetime]]:
+        """(how many, the oldest created_at) of each account's tickets opened by its customers
+        (not by staff or the system) through `channels` since `since`."""
+        if not account_ids:
+            return {}
+        q = (
+            select(Ticket.account_id, func.count(), func.min(Ticket.created_at))
+            .join(User, User.id == Ticket.requester_user_id)
+            .where(
+                Ticket.account_id.in_(account_ids),
+                Ticket.created_at >= since,
+                Ticket.channel.in_(channels),
+                User.role == "customer",
+            )
+            .group_by(Ticket.account_id)
+        )
+        return {aid: (int(n), oldest) for aid, n, oldest in self.session.execute(q)}
+
     def create(
         self,
         *,

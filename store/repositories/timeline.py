@@ -81,7 +81,7 @@ def insert_all(session: Session, batches: list[tuple[Table, Rows]]) -> None:
                         for row in rows
                     ],
                 )
-    except psycopg.IntegrityError as exc:
+    except (psycopg.IntegrityError, psycopg.DataError) as exc:  # as `Database.write` does
         raise IntegrityViolation(str(exc).strip().splitlines()[0]) from exc
 
 

@@ -6,13 +6,17 @@ import hashlib
 import secrets
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
 
 from actors.change_executor import ChangeExecutor
 from actors.change_service import (
+    CUSTOMER_ERROR,
     SECRETS_KEY,
     ChangeNotFound,
     ChangeService,
@@ -23,12 +27,13 @@ from actors.change_service import (
 )
 from actors.config import ActorConfig
 from actors.dto import Principal
-from actors.errors import IdempotencyMismatch, NotAllowed
+from actors.errors import IdempotencyMismatch, NotAllowed, RateLimited
 from automation.local_hosts import LocalHost
 from store.db import Database
 from store.models import Account, ChangeRequest, OutboxEvent, Service, TimelineEntry
 from store.repositories import AccountRepository, ChangeRepository, TicketRepository
 from tests.conftest import REDIS_URL
+from tests.desk import wait_until
 from tests.factories import make_account, make_agent, make_customer, make_ticket
 
 ZONE = "shop.test"
@@ -324,3 +329,209 @@ def test_tls_private_key_is_scrubbed_once_the_change_settles(world: World) -> No
     assert "PRIVATE KEY" not in str(params)
     assert params["private_key_sha256"] == hashlib.sha256(key.encode()).hexdigest()
     assert params["certificate"] == cert  # the public part stays on record
+
+
+# -- hardening (issue 7) ---------------------------------------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.at = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def agent_principal(world: World, tier: int, account: Account) -> tuple[Principal, str]:
+    """A level-`tier` agent and the number of an open ticket of `account` they own."""
+    with world.db.write() as s:
+        agent = make_agent(s, tier=tier)
+        ticket = make_ticket(s, s.get(Account, account.id), tier=tier)
+        ticket.owner_agent_id, ticket.status = agent.id, "open"
+        number = ticket.number
+    by = Principal(user_id=agent.user_id, role="agent", name="A", agent_id=agent.id, tier=tier)
+    return by, number
+
+
+def test_a_certificate_that_expired_while_queued_is_applied_beside_the_others(
+    world: World,
+) -> None:
+    from tests.automation.test_validation import make_cert
+
+    account, zone, by = world.customer()
+    cert, key = make_cert([zone.name], days=-1, start_days=-10)  # valid when it was accepted
+    with world.db.write() as s:
+        tls = ChangeRepository(s).create(
+            account_id=account.id, kind="tls_install", source="agent", host_id=world.host_row.id,
+            params={"domain": zone.name, "certificate": cert, "private_key": key},
+        )  # fmt: skip
+    label = f"tls{secrets.token_hex(3)}"
+    dns = world.service.create(by, txt(label, "beside", service_id=zone.id))
+    ex = world.executor()
+    try:
+        assert ex.wait_idle(20)
+    finally:
+        ex.close()
+    assert status_of(world.db, tls.id) == "applied" and status_of(world.db, dns.id) == "applied"
+    assert dig(world.host, f"{label}.{zone.name}", "TXT") == ['"beside"']
+
+
+def test_a_host_with_a_bad_key_path_holds_only_its_own_changes(
+    world: World, tmp_path: Path
+) -> None:
+    account, zone, by = world.customer()
+    spec = world.host.spec()
+    bad = world.service.register_host(
+        NewHost(
+            name=f"badkey-{secrets.token_hex(3)}", address=spec.address, ssh_port=spec.port,
+            host_key=spec.host_key, credentials_ref=str(tmp_path / "no-such-key"),
+            root_dir=spec.layout.root, layout=spec.layout.model_dump(mode="json", exclude={"root"}),
+        )
+    )  # fmt: skip
+    with world.db.write() as s:
+        elsewhere = AccountRepository(s).add_service(
+            account.id, kind="dns_zone", name=f"b{secrets.token_hex(4)}.test", host_id=bad.id
+        )
+    stuck = world.service.create(by, txt("held", "x", service_id=elsewhere.id))
+    label = f"ok{secrets.token_hex(3)}"
+    fine = world.service.create(by, txt(label, "fine", service_id=zone.id))
+    ex = world.executor()
+    try:
+        wait_until(lambda: status_of(world.db, fine.id) == "applied", 20, "the good host's change")
+        ex.sync_hosts()  # a sweep: it goes on, the bad host stays down
+        health = ex.status()[bad.name]
+        assert health.state == "down" and "no-such-key" in (health.last_error or "")
+        assert ex.status()[world.host_row.name].state == "up"
+    finally:
+        ex.close()
+    assert status_of(world.db, stuck.id) == "queued"  # held, like a host that is down
+    assert dig(world.host, f"{label}.{zone.name}", "TXT") == ['"fine"']
+
+
+@pytest.mark.parametrize("migrated_db", ["postgresql"], indirect=True)
+def test_an_outcome_that_can_not_be_recorded_is_dead_lettered(world: World) -> None:
+    _, zone, by = world.customer()
+    poison = world.service.create(by, txt(f"p{secrets.token_hex(3)}", "p", service_id=zone.id))
+    fine = world.service.create(by, txt(f"f{secrets.token_hex(3)}", "f", service_id=zone.id))
+    with world.db.write() as s:  # a real database fault that hits this one change's record only
+        s.execute(text(f"""
+            CREATE OR REPLACE FUNCTION refuse_poison() RETURNS trigger AS $$
+            BEGIN
+              IF NEW.change_id = '{poison.id}' AND NEW.kind = 'change.applied' THEN
+                RAISE EXCEPTION 'poison outcome';
+              END IF;
+              RETURN NEW;
+            END $$ LANGUAGE plpgsql"""))  # fmt: skip
+        s.execute(text("CREATE TRIGGER refuse_poison BEFORE INSERT ON timeline_entries "
+                       "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"))  # fmt: skip
+    ex = world.executor()
+    try:
+        wait_until(lambda: status_of(world.db, poison.id) != "applying", 30, "the dead letter")
+        later = world.service.create(by, txt(f"l{secrets.token_hex(3)}", "l", service_id=zone.id))
+        assert ex.submit([later.id]) == 1
+        wait_until(lambda: status_of(world.db, later.id) == "applied", 20, "the next change")
+    finally:
+        ex.close()
+        with world.db.write() as s:
+            s.execute(text("DROP TRIGGER refuse_poison ON timeline_entries"))
+            s.execute(text("DROP FUNCTION refuse_poison()"))
+    assert status_of(world.db, fine.id) == "applied"
+    staff = Principal(role="admin", name="Admin")
+    dead = world.service.get(poison.id, staff)
+    assert dead.status == "failed" and "recording that failed 3 times" in (dead.error or "")
+    assert "poison outcome" in (dead.error or "")
+
+
+def test_repeated_failures_of_one_service_make_one_ticket_and_customers_see_plain_words(
+    world: World,
+) -> None:
+    account, zone, by = world.customer()
+    ids = []
+    for _ in range(2):
+        gone = txt(f"gone{secrets.token_hex(3)}", "x", service_id=zone.id, kind="dns_record_delete")
+        ids.append(world.service.create(by, gone).id)
+        ex = world.executor()
+        try:
+            assert ex.wait_idle(20)
+        finally:
+            ex.close()
+    first, second = (world.service.get(i, by) for i in ids)
+    assert first.status == second.status == "failed"
+    assert first.ticket_number is not None and second.ticket_number == first.ticket_number
+    with world.db.read() as s:
+        [ticket] = TicketRepository(s).for_account(account.id)
+        messages = TicketRepository(s).messages(ticket.id, include_internal=True)
+        files = [a.filename for m in messages for a in m.attachments]
+    assert files == [f"change-{ids[0]}.log", f"change-{ids[1]}.log"]
+    # The customer reads plain words; staff read what the host said.
+    assert first.error == CUSTOMER_ERROR["failed"]
+    assert [(a.output, a.error) for a in first.attempts] == [("Not applied.", CUSTOMER_ERROR["failed"])]  # fmt: skip # noqa: E501
+    staff = world.service.get(ids[0], Principal(role="admin", name="Admin"))
+    assert staff.error and staff.error != CUSTOMER_ERROR["failed"] and "gone" in staff.error
+    with world.db.read() as s:
+        public = [e.data for e in s.query(TimelineEntry).filter_by(account_id=account.id)
+                  if e.kind == "change.failed"]  # fmt: skip
+    assert [d["error"] for d in public] == [CUSTOMER_ERROR["failed"]] * 2
+
+
+def test_self_service_changes_are_limited_per_account_and_hour(world: World) -> None:
+    clock = Clock()
+    config = ActorConfig(database_url=world.db.url, redis_url=REDIS_URL,
+                         customer_changes_per_hour=2)  # fmt: skip
+    service = ChangeService(world.db, config, now=clock)
+    _, zone, by = world.customer()
+    service.create(by, txt("one", "1", service_id=zone.id))
+    clock.at += timedelta(minutes=30)
+    service.create(by, txt("two", "2", service_id=zone.id))
+    with pytest.raises(RateLimited) as limited:
+        service.create(by, txt("three", "3", service_id=zone.id))
+    assert limited.value.retry_after == 30 * 60 + 1
+    admin = Principal(role="admin", name="Admin")
+    service.create(admin, txt("staff", "s", service_id=zone.id))  # staff are not limited
+    clock.at += timedelta(minutes=30, seconds=1)
+    service.create(by, txt("three", "3", service_id=zone.id))
+
+
+def test_what_each_tier_may_change_and_aliases_of_the_accounts_domains(world: World) -> None:
+    account, _, _ = world.customer()
+    domain = f"w{secrets.token_hex(4)}.test"
+    with world.db.write() as s:
+        site = AccountRepository(s).add_service(
+            account.id, kind="web_hosting", name=domain, host_id=world.host_row.id
+        )
+    l1, t1 = agent_principal(world, 1, account)
+    l2, t2 = agent_principal(world, 2, account)
+
+    def vhost(ticket: str, *aliases: str) -> NewChange:
+        return NewChange(service_id=site.id, kind="vhost_create", ticket=ticket,
+                         params={"aliases": list(aliases)})  # fmt: skip
+
+    with pytest.raises(NotAllowed, match="level 2"):
+        world.service.plan_target(l1, vhost(t1))
+    with pytest.raises(NotAllowed, match="level 3"):
+        world.service.plan_target(
+            l2, NewChange(service_id=site.id, kind="account_suspend", ticket=t2, params={})
+        )
+    ok = world.service.plan_target(l2, vhost(t2, f"www.{domain}", domain))
+    assert ok.change.kind == "vhost_create"
+    with pytest.raises(InvalidChange) as bad:
+        world.service.plan_target(l2, vhost(t2, f"www.{domain}", "victim-bank.test"))
+    assert bad.value.errors == [
+        "aliases: 'victim-bank.test' is not one of the account's domains or a subdomain"
+    ]
+    with pytest.raises(InvalidChange):  # a suffix is not a subdomain
+        world.service.plan_target(l2, vhost(t2, f"evil{domain}"))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"record": {"name": "a", "type": "TXT", "value": "x\x00y"}},
+        {"record": {"name": "a", "type": "TXT", "value": "x\u2028y"}},
+        {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}},
+        {"record": {"name": "a", "type": "TXT", "value": "x" * 300_000}},
+        {"Bad Key": 1},
+    ],
+)
+def test_change_params_are_bounded(params: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as err:
+        NewChange(service_id=1, kind="dns_record_add", params=params)
+    assert err.value.errors()[0]["loc"] == ("params",)

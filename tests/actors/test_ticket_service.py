@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
+from pydantic import ValidationError
 
 from actors.config import ActorConfig
-from actors.dto import SYSTEM, NewTicket, Principal
+from actors.dto import SYSTEM, NewTicket, Principal, TicketRead
 from actors.errors import (
     AlreadyOwned,
+    ContactNotFound,
     IdempotencyMismatch,
     InvalidTransition,
     NotAllowed,
+    PriorityNotAllowed,
+    RateLimited,
     TicketNotFound,
 )
 from actors.ticket_service import TicketService
 from store.db import Database
+from store.models.enums import Priority
 from store.models.ticket import ticket_id_from_number
-from store.repositories import OutboxRepository, TimelineRepository
+from store.repositories import (
+    AccountRepository,
+    OutboxRepository,
+    TicketRepository,
+    TimelineRepository,
+)
 from tests.desk import seed_sla
 from tests.factories import make_account, make_agent, make_customer
 
@@ -119,3 +132,124 @@ def test_retried_operation_is_answered_from_its_record(service: TicketService) -
     assert [m.body for m in detail.messages].count("once") == 1
     with pytest.raises(IdempotencyMismatch):
         service.operate("message", tid, customer, key="m1", request_hash="other", body="twice")
+
+
+# -- hardening (issue 7) ---------------------------------------------------------------------
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.at = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def poisoned(item: NewTicket, **over: Any) -> NewTicket:
+    """An item that got past validation (as a future rule might let one through): built
+    without validation, so that the group commit meets a value the database refuses."""
+    return NewTicket.model_construct(**{**dict(item), **over})
+
+
+@pytest.mark.parametrize("migrated_db", ["postgresql"], indirect=True)
+def test_group_commit_files_the_others_when_postgresql_refuses_one(service: TicketService) -> None:
+    account_id, customer = customer_of(service.db)
+    _, other = customer_of(service.db)
+    other_account = other.account_id or 0
+    items = [
+        new(account_id, customer),
+        poisoned(new(other_account, other), subject="Site\x00down"),
+        new(account_id, customer),
+    ]
+    results = service.create_many(items)
+    assert [type(r).__name__ for r in results] == ["TicketRead", "InvalidInput", "TicketRead"]
+    assert "NUL" in str(results[1])
+    with service.db.read() as s:
+        assert len(TicketRepository(s).for_account(account_id)) == 2
+        assert TicketRepository(s).for_account(other_account) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject", "a\x00b"),
+        ("subject", "two\nlines"),
+        ("subject", "next\x85line"),
+        ("subject", "line\u2028separator"),
+        ("body", "bell\x07"),
+        ("body", "escape\x1b[31m"),
+        ("body", "para\u2029graph"),
+        ("category", "dns\n"),
+    ],
+)
+def test_control_characters_are_refused_in_ticket_text(field: str, value: str) -> None:
+    by = Principal(role="customer", name="C", account_id=1)
+    fields: dict[str, Any] = {"subject": "s", "body": "b", field: value}
+    with pytest.raises(ValidationError) as err:
+        NewTicket(account_id=1, channel="portal", requester=by, **fields)
+    assert err.value.errors()[0]["loc"] == (field,)
+
+
+def test_bodies_keep_line_breaks_and_tabs() -> None:
+    by = Principal(role="customer", name="C", account_id=1)
+    t = NewTicket(account_id=1, channel="portal", requester=by, subject="Ünïcode ok",
+                  body="one\r\ntwo\n\tthree")  # fmt: skip
+    assert t.body == "one\ntwo\n\tthree" and t.subject == "Ünïcode ok"
+
+
+def test_contact_of_another_account_is_answered_like_a_missing_one(service: TicketService) -> None:
+    account_id, customer = customer_of(service.db)
+    with service.db.write() as s:
+        mine = AccountRepository(s).add_contact(account_id, name="Me", email="me@x.test")
+        theirs_account = make_account(s)
+        theirs = AccountRepository(s).add_contact(theirs_account.id, name="T", email="t@x.test")
+    missing = theirs.id + 1000
+    ok, foreign, absent = service.create_many(
+        [
+            new(account_id, customer).model_copy(update={"contact_id": mine.id}),
+            new(account_id, customer).model_copy(update={"contact_id": theirs.id}),
+            new(account_id, customer).model_copy(update={"contact_id": missing}),
+        ]
+    )
+    assert isinstance(ok, TicketRead)
+    assert isinstance(foreign, ContactNotFound) and isinstance(absent, ContactNotFound)
+    assert str(foreign).replace(str(theirs.id), "N") == str(absent).replace(str(missing), "N")
+
+
+def test_customers_choose_at_most_high_priority(service: TicketService) -> None:
+    account_id, customer = customer_of(service.db)
+    agent = agent_of(service.db, 1)
+    high, urgent, staff = service.create_many(
+        [
+            new(account_id, customer).model_copy(update={"priority": Priority.high}),
+            new(account_id, customer).model_copy(update={"priority": Priority.urgent}),
+            new(account_id, agent).model_copy(update={"priority": Priority.urgent}),
+        ]
+    )
+    assert isinstance(high, TicketRead) and high.priority is Priority.high
+    assert isinstance(urgent, PriorityNotAllowed)
+    assert isinstance(staff, TicketRead) and staff.priority is Priority.urgent
+
+
+def test_customer_tickets_are_limited_per_account_and_hour(db: Database) -> None:
+    seed_sla(db)
+    clock = Clock()
+    config = ActorConfig(database_url=db.url, redis_url="redis://unused",
+                         customer_tickets_per_hour=3)  # fmt: skip
+    service = TicketService(db, config, now=clock)
+    account_id, customer = customer_of(db)
+    _, neighbour = customer_of(db)
+    agent = agent_of(db, 1)
+    first = service.create_many([new(account_id, customer)])
+    clock.at += timedelta(minutes=20)
+    results = service.create_many(
+        [new(account_id, customer), new(account_id, customer), new(account_id, customer),
+         new(neighbour.account_id or 0, neighbour), new(account_id, agent)]
+    )  # fmt: skip
+    kinds = [type(r).__name__ for r in [*first, *results]]
+    assert kinds == ["TicketRead", "TicketRead", "TicketRead", "RateLimited", "TicketRead",
+                     "TicketRead"]  # fmt: skip
+    limited = results[2]
+    assert isinstance(limited, RateLimited) and limited.retry_after == 40 * 60 + 1
+    clock.at += timedelta(minutes=40, seconds=1)  # the first one is out of the window
+    assert isinstance(service.create_many([new(account_id, customer)])[0], TicketRead)
