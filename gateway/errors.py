@@ -75,6 +75,11 @@ _HTTP_CODES = {
 }
 
 
+def _field_path(loc: Any) -> list[Any]:
+    parts = list(loc)
+    return parts[1:] if parts and parts[0] == "body" else parts
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -87,7 +92,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         detail = [
             {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+                # loc starts with where the value came from ("body", "query"); a field may
+                # itself be called "body" (a message's), so only the first one is dropped.
+                "field": ".".join(str(p) for p in _field_path(err.get("loc", ()))),
                 "problem": err.get("msg", "invalid"),
             }
             for err in exc.errors()

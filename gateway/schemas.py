@@ -7,6 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.dto import Category, Line, Text
 from store.models.enums import Channel, Presence, Priority
 
 T = TypeVar("T")
@@ -24,20 +25,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+# Every text field has a length limit and refuses control characters (see actors.dto.Line
+# and Text): a 422 names the field.
 class TicketCreate(Strict):
-    subject: str = Field(min_length=1, max_length=300)
-    body: str = Field(min_length=1, max_length=100_000, description="What the customer needs.")
+    subject: Line = Field(min_length=1, max_length=300)
+    body: Text = Field(min_length=1, max_length=100_000, description="What the customer needs.")
     channel: Channel | None = Field(
         default=None, description="Agents logging a call use 'phone'; customers get 'portal'."
     )
     account_id: int | None = Field(default=None, description="Required for agents.")
     contact_id: int | None = None
-    priority: Priority | None = Field(default=None, description="Left out: classified.")
-    category: str | None = Field(default=None, max_length=32, pattern=r"^[a-z_]+$")
+    priority: Priority | None = Field(
+        default=None, description="Left out: classified. Customers choose at most `high`."
+    )
+    category: Category | None = None
 
 
 class MessageCreate(Strict):
-    body: str = Field(min_length=1, max_length=100_000)
+    body: Text = Field(min_length=1, max_length=100_000)
     visibility: Literal["public", "internal"] = "public"
     pending_customer: bool = Field(
         default=False, description="Agents: the ticket now waits on the customer's reply."
@@ -45,11 +50,11 @@ class MessageCreate(Strict):
 
 
 class EscalateIn(Strict):
-    reason: str = Field(min_length=3, max_length=2000)
+    reason: Text = Field(min_length=3, max_length=2000)
 
 
 class ResolveIn(Strict):
-    note: str | None = Field(default=None, max_length=100_000)
+    note: Text | None = Field(default=None, max_length=100_000)
 
 
 class HandoverIn(Strict):

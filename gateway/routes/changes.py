@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from actors import names
 from actors.change_executor import SHARDS, executor_name
@@ -21,16 +22,19 @@ from actors.change_service import (
     InvalidChange,
     NewChange,
     NewHost,
+    for_customer,
 )
 from actors.config import ActorConfig
 from actors.directory import fire
-from actors.dto import Principal
+from actors.dto import Params, Principal
+from actors.errors import RateLimited
 from automation.ssh import parse_host_key
 from cluster.calls import ComponentRestarting, call
 from gateway.auth import Caller, PlatformDep
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from gateway.idempotency import request_key
 from gateway.platform import Platform
+from gateway.routes.tickets import retry_later
 from gateway.schemas import Strict
 
 log = logging.getLogger(__name__)
@@ -43,15 +47,33 @@ HOST_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 class ChangeCreate(Strict):
     service_id: int = Field(description="The service the change is for (one of the account's).")
     kind: str = Field(min_length=1, max_length=48, description="e.g. dns_record_add")
-    params: dict[str, Any] = Field(
+    params: Params = Field(
         default_factory=dict,
         description="The change's parameters; fields the service implies (the zone of a "
-        "dns_zone service, the address of a mailbox) may be left out.",
+        "dns_zone service, the address of a mailbox) may be left out. At most 200 KiB of "
+        "JSON, 6 levels deep; no control characters but line breaks and tabs.",
     )
     account_id: int | None = Field(default=None, description="Staff: the account (checked).")
     ticket: str | None = Field(
-        default=None, max_length=20, description="Agents: the ticket number this change is for."
+        default=None,
+        min_length=4,
+        max_length=20,
+        description="Agents: the ticket number this change is for.",
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z_]{0,47}", value):
+            raise ValueError("a change kind is lower-case letters and '_', e.g. dns_record_add")
+        return value
+
+    @field_validator("ticket")
+    @classmethod
+    def _ticket(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"TT-[0-9]{1,12}", value, re.IGNORECASE):
+            raise ValueError("a ticket number looks like TT-000123")
+        return value
     dry_run: bool = Field(default=False, description="Return the plan; apply nothing.")
 
 
@@ -118,13 +140,16 @@ async def request_change(
     """Ask for a change to a service's hosting; it is applied on the host at once.
 
     Customers change their own services, and only the self-service kinds (DNS records, mailbox
-    password and quota, FTP password, cron). Agents change any account's services and link the
-    change to its ticket (`ticket`), which waits in `pending_change` until the change settles.
+    password and quota, FTP password, cron), at most 60 an hour per account (then 429). Agents
+    change any account's services, the kinds their level may ask for, and link the change to
+    its ticket (`ticket`), which waits in `pending_change` until the change settles.
     Answers 202 with the change (`status: queued`); follow it on `GET /api/v1/changes/{id}` or
     live on `GET /api/v1/events` (`change.applied`, `change.failed`, `change.rolled_back`). A
-    failed self-service change opens a ticket for support. With `dry_run: true` the answer is
-    the exact plan for the host (200), and nothing is applied. Send an `Idempotency-Key` header
-    to make a retry safe: it answers with the first change, applied once."""
+    failed self-service change opens a ticket for support (a repeated failure of the same
+    service is added to that ticket while it is open). With `dry_run: true` nothing is applied
+    and the answer (200) says what would change: in words (`summary`) for customers, and also
+    the exact host script (`plan`) for staff. Send an `Idempotency-Key` header to make a retry
+    safe: it answers with the first change, applied once."""
     service = changes_of(request, platform)
     new = NewChange(
         service_id=body.service_id,
@@ -140,6 +165,8 @@ async def request_change(
         detail = await asyncio.to_thread(service.create, caller, new, key=key, request_hash=digest)
     except InvalidChange as exc:
         raise _invalid(exc) from None
+    except RateLimited as exc:
+        raise retry_later(exc) from None
     if platform.directory is not None and detail.host_id is not None:
         fire(platform.directory.notifier().poke)
         if detail.status in ("queued", "applying"):
@@ -147,7 +174,7 @@ async def request_change(
                 await call(executor(platform, detail.host_id).submit, [detail.id])
             except ComponentRestarting as exc:  # queued in the SCDB: the executor resumes it
                 log.warning("change %s stays queued: %s", detail.id, exc)
-    return detail
+    return for_customer(detail) if caller.role == "customer" else detail
 
 
 async def _dry_run(
@@ -168,7 +195,9 @@ async def _dry_run(
         service_id=target.service_id,
         host=target.host_name,
         summary=target.change.describe(),
-        plan=plan,
+        # The script holds whole files of the host, other tenants' lines of shared ones (a
+        # passwd file: their addresses and hashes) among them: staff only.
+        plan=plan if caller.is_staff else None,
     )
 
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 
 from actors.dto import NewTicket, OpOutcome, Principal, TicketDetail, TicketRead
+from actors.errors import RateLimited
 from cluster.calls import call
 from gateway.auth import Caller, PlatformDep
-from gateway.errors import Forbidden, NotFound, ServiceUnavailable, Unprocessable
+from gateway.errors import (
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unprocessable,
+)
 from gateway.idempotency import request_key
 from gateway.platform import Platform
 from gateway.schemas import EscalateIn, HandoverIn, MessageCreate, Page, ResolveIn, TicketCreate
@@ -71,7 +79,16 @@ async def open_ticket(
         request_hash=digest,
     )
     directory(platform)  # 503 when the desk is not running
-    return await platform.file_ticket(item)
+    try:
+        return await platform.file_ticket(item)
+    except RateLimited as exc:
+        raise retry_later(exc) from None
+
+
+def retry_later(exc: RateLimited) -> TooManyRequests:
+    """A per-account limit as a 429 with `Retry-After` (the actor's error keeps its args)."""
+    retry_after = getattr(exc, "retry_after", None) or (exc.args[1] if len(exc.args) > 1 else 60)
+    return TooManyRequests(exc.message, retry_after=int(retry_after))
 
 
 @router.get("", response_model=Page[TicketRead])
@@ -95,7 +112,7 @@ async def list_tickets(
             if caller.agent_id is None:
                 raise Unprocessable("owner=me needs an agent's token")
             owner_id = caller.agent_id
-        elif owner.isdigit():
+        elif re.fullmatch(r"[0-9]{1,9}", owner):  # ASCII digits: "²".isdigit() is True
             owner_id = int(owner)
         else:
             raise Unprocessable(

@@ -30,14 +30,20 @@ def kinds(t: dict[str, Any]) -> list[str]:
     return [e["kind"] for e in t["events"]]
 
 
+def urgent_ticket(desk: Desk, token: str, account_id: int, subject: str = "Question") -> str:
+    """An urgent ticket for the account, logged by staff (customers choose at most 'high')."""
+    with desk.http(token) as c:
+        r = c.post("/api/v1/tickets", json={"account_id": account_id, "subject": subject,
+                                            "body": "x", "priority": "urgent"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["number"])
+
+
 def test_warning_then_breach_escalates_and_tells_the_owner(desk: Desk, sla: Any) -> None:
-    _, customer = desk.customer()
+    account, customer = desk.customer()
     l1, l1_token = desk.agent(1)
     owner_stream = SseRecorder(f"{desk.base_url}/api/v1/events", l1_token).start()
-    with desk.http(customer) as c:
-        body = {"subject": "Shop checkout broken", "body": "x", "priority": "urgent"}
-        r = c.post("/api/v1/tickets", json=body)
-    number = r.json()["number"]
+    number = urgent_ticket(desk, l1_token, account.id, "Shop checkout broken")
     wait_until(lambda: detail(desk, l1_token, number)["owner"], what="assignment")
     t = detail(desk, l1_token, number)
     assert t["first_response_due"] is not None  # urgent: 30 minutes, around the clock
@@ -67,11 +73,9 @@ def test_warning_then_breach_escalates_and_tells_the_owner(desk: Desk, sla: Any)
 
 
 def test_answered_in_time_no_first_response_breach(desk: Desk, sla: Any) -> None:
-    _, customer = desk.customer()
+    account, _ = desk.customer()
     _, l1_token = desk.agent(1)
-    with desk.http(customer) as c:
-        number = c.post("/api/v1/tickets", json={
-            "subject": "Question", "body": "x", "priority": "urgent"}).json()["number"]  # fmt: skip
+    number = urgent_ticket(desk, l1_token, account.id)
     wait_until(lambda: detail(desk, l1_token, number)["owner"], what="assignment")
     with desk.http(l1_token) as c:
         assert (
@@ -86,11 +90,9 @@ def test_answered_in_time_no_first_response_breach(desk: Desk, sla: Any) -> None
 
 
 def test_waiting_on_the_customer_pauses_the_clock(desk: Desk, sla: Any) -> None:
-    _, customer = desk.customer()
+    account, _ = desk.customer()
     _, l1_token = desk.agent(1)
-    with desk.http(customer) as c:
-        number = c.post("/api/v1/tickets", json={
-            "subject": "Question", "body": "x", "priority": "urgent"}).json()["number"]  # fmt: skip
+    number = urgent_ticket(desk, l1_token, account.id)
     wait_until(lambda: detail(desk, l1_token, number)["owner"], what="assignment")
     with desk.http(l1_token) as c:
         r = c.post(f"/api/v1/tickets/{number}/messages",

@@ -191,11 +191,84 @@ def test_dry_run_returns_the_plan_and_applies_nothing(
         r = c.post("/api/v1/changes", json={**txt(service_id, "plan", "only"), "dry_run": True})
     assert r.status_code == 200, r.text
     plan = r.json()
-    assert plan["dry_run"] and plan["host"] == h.host_id
-    assert f"zones/{zone}.zone" in plan["plan"] and '"only"' in plan["plan"]
+    assert plan["dry_run"] and plan["host"] == h.host_id and plan["plan"] is None
+    assert plan["summary"].startswith("add plan ") and plan["summary"].endswith(
+        f'"only" in zone {zone}'
+    )
     with desk.db.read() as s:
         assert s.query(ChangeRequest).filter_by(account_id=account.id).count() == 0
     assert dig(h, f"plan.{zone}") == []
+
+
+def test_a_customers_password_dry_run_shows_nothing_of_other_tenants(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[1]
+    admin = registered["admin"]
+    ada_account, ada = desk.customer("Ada")
+    bob_account, _ = desk.customer("Bob")
+    boxes: dict[str, int] = {}
+    with desk.db.write() as s:
+        for account in (ada_account, bob_account):
+            address = f"box{secrets.token_hex(3)}@{account.code.lower()}.example.test"
+            boxes[address] = (
+                AccountRepository(s)
+                .add_service(
+                    account.id, kind="mailbox", name=address, host_id=registered[h.host_id]
+                )
+                .id
+            )
+    ada_box, bob_box = boxes
+    with desk.http(admin) as c:  # both mailboxes exist on the shared host's passwd file
+        ids = [
+            c.post("/api/v1/changes", json={"service_id": sid, "kind": "mailbox_create",
+                   "params": {"address": address, "password": "a long enough secret"}}).json()["id"]
+            for address, sid in boxes.items()
+        ]  # fmt: skip
+    for cid in ids:
+        assert wait_until(lambda cid=cid: settled(desk, admin, cid))["status"] == "applied"
+    assert bob_box in (h.root / "mail" / "passwd").read_text()
+    dry = {"service_id": boxes[ada_box], "kind": "mailbox_password", "dry_run": True,
+           "params": {"password": "another long secret"}}  # fmt: skip
+    with desk.http(ada) as c:
+        r = c.post("/api/v1/changes", json=dry)
+    assert r.status_code == 200, r.text
+    assert r.json()["summary"] == f"set the password of mailbox {ada_box}"
+    assert r.json()["plan"] is None
+    assert bob_box not in r.text and "argon2" not in r.text and str(h.root) not in r.text
+    _, agent = desk.agent(1, online=False)
+    with desk.http(ada) as c:
+        number = c.post("/api/v1/tickets", json={"subject": "Password", "body": "reset"}).json()[
+            "number"
+        ]
+    with desk.http(agent) as c:
+        r = c.post("/api/v1/changes", json={**dry, "ticket": number})
+    assert r.status_code == 200, r.text
+    assert bob_box in r.json()["plan"]  # staff see the whole script
+
+
+def test_change_input_is_bounded(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[0]
+    account, customer = desk.customer("Bounds")
+    service_id, _ = zone_service(desk, account, h, registered[h.host_id])
+    deep: dict[str, Any] = {"v": 1}
+    for _ in range(8):
+        deep = {"n": deep}
+    cases = [
+        ({**txt(service_id, "a", "b"), "kind": "dns_record_add;id"}, "kind"),
+        (txt(service_id, "a", "nul\x00here"), "params"),
+        ({"service_id": service_id, "kind": "dns_record_add", "params": deep}, "params"),
+        (txt(service_id, "a", "x" * 300_000), "params"),
+        ({**txt(service_id, "a", "b"), "ticket": "TT-1; drop"}, "ticket"),
+    ]
+    with desk.http(customer) as c:
+        for body, field in cases:
+            r = c.post("/api/v1/changes", json=body)
+            assert r.status_code == 422, r.text
+            assert r.json()["error"] == "invalid_request"
+            assert [d["field"] for d in r.json()["detail"]] == [field]
 
 
 def test_agent_change_moves_the_ticket_to_pending_change_and_back(

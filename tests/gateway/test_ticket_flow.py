@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from store.repositories import AccountRepository
 from tests.desk import Desk, wait_until
 from tests.sse import SseRecorder
 
@@ -200,3 +201,68 @@ def test_account_view_is_warm_but_never_stale(desk: Desk) -> None:
         c.post(f"/api/v1/tickets/{number}/close")
         closed = c.get(f"/api/v1/accounts/{account.id}").json()
     assert closed["open_tickets"] == [] and closed["past_tickets"][0]["status"] == "closed"
+
+
+# -- hardening (issue 7) ---------------------------------------------------------------------
+def test_text_with_control_characters_is_refused_naming_the_field(desk: Desk) -> None:
+    _, customer = desk.customer("Ctrl")
+    with desk.http(customer) as c:
+        for body, field in [
+            ({"subject": "Site\u0000down", "body": "help"}, "subject"),
+            ({"subject": "Site down", "body": "escape \u001b[2J"}, "body"),
+            ({"subject": "Site\u2028down", "body": "help"}, "subject"),
+            ({"subject": "x" * 301, "body": "help"}, "subject"),
+        ]:
+            r = c.post("/api/v1/tickets", json=body)
+            assert r.status_code == 422, r.text
+            assert [d["field"] for d in r.json()["detail"]] == [field]
+        ok = c.post("/api/v1/tickets", json={"subject": "Site down", "body": "line\r\n\tnext"})
+        assert ok.status_code == 201, ok.text
+        number = ok.json()["number"]
+        r = c.post(f"/api/v1/tickets/{number}/messages", json={"body": "nul \u0000"})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body"
+        assert c.get("/api/v1/tickets", params={"owner": "\u00b2"}).status_code == 422
+    assert ticket(desk, customer, number)["messages"][0]["body"] == "line\n\tnext"
+
+
+def test_customers_choose_at_most_high_and_only_their_own_contacts(desk: Desk) -> None:
+    account, customer = desk.customer("Prio")
+    other, _ = desk.customer("Other")
+    with desk.db.read() as s:
+        theirs = AccountRepository(s).contacts(other.id)[0].id
+        mine = AccountRepository(s).contacts(account.id)[0].id
+    with desk.http(customer) as c:
+        r = c.post("/api/v1/tickets", json={"subject": "Down", "body": "b", "priority": "urgent"})
+        assert r.status_code == 403 and r.json()["error"] == "priority_not_allowed"
+        r = c.post("/api/v1/tickets", json={"subject": "Down", "body": "b", "priority": "high"})
+        assert r.status_code == 201 and r.json()["priority"] == "high"
+        answers = []
+        for contact in (theirs, 10_000_000):
+            r = c.post("/api/v1/tickets", json={"subject": "s", "body": "b", "contact_id": contact})
+            answers.append((r.status_code, r.json()["error"],
+                            r.json()["message"].replace(str(contact), "N")))  # fmt: skip
+        assert answers[0] == answers[1] == (422, "contact_not_found", "contact N not found")
+        r = c.post("/api/v1/tickets", json={"subject": "s", "body": "b", "contact_id": mine})
+        assert r.status_code == 201
+    _, agent = desk.agent(1, online=False)
+    with desk.http(agent) as c:
+        r = c.post("/api/v1/tickets", json={"account_id": account.id, "subject": "Outage",
+                                            "body": "b", "priority": "urgent"})  # fmt: skip
+        assert r.status_code == 201 and r.json()["priority"] == "urgent"
+
+
+def test_a_customer_account_opens_a_bounded_number_of_tickets_an_hour(desk: Desk) -> None:
+    from actors.config import ActorConfig
+
+    limit = ActorConfig(database_url="-", redis_url="-").customer_tickets_per_hour
+    _, customer = desk.customer("Flood")
+    _, neighbour = desk.customer("Neighbour")
+    with desk.http(customer) as c:
+        for i in range(limit):
+            r = c.post("/api/v1/tickets", json={"subject": f"n{i}", "body": "b"})
+            assert r.status_code == 201, r.text
+        r = c.post("/api/v1/tickets", json={"subject": "one more", "body": "b"})
+    assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+    assert 3500 < int(r.headers["Retry-After"]) <= 3601
+    with desk.http(neighbour) as c:
+        assert c.post("/api/v1/tickets", json={"subject": "mine", "body": "b"}).status_code == 201
