@@ -8,7 +8,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, model_validator
 
 from automation.changes.base import ChangeBase, DomainName, Workspace
 
@@ -47,7 +47,7 @@ class TlsInstall(ChangeBase):
     secret_fields = ("private_key",)
 
     @model_validator(mode="after")
-    def _check(self) -> TlsInstall:
+    def _check(self, info: ValidationInfo) -> TlsInstall:
         try:
             certs = x509.load_pem_x509_certificates(self.certificate.encode())
         except ValueError as exc:
@@ -66,6 +66,8 @@ class TlsInstall(ChangeBase):
         names = certificate_names(leaf)
         if not any(_covers(n, self.domain) for n in names):
             raise ValueError(f"certificate: names {names} do not cover {self.domain}")
+        if (info.context or {}).get("accepted"):
+            return self  # accepted earlier: validity was checked then, not re-checked while queued
         now = dt.datetime.now(dt.UTC)
         if leaf.not_valid_after_utc <= now:
             raise ValueError(f"certificate: expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
