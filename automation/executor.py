@@ -16,6 +16,7 @@ queue. Outcomes are reported through a callback as ``ChangeOutcome`` models.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
@@ -37,6 +38,9 @@ from automation.plan import (
     EXIT_LOCK,
     EXIT_RELOAD,
     EXIT_STALE,
+    EXIT_SYMLINK,
+    EXIT_WRITE,
+    LOCK_WAIT,
     Script,
     content_hash,
     journal_script,
@@ -66,7 +70,7 @@ class ChangeRequest(BaseModel):
     @field_validator("change_id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _CHANGE_ID.match(value):
+        if not _CHANGE_ID.fullmatch(value):  # .match would let "id\n" through
             raise ValueError("change_id: 1-80 letters, digits, '_' or '-' (e.g. a UUID)")
         return value
 
@@ -81,11 +85,23 @@ class ChangeOutcome(BaseModel):
     error: str | None = None
 
 
+LaneState = Literal["up", "down", "lock_busy", "host_key_mismatch", "stopped"]
+
+
 class HostStatus(BaseModel):
+    """A host's health. ``lock_busy``: the host's automation lock has been held by someone else
+    for longer than a script waits for it (``lock_busy_since`` says since when, ``last_error``
+    who holds it); its changes wait meanwhile."""
+
     host_id: str
-    state: Literal["up", "down", "host_key_mismatch", "stopped"]
+    state: LaneState
     queued: int
     last_error: str | None = None
+    lock_busy_since: dt.datetime | None = None
+
+
+class _LockBusy(Exception):
+    """The host's automation lock stayed held longer than the script waited for it."""
 
 
 VerifyHook = Callable[[ChangeRequest], str | None]
@@ -128,8 +144,12 @@ class HostLane:
         verify_hook: VerifyHook | None = None,
         backoff_base: float = 0.1,
         backoff_max: float = 2.0,
+        lock_wait: float = LOCK_WAIT,
     ) -> None:
         self.spec = spec
+        # The script waits for the host's lock well inside the round trip's timeout, so a busy
+        # lock is reported as such instead of as a host whose outcome is unknown.
+        self.lock_wait = min(lock_wait, exec_timeout / 4)
         self.report = report
         self.exec_timeout = exec_timeout
         self.max_batch = max_batch
@@ -143,8 +163,9 @@ class HostLane:
         self._busy = False
         self._failures = 0
         self._cache: dict[str, str | None] = {}
-        self.state: Literal["up", "down", "host_key_mismatch", "stopped"] = "up"
+        self.state: LaneState = "up"
         self.last_error: str | None = None
+        self.lock_busy_since: dt.datetime | None = None
         self._thread = threading.Thread(target=self._run, name=f"lane-{spec.host_id}", daemon=True)
 
     # --- public ---------------------------------------------------------------------------
@@ -180,6 +201,7 @@ class HostLane:
             state=self.state,
             queued=self.queued,
             last_error=self.last_error,
+            lock_busy_since=self.lock_busy_since,
         )
 
     def dry_run(self, change: ChangeBase) -> str:
@@ -269,6 +291,11 @@ class HostLane:
             self._apply(batch)
             self._failures = 0
             self.state = "up"
+            self.lock_busy_since = None
+        except _LockBusy as exc:
+            self.state = "lock_busy"
+            self.lock_busy_since = self.lock_busy_since or dt.datetime.now(dt.UTC)
+            self._backoff(str(exc))
         except HostKeyMismatch as exc:
             self.state = "host_key_mismatch"
             self.last_error = str(exc)
@@ -361,6 +388,7 @@ class HostLane:
             zones=zones,
             http=http,
             nginx_generation=ws.nginx_generation,
+            lock_wait=self.lock_wait,
         )
 
     def _apply(self, batch: list[_Item]) -> None:
@@ -396,21 +424,43 @@ class HostLane:
             self._cache.clear()  # someone else edited a file: re-read and replan
             return
         if status == EXIT_LOCK:
-            raise HostUnreachable(self.spec.host_id, "the host's automation lock is busy")
+            raise _LockBusy(self._lock_holders(text))
         if status != 0:
             if len(items) > 1:
                 for item in items:
                     item.solo = True  # isolate the culprit
                 return
-            reason = {EXIT_CHECK: "check failed", EXIT_RELOAD: "reload failed"}.get(
-                status, f"exit {status}"
-            )
-            self._finish(
-                items[0], "failed", output=text[-2000:], error=f"{reason}: {text[-500:].strip()}"
-            )
+            reason = self._failure(status, text)
+            if status not in (EXIT_SYMLINK, EXIT_WRITE):  # those say all in their reason
+                reason = f"{reason}: {text[-500:].strip()}"
+            self._finish(items[0], "failed", output=text[-2000:], error=reason)
             return
         self._cache.update(script.files)
         self._verify_all(ws, items, script, text)
+
+    def _lock_holders(self, text: str) -> str:
+        holders = [
+            f"pid {parts[1]} ({parts[2] if len(parts) > 2 else 'unknown user'})"
+            for line in text.splitlines()
+            if (parts := line.split())[:1] == ["GDCAS-LOCK-HOLDER"] and len(parts) > 1
+        ]
+        return (
+            f"{self.spec.host_id}: the automation lock was still held after {self.lock_wait:g} s"
+            f" (by {', '.join(holders) or 'a process that has let go since'})"
+        )
+
+    @staticmethod
+    def _failure(status: int, text: str) -> str:
+        """Why a change alone failed on the host, from the script's exit status and markers."""
+        for line in text.splitlines():
+            if status == EXIT_SYMLINK and line.startswith("GDCAS-SYMLINK "):
+                link = line.removeprefix("GDCAS-SYMLINK ")
+                return f"refused: {link} is a symbolic link (GDCAS does not write through links)"
+            if status == EXIT_WRITE and line.startswith("GDCAS-WRITE-FAILED "):
+                return f"could not write {line.removeprefix('GDCAS-WRITE-FAILED ')}"
+        return {EXIT_CHECK: "check failed", EXIT_RELOAD: "reload failed"}.get(
+            status, f"exit {status}"
+        )
 
     def _probe(self, script: Script, text: str) -> ProbeResults:
         blocks = sections(text)
@@ -481,6 +531,7 @@ class HostLane:
             zones={},
             http={},
             nginx_generation=ws.nginx_generation,
+            lock_wait=self.lock_wait,
         )
         try:
             status, text, _ = self._exec(script.text)

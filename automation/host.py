@@ -7,6 +7,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+HOMES = "home"  # home/<account>/...: the account's own files
+
 _HOST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -36,6 +38,15 @@ class HostLayout(BaseModel):
             raise ValueError("root must be a normalised absolute path other than /")
         return value
 
+    def owner_dir(self, relative: str) -> str | None:
+        """The account home (``home/<account>``) a path lies below, or None if root manages it.
+
+        Everything below a home belongs to its account: the automation reads and writes there
+        only as the home's owner, so a link the customer planted leads only where they may go.
+        """
+        parts = relative.split("/")
+        return "/".join(parts[:2]) if len(parts) > 2 and parts[0] == HOMES else None
+
     def path(self, relative: str) -> str:
         """The absolute path of a managed file (relative paths come from validated values)."""
         joined = posixpath.normpath(posixpath.join(self.root, relative))
@@ -60,6 +71,6 @@ class HostSpec(BaseModel):
     @field_validator("host_id")
     @classmethod
     def _host_id(cls, value: str) -> str:
-        if not _HOST_ID.match(value):
+        if not _HOST_ID.fullmatch(value):
             raise ValueError("host_id must be 1-64 characters of letters, digits, '.', '_', '-'")
         return value

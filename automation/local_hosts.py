@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import grp
 import os
+import pwd
 import secrets
 import signal
 import socket
@@ -21,6 +23,21 @@ from typing import Self
 from automation.host import HostLayout, HostSpec
 
 SSHD = "/usr/sbin/sshd"
+# nginx workers read customers' files: never as root, as Debian's web user where there is one.
+NGINX_WORKER_USERS = ("www-data", "nobody")
+
+
+def nginx_worker_user() -> pwd.struct_passwd:
+    for name in NGINX_WORKER_USERS:
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise RuntimeError(f"none of the users {NGINX_WORKER_USERS} exists for nginx's workers")
+
+
+def can_reach(user: pwd.struct_passwd, path: Path) -> bool:
+    """Whether ``user`` may search ``path`` (every directory above it too), asked as them."""
+    argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+    return subprocess.run([*argv, "test", "-x", str(path)], check=False).returncode == 0
 
 
 def free_port() -> int:
@@ -256,6 +273,7 @@ class LocalNginx(_Daemon):
         self.dir = directory.resolve()
         self.port = free_port()
         self.conf = self.dir / "nginx.conf"
+        self.worker = nginx_worker_user()
 
     def nginx_argv(self) -> list[str]:
         return ["nginx", "-p", f"{self.dir}/", "-c", str(self.conf)]
@@ -269,8 +287,9 @@ class LocalNginx(_Daemon):
             f"    {k}_temp_path {self.dir}/{k}_temp;"
             for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
+        group = grp.getgrgid(self.worker.pw_gid).gr_name
         self.conf.write_text(
-            f"""user root;
+            f"""user {self.worker.pw_name} {group};
 daemon off;
 worker_processes 1;
 pid {self.dir}/nginx.pid;
@@ -296,6 +315,11 @@ http {{
         _wait_port(self.port, 15, proc)
 
     def start(self) -> None:
+        if not can_reach(self.worker, self.root):
+            raise RuntimeError(
+                f"nginx's workers run as {self.worker.pw_name} and cannot reach {self.root}: "
+                "put the host in a directory every user may search (o+x on each one above it)"
+            )
         self._write_config()
         self._spawn(self.dir / "nginx.out")
 

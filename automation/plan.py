@@ -4,11 +4,17 @@ Every value in a command is ``shlex.quote``d; file contents travel as quoted her
 (``<<'DELIM'``, so the shell expands nothing in them) inside the same stdin stream. The whole
 script is one function called on its last line: a script cut short in transit never runs.
 
-On the host, under an exclusive ``flock``, the script refuses ids already in the journal, checks
-that every file it edits still has the content the executor saw (optimistic guard), installs the
-new files keeping backups, runs the service checks (``named-checkzone``, ``nginx -t``), reloads,
-and only then writes one journal entry per change id — all in this one step. Read-only probes
-follow, each output in a ``GDCAS-SECTION`` block.
+On the host, under an exclusive ``flock``, the script refuses ids already in the journal, refuses
+any path with a symbolic link in it, checks that every file it edits still has the content the
+executor saw (optimistic guard), installs the new files keeping backups, runs the service checks
+(``named-checkzone``, ``nginx -t``), reloads, and only then writes one journal entry per change
+id — all in this one step. Read-only probes follow, each output in a ``GDCAS-SECTION`` block.
+
+Who writes: root writes only the directories root owns. Below an account's home
+(``HostLayout.owner_dir``) every read and write runs as the home's owner (``setpriv``), so a link
+the customer planted there can lead only where the customer may go anyway. Files are created
+under ``umask 077`` and given their mode before they are moved into place: a secret is never
+readable by others, not even for a moment; the directories that hold secrets are 0700.
 """
 
 from __future__ import annotations
@@ -29,21 +35,60 @@ EXIT_JOURNALED = 3
 EXIT_STALE = 4
 EXIT_CHECK = 5
 EXIT_RELOAD = 6
+EXIT_SYMLINK = 7
+EXIT_WRITE = 8
 EXIT_LOCK = 75
 
-_PRELUDE = """\
-set -u
-umask 022
-# A dropped connection must not stop the script half-way (files installed, ids not journaled):
-# it runs to the end, and a client that lost it learns the outcome from the journal.
-trap '' HUP PIPE
+LOCK_WAIT = 10.0  # seconds a script waits for the host's lock before it reports who holds it
+MAX_CUSTOMER_READ = 1024 * 1024  # bytes read of a file in an account's home (existence checks)
+
+# Helpers that also run as an account's user (``gdcas_as`` passes them to its shell).
+# The backup is a hard link: the old inode keeps its content, owner and mode untouched.
+_LIB = """\
 gdcas_hash() { if [ -e "$1" ]; then sha256sum < "$1" | cut -c1-64; else echo absent; fi; }
-gdcas_backup() { if [ -e "$1" ]; then cp -p "$1" "$1.gdcas-old"; else rm -f "$1.gdcas-old"; fi; }
+gdcas_backup() { if [ -e "$1" ]; then ln -f "$1" "$1.gdcas-old"; else rm -f "$1.gdcas-old"; fi; }
 gdcas_restore() {
   for p in "$@"; do
     if [ -e "$p.gdcas-old" ]; then mv -f "$p.gdcas-old" "$p"; else rm -f "$p"; fi
   done
 }
+"""
+
+_AS = f"""\
+umask 077
+gdcas_lib='{_LIB}'
+eval "$gdcas_lib"
+# gdcas_as DIR CMD [ARG...]: run CMD as the owner of DIR (an account's home), never as root.
+gdcas_as() {{
+  gdcas_id=$(stat -c %u:%g -- "$1") || return 1
+  gdcas_cmd=$2; shift 2
+  setpriv --reuid="${{gdcas_id%:*}}" --regid="${{gdcas_id#*:}}" --clear-groups -- \\
+    sh -c "$gdcas_lib$gdcas_cmd" gdcas "$@"
+}}
+# gdcas_hash_as DIR PATH: the hash of PATH as DIR's owner sees it (absent without DIR).
+gdcas_hash_as() {{
+  if [ -d "$1" ]; then gdcas_as "$1" 'gdcas_hash "$1"' "$2"; else echo absent; fi
+}}
+"""
+
+_PRELUDE = f"""\
+set -u
+{_AS}\
+# A dropped connection must not stop the script half-way (files installed, ids not journaled):
+# it runs to the end, and a client that lost it learns the outcome from the journal.
+trap '' HUP PIPE
+gdcas_nolink() {{
+  for p in "$@"; do
+    if [ -L "$p" ]; then echo "GDCAS-SYMLINK $p"; return 1; fi
+  done
+}}
+# Who holds the lock file $1 (from /proc/locks: id type advisory mode pid dev:inode ...).
+gdcas_holders() {{
+  i=$(stat -c %i -- "$1")
+  while read -r _ _ _ _ pid dev _; do
+    case $dev in *:"$i") echo "GDCAS-LOCK-HOLDER $pid $(stat -c %U /proc/"$pid" 2>/dev/null)";; esac
+  done < /proc/locks
+}}
 """
 
 
@@ -91,13 +136,50 @@ class Script:
         return f"$ {COMMAND} <<'SCRIPT'\n{text}SCRIPT\n"
 
 
-def _heredoc(path: str, content: str) -> str:
+def _heredoc(path: str, content: str) -> tuple[str, str]:
+    """The here-document (opening ``<<'DELIM'``, then body) carrying ``content``."""
     delim = "GDCAS_EOF_" + secrets.token_hex(6)
     while delim in content:
         delim = "GDCAS_EOF_" + secrets.token_hex(6)
     if content and not content.endswith("\n"):
         raise ValueError(f"{path}: managed files end with a newline")
-    return f"cat > {q(path + '.gdcas-new')} <<'{delim}'\n{content}{delim}\n"
+    return f"<<'{delim}'", f"{content}{delim}\n"
+
+
+def _prefixes(rel: str) -> list[str]:
+    parts = rel.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+class _Shell:
+    """Command lines for paths under a host root, run as whoever may touch the path."""
+
+    def __init__(self, layout: HostLayout) -> None:
+        self.layout = layout
+
+    def path(self, rel: str) -> str:
+        return q(self.layout.path(rel))
+
+    def run(self, rel: str, cmd: str) -> str:
+        """``cmd`` as root for a root-managed path, as the account's user below its home."""
+        owner = self.layout.owner_dir(rel)
+        if owner is None:
+            return cmd
+        return f"gdcas_as {q(self.layout.path(owner))} {q(cmd)}"
+
+    def hash(self, rel: str) -> str:
+        """A command printing the hash of ``rel`` (``absent`` if it is not there)."""
+        owner = self.layout.owner_dir(rel)
+        if owner is None:
+            return f"gdcas_hash {self.path(rel)}"
+        return f"gdcas_hash_as {self.path(owner)} {self.path(rel)}"
+
+    def run_all(self, rels: list[str], command: str) -> list[str]:
+        """``command p...`` for many paths: one line for the root-managed ones, one per other."""
+        mine = [r for r in rels if self.layout.owner_dir(r) is None]
+        out = [f"{command} " + " ".join(self.path(r) for r in mine)] if mine else []
+        out += [self.run(r, f"{command} {self.path(r)}") for r in rels if r not in mine]
+        return out
 
 
 def render(
@@ -114,17 +196,24 @@ def render(
     zones: dict[str, int],
     http: dict[str, str],
     nginx_generation: str | None = None,
+    lock_wait: float = LOCK_WAIT,
 ) -> Script:
     """The script that moves a host from the guarded state to ``files`` and journals the ids.
 
     ``journal`` maps change id -> journal entry ("applied <kind>" / "rolled_back").
     """
-    jdir = layout.path(JOURNAL_DIR)
+    sh = _Shell(layout)
+    gdcas, jdir, lock = (layout.path(p) for p in (".gdcas", JOURNAL_DIR, LOCK_FILE))
     out = [_PRELUDE, "gdcas_main() {\n"]
     w = out.append
-    w(f"mkdir -p {q(jdir)}\n")
-    w(f"exec 9>>{q(layout.path(LOCK_FILE))}\n")
-    w(f"flock -w 10 9 || {{ echo GDCAS-LOCKED; return {EXIT_LOCK}; }}\n")
+    # The lock and the journal are root's alone: a local user who could open the lock file
+    # could hold it (flock -s) and freeze every change on the host. A lock file from before
+    # (0644, perhaps held open by someone) is replaced, so an old holder holds nothing.
+    w(f"install -d -m 700 {q(gdcas)} {q(jdir)}\n")
+    w(f'[ "$(stat -c %a {q(lock)} 2>/dev/null)" = 600 ] || rm -f {q(lock)}\n')
+    w(f"exec 9>>{q(lock)}\n")
+    w(f"flock -w {lock_wait:g} 9 || ")
+    w(f"{{ echo GDCAS-LOCKED; gdcas_holders {q(lock)}; return {EXIT_LOCK}; }}\n")
     if refuse_journaled and journal:
         w("dup=0\n")
         w(f"for id in {' '.join(q(i) for i in journal)}; do\n")
@@ -132,29 +221,50 @@ def render(
         w(f'    printf "GDCAS-JOURNALED %s %s\\n" "$id" "$(head -n1 {q(jdir)}/"$id")"; dup=1\n')
         w("  fi\ndone\n")
         w(f'[ "$dup" = 0 ] || return {EXIT_JOURNALED}\n')
+    written = sorted(p for p, c in files.items() if c is not None)
+    all_dirs = set(dirs) | {posixpath.dirname(p) for p in written}
+    # Directories that hold a secret (a file no one else may read) are 0700.
+    private = {posixpath.dirname(p) for p in written if not modes.get(p, 0o644) & 0o077}
+    made = sorted({d for rel in all_dirs for d in _prefixes(rel)})
+    # No path component may be a link: refused before anything is read or written.
+    links = set(made)
+    for rel in files:
+        links.update([*_prefixes(rel), f"{rel}.gdcas-new", f"{rel}.gdcas-old"])
+    if links:
+        w("gdcas_nolink " + " ".join(sh.path(p) for p in sorted(links)))
+        w(f" || return {EXIT_SYMLINK}\n")
     for rel, expected in sorted(guards.items()):
-        path = layout.path(rel)
-        w(f'[ "$(gdcas_hash {q(path)})" = {q(expected)} ] || ')
+        w(f'[ "$({sh.hash(rel)})" = {q(expected)} ] || ')
         w(f"{{ echo GDCAS-STALE {q(rel)}; return {EXIT_STALE}; }}\n")
-    all_dirs = set(dirs) | {posixpath.dirname(p) for p, c in files.items() if c is not None}
-    if all_dirs:
-        w("mkdir -p " + " ".join(q(layout.path(d)) for d in sorted(all_dirs)) + "\n")
-    paths = [layout.path(p) for p in sorted(files)]
-    for rel in sorted(files):
+    for d in made:
+        mode = "700" if d in private else "755"
+        w(f"[ -d {sh.path(d)} ] || {sh.run(d, f'mkdir -m {mode} {sh.path(d)}')}\n")
+    mine = sorted(d for d in private if layout.owner_dir(d) is None)
+    if mine:
+        w("chmod 700 " + " ".join(sh.path(d) for d in mine) + "\n")  # made 0755 by older versions
+    paths = sorted(files)
+    for rel in written:
         content = files[rel]
-        path = layout.path(rel)
-        if content is not None:
-            w(_heredoc(path, content))
-            w(f"chmod {modes.get(rel, 0o644):o} {q(path + '.gdcas-new')}\n")
-    for path in paths:
-        w(f"gdcas_backup {q(path)}\n")
-    restore = "gdcas_restore " + " ".join(q(p) for p in paths) if paths else ":"
-    for rel in sorted(files):
-        path = layout.path(rel)
+        assert content is not None
+        new = sh.path(rel + ".gdcas-new")
+        # A new file under umask 077 is 0600 from its first byte; a stale one is removed first
+        # (truncating it would keep its old mode), and the mode is set before it is installed.
+        create = (
+            f"[ ! -e {new} ] || rm -f {new}; cat > {new} && chmod {modes.get(rel, 0o644):o} {new}"
+        )
+        opener, body = _heredoc(rel, content)
+        line = sh.run(rel, create)
+        line = line if line != create else f"{{ {create}; }}"
+        w(f"{line} {opener} || {{ echo GDCAS-WRITE-FAILED {q(rel)}; return {EXIT_WRITE}; }}\n")
+        w(body)
+    for rel in paths:
+        w(sh.run(rel, f"gdcas_backup {sh.path(rel)}") + "\n")
+    restore = "; ".join(sh.run_all(paths, "gdcas_restore")) if paths else ":"
+    for rel in paths:
         if files[rel] is None:
-            w(f"rm -f {q(path)}\n")
+            w(sh.run(rel, f"rm -f {sh.path(rel)}") + "\n")
         else:
-            w(f"mv -f {q(path + '.gdcas-new')} {q(path)}\n")
+            w(sh.run(rel, f"mv -f {sh.path(rel + '.gdcas-new')} {sh.path(rel)}") + "\n")
     for check in sorted(checks):
         argv = shlex.join(check_argv(layout, check))
         w(f"if ! out=$({argv} 2>&1); then\n")
@@ -172,13 +282,15 @@ def render(
     # exists only once the change is in place; its presence is what counts.
     for change_id, entry in journal.items():
         w(f"printf '%s\\n' {q(entry)} > {q(jdir + '/' + change_id)}\n")
-    for path in paths:
-        w(f"rm -f {q(path + '.gdcas-old')}\n")
+    if paths:
+        olds = [f"{p}.gdcas-old" for p in paths]
+        for line in sh.run_all(olds, "rm -f"):
+            w(line + "\n")
     w("echo GDCAS-APPLIED\n")
     # Read-only probes.
     w("echo 'GDCAS-SECTION files'\n")
     for rel in sorted(files):
-        w(f'printf "%s %s\\n" "$(gdcas_hash {q(layout.path(rel))})" {q(rel)}\n')
+        w(f'printf "%s %s\\n" "$({sh.hash(rel)})" {q(rel)}\n')
     for d in sorted(dirs):
         w(f"[ -d {q(layout.path(d))} ] && echo {q('dir ' + d)} || echo {q('nodir ' + d)}\n")
     w("echo GDCAS-END\n")
@@ -221,14 +333,31 @@ def render(
 
 
 def read_files_script(layout: HostLayout, paths: list[str]) -> str:
-    """A read-only script printing each file as ``GDCAS-FILE <n> <bytes|absent>`` then content."""
+    """A read-only script printing each file as ``GDCAS-FILE <n> <bytes|absent>`` then content.
+
+    A file in an account's home is read as the account's user (a link there shows only what
+    the customer may read), at most ``MAX_CUSTOMER_READ`` bytes, into a root-owned copy first:
+    the size printed is the size sent, however the customer changes the file meanwhile.
+    """
+    sh = _Shell(layout)
     out = []
+    if any(layout.owner_dir(rel) for rel in paths):
+        out += [_AS, "t=$(mktemp)\n", "trap 'rm -f \"$t\"' EXIT\n"]
     for i, rel in enumerate(paths):
-        path = q(layout.path(rel))
-        out.append(
-            f'if [ -f {path} ]; then printf "GDCAS-FILE {i} %s\\n" "$(wc -c < {path})"; '
-            f"cat {path}; else echo 'GDCAS-FILE {i} absent'; fi\n"
-        )
+        path = sh.path(rel)
+        owner = layout.owner_dir(rel)
+        if owner is None:
+            out.append(
+                f'if [ -f {path} ]; then printf "GDCAS-FILE {i} %s\\n" "$(wc -c < {path})"; '
+                f"cat {path}; else echo 'GDCAS-FILE {i} absent'; fi\n"
+            )
+        else:
+            copy = sh.run(rel, f"[ -f {path} ] && head -c {MAX_CUSTOMER_READ} {path}")
+            out.append(
+                f'if [ -d {sh.path(owner)} ] && {copy} > "$t"; then '
+                f'printf "GDCAS-FILE {i} %s\\n" "$(wc -c < "$t")"; cat "$t"; '
+                f"else echo 'GDCAS-FILE {i} absent'; fi\n"
+            )
     return "".join(out)
 
 

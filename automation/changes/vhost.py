@@ -64,6 +64,9 @@ class VhostCreate(ChangeBase):
             f"    server_name {names};\n"
             f"    root {lay.path(self._docroot())};\n"
             "    index index.html;\n"
+            # A link in the site may lead only to files of the link's own owner: the customer's
+            # links reach the customer's files, never other accounts' or the system's.
+            "    disable_symlinks if_not_owner;\n"
             f"    add_header {SITE_HEADER} {self.domain} always;\n"
             # The glob makes the include optional: the file exists only while suspended.
             f"    include {suspended[:-1]}[f];\n"

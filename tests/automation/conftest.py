@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pwd
+import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +18,43 @@ from automation.executor import ChangeRequest, Executor, OutcomeCollector
 from automation.local_hosts import LocalHost
 
 ZONE = "example.com"
+CUSTOMER = "sitedesk-cust"  # a real unprivileged local user: the customer on the demo host
 
 
 @pytest.fixture(scope="session")
-def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalHost]]:
-    base = tmp_path_factory.mktemp("gdcas-hosts")
+def hosts_base() -> Iterator[Path]:
+    """Where the session's hosts live: a directory every user may search but not list (nginx's
+    unprivileged workers and a customer's own login must reach the host roots; pytest's own
+    temporary directories are root's alone)."""
+    base = Path(tempfile.mkdtemp(prefix="gdcas-hosts-"))
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def customer() -> pwd.struct_passwd:
+    """The local user a customer logs in as (created if missing; the tests run as root)."""
+    try:
+        return pwd.getpwnam(CUSTOMER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", CUSTOMER],
+            check=True,
+        )
+        return pwd.getpwnam(CUSTOMER)
+
+
+def as_customer(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command as the customer's local user (what the customer's own code could do)."""
+    return subprocess.run(
+        ["runuser", "-u", CUSTOMER, "--", *argv], capture_output=True, text=True, check=check
+    )
+
+
+@pytest.fixture(scope="session")
+def hosts(hosts_base: Path) -> Iterator[list[LocalHost]]:
+    base = hosts_base
     started: list[LocalHost] = []
     try:
         for i in range(3):
