@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import ipaddress
-import posixpath
-import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
@@ -19,91 +16,14 @@ from typing import Annotated, Any, ClassVar
 from argon2 import PasswordHasher
 from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, SecretStr
 
+from automation import identifiers
 from automation.errors import ChangeConflict
 from automation.host import HostLayout
 from automation.zonefile import Zone, parse_zone
 
 # --- validated value types -------------------------------------------------------------------
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_ACCOUNT = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$")
-_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_DB_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _HASH_SECRET = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
-
-
-def _hostname(value: str, *, what: str = "domain name", min_labels: int = 2) -> str:
-    """RFC 1035/1123 host name: letters, digits, hyphens; labels ≤ 63; total ≤ 253."""
-    name = value.strip().lower().rstrip(".") if value.strip() == value else None
-    if not name:
-        raise ValueError(f"{what} {value!r}: must be a non-empty name without surrounding spaces")
-    if len(name) > 253:
-        raise ValueError(f"{what} {value!r}: longer than 253 characters")
-    labels = name.split(".")
-    if len(labels) < min_labels:
-        raise ValueError(f"{what} {value!r}: needs at least {min_labels} labels")
-    for label in labels:
-        if not _LABEL.match(label):
-            raise ValueError(
-                f"{what} {value!r}: label {label!r} must be 1-63 letters, digits or hyphens "
-                "and must not start or end with a hyphen"
-            )
-    if labels[-1].isdigit():
-        raise ValueError(f"{what} {value!r}: the top-level label cannot be all digits")
-    return name
-
-
-def _domain(value: str) -> str:
-    return _hostname(value)
-
-
-def _account(value: str) -> str:
-    if not _ACCOUNT.match(value):
-        raise ValueError(
-            f"account {value!r}: must be 1-32 lower-case letters, digits, '_' or '-', "
-            "starting with a letter"
-        )
-    return value
-
-
-def _local_part(value: str) -> str:
-    if not _LOCAL_PART.match(value) or ".." in value:
-        raise ValueError(
-            f"mailbox name {value!r}: only lower-case letters, digits and . _ + - are allowed "
-            "(no '/', no '..', no spaces), starting and ending with a letter or digit"
-        )
-    return value
-
-
-def _email(value: str) -> str:
-    if value.count("@") != 1:
-        raise ValueError(f"address {value!r}: must be local@domain")
-    local, domain = value.split("@")
-    return f"{_local_part(local)}@{_hostname(domain)}"
-
-
-def _rel_path(value: str) -> str:
-    """A relative path inside a home directory: plain segments, no '..', no leading '/'."""
-    if value.startswith("/") or "\\" in value:
-        raise ValueError(f"path {value!r}: must be relative to the account's home")
-    segments = value.split("/")
-    for seg in segments:
-        if seg in ("", ".", "..") or not _PATH_SEGMENT.match(seg):
-            raise ValueError(
-                f"path {value!r}: each segment must be letters, digits, '.', '_' or '-' "
-                "(no '..', no empty segments)"
-            )
-    return posixpath.normpath(value)
-
-
-def _db_name(value: str) -> str:
-    if not _DB_NAME.match(value):
-        raise ValueError(
-            f"name {value!r}: must be 1-32 lower-case letters, digits or '_', "
-            "starting with a letter"
-        )
-    return value
 
 
 def _password(value: SecretStr) -> SecretStr:
@@ -115,22 +35,13 @@ def _password(value: SecretStr) -> SecretStr:
     return value
 
 
-def _ip(value: str, version: int) -> str:
-    try:
-        addr = ipaddress.ip_address(value)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not an IPv{version} address") from exc
-    if addr.version != version:
-        raise ValueError(f"{value!r} is not an IPv{version} address")
-    return str(addr)
-
-
-DomainName = Annotated[str, AfterValidator(_domain)]
-AccountName = Annotated[str, AfterValidator(_account)]
-LocalPart = Annotated[str, AfterValidator(_local_part)]
-EmailAddress = Annotated[str, AfterValidator(_email)]
-RelPath = Annotated[str, AfterValidator(_rel_path)]
-DbName = Annotated[str, AfterValidator(_db_name)]
+# Every identifier is checked (and made canonical) in automation.identifiers; see why there.
+DomainName = Annotated[str, AfterValidator(identifiers.hostname)]
+AccountName = Annotated[str, AfterValidator(identifiers.account)]
+LocalPart = Annotated[str, AfterValidator(identifiers.local_part)]
+EmailAddress = Annotated[str, AfterValidator(identifiers.email)]
+RelPath = Annotated[str, AfterValidator(identifiers.rel_path)]
+DbName = Annotated[str, AfterValidator(identifiers.db_name)]
 Password = Annotated[SecretStr, AfterValidator(_password)]
 
 
@@ -233,8 +144,13 @@ class Workspace:
 
 
 def read_lines(ws: Workspace, path: str) -> list[str]:
+    """The non-empty lines of a host file, split at LF only, as the tools reading it do.
+
+    (``str.splitlines`` would also split at U+2028, U+0085, VT, FF ..., so a value holding one
+    would read back as two lines.)
+    """
     text = ws.read(path)
-    return [] if not text else [line for line in text.splitlines() if line]
+    return [] if not text else [line for line in text.split("\n") if line]
 
 
 def write_lines(ws: Workspace, path: str, lines: list[str], *, mode: int = 0o644) -> None:

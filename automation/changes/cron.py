@@ -1,16 +1,33 @@
-"""Cron entries in an account's crontab, each marked with its name so it can be removed."""
+"""Cron entries in an account's crontab, each marked with its name so it can be removed.
+
+The host crontab contract. ``cron/<account>`` under the managed root is GDCAS's file: it is
+written only by GDCAS (whole, root-owned, mode 0600) and holds nothing but entries, each exactly
+two lines, sorted by name::
+
+    # gdcas:<name>
+    <schedule> <command>
+
+where ``<name>`` is a cron name (``[a-z0-9][a-z0-9_-]{0,31}``), ``<schedule>`` five crontab(5)
+time fields or an ``@`` keyword, and ``<command>`` printable ASCII without '%'. Every line ends
+with LF, and LF is the only line break: no value may hold CR, NUL, any other control character
+or any non-ASCII character (U+2028, U+2029 and U+0085 end a line for ``str.splitlines``, and a
+line break inside a command would be a second crontab line, run as the account). So one entry
+is always one crontab line, and GDCAS reads the file back splitting at LF only. A file that is
+not in this form (edited by hand) is refused, naming the line, rather than guessed at or
+silently rewritten without the lines GDCAS did not write.
+"""
 
 from __future__ import annotations
 
-import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
+from automation import identifiers
 from automation.changes.base import AccountName, ChangeBase, Workspace
 from automation.errors import ChangeConflict
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+CronName = Annotated[str, AfterValidator(identifiers.cron_name)]
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 _FIELDS: list[tuple[str, int, int, list[str]]] = [
@@ -36,13 +53,16 @@ MARK = "# gdcas:"
 def _value(text: str, lo: int, hi: int, names: list[str], what: str) -> int:
     if text.lower() in names:
         return names.index(text.lower()) + (lo if names is _MONTHS else 0)
-    if not text.isdigit() or not lo <= int(text) <= hi:
+    number = identifiers.ascii_int(text)  # not str.isdigit: U+0665 and U+00B2 are digits to it
+    if number is None or not lo <= number <= hi:
         raise ValueError(f"cron {what}: {text!r} is not in {lo}-{hi}")
-    return int(text)
+    return number
 
 
 def check_schedule(schedule: str) -> str:
     """crontab(5) time fields: *, n, a-b, */n, a-b/n, lists; names for month and weekday."""
+    if not identifiers.is_printable_ascii(schedule):
+        raise ValueError("cron schedule: only printable ASCII (digits 0-9, names, * , - /)")
     if schedule in _SPECIAL:
         return schedule
     fields = schedule.split()
@@ -54,7 +74,8 @@ def check_schedule(schedule: str) -> str:
     for text, (what, lo, hi, names) in zip(fields, _FIELDS, strict=True):
         for item in text.split(","):
             rng, _, step = item.partition("/")
-            if step and (not step.isdigit() or not 1 <= int(step) <= hi):
+            every = identifiers.ascii_int(step)
+            if step and (every is None or not 1 <= every <= hi):
                 raise ValueError(f"cron {what}: bad step {step!r}")
             if rng == "*":
                 continue
@@ -72,13 +93,40 @@ def cron_path(account: str) -> str:
 
 
 def _entries(ws: Workspace, account: str) -> dict[str, str]:
-    text = ws.read(cron_path(account)) or ""
-    lines = text.splitlines()
+    """The entries of the account's crontab by name, read by the contract above."""
+    path = cron_path(account)
+    text = ws.read(path) or ""
+    lines = text.split("\n")
+    if lines[-1] != "":
+        raise ChangeConflict(f"{path} on the host does not end with a line break; fix it by hand")
+    lines.pop()
+    if len(lines) % 2:
+        raise ChangeConflict(f"{path} on the host: line {len(lines)} is not part of an entry")
     out: dict[str, str] = {}
-    for i, line in enumerate(lines):
-        if line.startswith(MARK) and i + 1 < len(lines):
-            out[line[len(MARK) :]] = lines[i + 1]
+    for i in range(0, len(lines), 2):
+        mark, line = lines[i], lines[i + 1]
+        name = mark.removeprefix(MARK)
+        problem = _entry_problem(mark, name, line)
+        if problem or name in out:
+            raise ChangeConflict(
+                f"{path} on the host, line {i + 1}: {problem or 'a second entry ' + name!r} "
+                "(GDCAS writes this file whole; fix it by hand)"
+            )
+        out[name] = line
     return out
+
+
+def _entry_problem(mark: str, name: str, line: str) -> str | None:
+    """Why two lines of a host crontab are not one GDCAS entry, or None."""
+    if not mark.startswith(MARK):
+        return f"expected '{MARK}<name>', found {mark[:40]!r}"
+    try:
+        identifiers.cron_name(name)
+    except ValueError as exc:
+        return str(exc)
+    if not identifiers.is_printable_ascii(line) or line.startswith(MARK):
+        return f"the entry {name!r} is not one printable ASCII crontab line"
+    return None
 
 
 def _write(ws: Workspace, account: str, entries: dict[str, str]) -> None:
@@ -89,16 +137,9 @@ def _write(ws: Workspace, account: str, entries: dict[str, str]) -> None:
 class CronAdd(ChangeBase):
     kind: Literal["cron_add"] = "cron_add"
     account: AccountName
-    name: str = Field(description="identifies the entry for cron_remove")
+    name: CronName = Field(description="identifies the entry for cron_remove")
     schedule: str
     command: str = Field(min_length=1, max_length=1000)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"cron name {value!r}: 1-32 lower-case letters, digits, '_' or '-'")
-        return value
 
     @field_validator("schedule")
     @classmethod
@@ -108,10 +149,14 @@ class CronAdd(ChangeBase):
     @field_validator("command")
     @classmethod
     def _command(cls, value: str) -> str:
-        if "\n" in value or "\r" in value or "\x00" in value:
-            raise ValueError("cron command: newlines, carriage returns and NUL are not allowed")
-        if any(ord(c) < 32 and c != "\t" for c in value):
-            raise ValueError("cron command: control characters are not allowed")
+        if any(c in value for c in "\n\r\x00\x85\u2028\u2029"):
+            raise ValueError(
+                "cron command: newlines (LF, CR, U+0085, U+2028, U+2029) and NUL are not allowed"
+            )
+        if not identifiers.is_printable_ascii(value):
+            raise ValueError(
+                "cron command: only printable ASCII is allowed (no tabs or control characters)"
+            )
         if "%" in value:
             raise ValueError("cron command: '%' means newline to cron; write it as a script")
         if value != value.strip():
@@ -136,12 +181,7 @@ class CronAdd(ChangeBase):
 class CronRemove(ChangeBase):
     kind: Literal["cron_remove"] = "cron_remove"
     account: AccountName
-    name: str
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return CronAdd._name(value)
+    name: CronName
 
     def target(self) -> str:
         return f"cron:{self.account}"

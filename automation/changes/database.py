@@ -74,7 +74,8 @@ class DatabaseUserCreate(ChangeBase):
     @field_validator("privileges")
     @classmethod
     def _allowed(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [p for p in value if p.upper() not in ALLOWED_PRIVILEGES]
+        # ASCII first: str.upper() maps look-alikes onto the allow-list (U+017F LONG S -> 'S').
+        bad = [p for p in value if not p.isascii() or p.upper() not in ALLOWED_PRIVILEGES]
         if bad:
             raise ValueError(
                 f"privileges {bad} are not allowed; "

