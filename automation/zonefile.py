@@ -327,13 +327,16 @@ def txt_chunks(rdata: str) -> list[str]:
     chunks = []
     for tok in re.finditer(r'"((?:[^"\\]|\\.)*)"|(\S+)', rdata):
         raw = tok.group(1) if tok.group(1) is not None else tok.group(2)
-        chunks.append(re.sub(r"\\(\d{3}|.)", _unescape, raw))
+        chunks.append(_ESCAPE.sub(_unescape, raw))
     return chunks
+
+
+_ESCAPE = re.compile(r"\\([0-9]{3}|.)", re.ASCII)  # RFC 1035 5.1: \DDD is a byte, \X is X
 
 
 def _unescape(m: re.Match[str]) -> str:
     g = m.group(1)
-    return chr(int(g)) if g.isdigit() else g
+    return chr(int(g)) if len(g) == 3 else g  # '\5' is the digit 5, not chr(5)
 
 
 def canonical_rdata(rtype: str, rdata: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from automation.errors import ZoneError
-from automation.zonefile import parse_ttl, parse_zone, ttl_seconds
+from automation.zonefile import parse_ttl, parse_zone, ttl_seconds, txt_chunks
 
 # shared/ lies beside the repository (in CI too: a copy beside the fresh clone).
 _CANDIDATES = [
@@ -182,3 +182,16 @@ def test_record_types_and_classes_are_ascii(token: str) -> None:
     zone = f"$TTL 3600\n@ SOA ns1 host 1 3600 600 86400 60\n@ NS ns1\nns1 {token} x\n"
     with pytest.raises(ZoneError, match="bad record type"):
         parse_zone(zone, "example")
+
+
+@pytest.mark.parametrize(
+    ("rdata", "chunks"),
+    [
+        (r'"a\059b"', ["a;b"]),  # \DDD: the byte 59
+        (r'"a\5b"', ["a5b"]),  # \X: X itself (it was chr(5))
+        (r'"\"q\" \\"', ['"q" \\']),
+        ('"a\\\u0665\u0665\u0665"', ["a\u0665\u0665\u0665"]),  # not a \DDD: not ASCII digits
+    ],
+)
+def test_txt_escapes(rdata: str, chunks: list[str]) -> None:
+    assert txt_chunks(rdata) == chunks
