@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from store.models.base import Base, BigId, CreatedMixin, IdMixin, check_in, utcnow
 from store.models.enums import Channel, Direction, Priority, TicketStatus, Visibility, values
 
-TICKET_NUMBER_RE = re.compile(r"^TT-(\d{6,})$")
+TICKET_NUMBER_RE = re.compile(r"TT-([0-9]{6,18})", re.ASCII)  # ASCII digits, whole string
 
 
 def ticket_number(ticket_id: int) -> str:
@@ -30,7 +30,7 @@ def ticket_number(ticket_id: int) -> str:
 
 def ticket_id_from_number(number: str) -> int | None:
     """The id behind a human number, or None when it is not one."""
-    m = TICKET_NUMBER_RE.match(number.strip().upper())
+    m = TICKET_NUMBER_RE.fullmatch(number.strip().upper())
     return int(m.group(1)) if m else None
 
 
