@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.dto import AccountView, ChangeRead, ContactRead, ServiceRead
+from actors.dto import CUSTOMER_ERROR, AccountView, ChangeRead, ContactRead, ServiceRead
 from actors.errors import TicketNotFound
 from actors.ticket_service import TicketService
 from store.models.base import utcnow
@@ -52,7 +52,8 @@ def build_account_view(service: TicketService, account_id: int) -> AccountView:
                     ticket_number=ticket_number(c.ticket_id) if c.ticket_id else None,
                     created_at=c.created_at,
                     applied_at=c.applied_at,
-                    error=c.error,
+                    # customers read this view too: plain words (staff open the change)
+                    error=CUSTOMER_ERROR.get(c.status, "Not applied.") if c.error else None,
                 )
                 for c in ChangeRepository(s).recent_for_account(account_id)
             ],

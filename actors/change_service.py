@@ -26,7 +26,15 @@ from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationEr
 from sqlalchemy.orm import Session
 
 from actors.config import ActorConfig
-from actors.dto import SYSTEM, NewTicket, Params, Principal, QueuedTicket, scrub
+from actors.dto import (
+    CUSTOMER_ERROR,
+    SYSTEM,
+    NewTicket,
+    Params,
+    Principal,
+    QueuedTicket,
+    scrub,
+)
 from actors.errors import DeskError, InvalidTransition, NotAllowed, RateLimited
 from actors.idempotency import earlier_answer, remember_answer
 from actors.ticket_service import TicketService
@@ -82,12 +90,6 @@ KINDS_BY_TIER: dict[int, frozenset[str]] = {
     1: frozenset(_TIER1_KINDS),
     2: frozenset(_TIER2_KINDS),
     3: frozenset(CHANGE_KINDS),
-}
-# What a customer is told of a change that did not go through; the host's output and paths
-# are for staff (GET /changes/{id} as an agent, and the failure ticket's attachment).
-CUSTOMER_ERROR = {
-    "failed": "The change could not be applied. Support has been told and will follow up.",
-    "rolled_back": "The change did not work as expected and was undone. Support has been told.",
 }
 CUSTOMER_OUTPUT = {
     "applied": "Applied.",
@@ -782,10 +784,12 @@ class ChangeService:
         failure itself: a failure is never recorded without its ticket, nor ticketed twice.
         While a ticket for an earlier failure of the same service is still open, the failure
         is added to that ticket instead: repeated failures make one ticket, not a flood."""
+        # The ticket's first message is the customer's to read too: plain words; the host's
+        # error and output go into the internal note's attachment.
         body = (
             f"A self-service change failed and needs a look.\n\n"
             f"Change: {describe}\nChange id: {row.id}\nKind: {row.kind}\n"
-            f"Outcome: {outcome.status}\nError: {clean_output(outcome.error or '-')}\n"
+            f"Outcome: {outcome.status}\n"
         )
         earlier = (
             ChangeRepository(s).open_failure_ticket(row.service_id, excluding=row.id)
@@ -856,7 +860,7 @@ class ChangeService:
                     filename=f"change-{row.id}.log",
                     content_type="text/plain",
                     content=(
-                        f"{body}\n--- parameters ---\n"
+                        f"{body}Error: {outcome.error or '-'}\n\n--- parameters ---\n"
                         f"{json.dumps(public_params(row.kind, row.params), indent=2)}\n"
                         f"--- host output ---\n{outcome.output}\n"
                     ).encode(),

@@ -120,6 +120,13 @@ class Principal(BaseModel):
 
 SYSTEM = Principal(role="system", name="sitedesk")
 
+# What a customer is told of a change that did not go through; the host's output and paths
+# are for staff (GET /changes/{id} as staff, and the failure ticket's internal attachment).
+CUSTOMER_ERROR = {
+    "failed": "The change could not be applied. Support has been told and will follow up.",
+    "rolled_back": "The change did not work as expected and was undone. Support has been told.",
+}
+
 
 class NewTicket(BaseModel):
     account_id: int

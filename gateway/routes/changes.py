@@ -60,6 +60,7 @@ class ChangeCreate(Strict):
         max_length=20,
         description="Agents: the ticket number this change is for.",
     )
+    dry_run: bool = Field(default=False, description="Return the plan; apply nothing.")
 
     @field_validator("kind")
     @classmethod
@@ -74,7 +75,6 @@ class ChangeCreate(Strict):
         if value is not None and not re.fullmatch(r"TT-[0-9]{1,12}", value, re.IGNORECASE):
             raise ValueError("a ticket number looks like TT-000123")
         return value
-    dry_run: bool = Field(default=False, description="Return the plan; apply nothing.")
 
 
 class HostCreate(Strict):

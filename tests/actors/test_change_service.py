@@ -16,7 +16,6 @@ from sqlalchemy import text
 
 from actors.change_executor import ChangeExecutor
 from actors.change_service import (
-    CUSTOMER_ERROR,
     SECRETS_KEY,
     ChangeNotFound,
     ChangeService,
@@ -26,7 +25,7 @@ from actors.change_service import (
     rebuild_change,
 )
 from actors.config import ActorConfig
-from actors.dto import Principal
+from actors.dto import CUSTOMER_ERROR, Principal
 from actors.errors import IdempotencyMismatch, NotAllowed, RateLimited
 from automation.local_hosts import LocalHost
 from store.db import Database

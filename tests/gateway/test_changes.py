@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from actors.change_executor import executor_name
+from actors.dto import CUSTOMER_ERROR
 from automation.local_hosts import LocalHost
 from store.models import Account, ChangeRequest, TimelineEntry
 from store.repositories import AccountRepository, TicketRepository, UserRepository
@@ -326,7 +328,18 @@ def test_failed_self_service_change_opens_a_tier1_ticket(
     assert files == [f"change-{got['id']}.log"]
     with desk.http(customer) as c:  # the customer sees the ticket, not the internal log
         mine = c.get(f"/api/v1/tickets/{got['ticket_number']}").json()
+        view = c.get(f"/api/v1/accounts/{account.id}").json()
+        timeline = c.get(f"/api/v1/accounts/{account.id}/timeline").text
     assert all(not m["attachments"] for m in mine["messages"])
+    # The customer reads plain words; staff read what the host said.
+    with desk.http(l1_token) as c:
+        host_error = c.get(f"/api/v1/changes/{got['id']}").json()["error"]
+    plain = CUSTOMER_ERROR["failed"]
+    assert host_error != plain and "missing" in host_error
+    assert got["error"] == plain and host_error not in json.dumps(got)
+    assert [a["output"] for a in got["attempts"]] == ["Not applied."]
+    assert host_error not in json.dumps(mine) and host_error not in timeline
+    assert [c["error"] for c in view["recent_changes"]] == [plain]
 
 
 def test_executor_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
