@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypedDict
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from gateway import auth, health
+from gateway import auth, docs, health
 from gateway.errors import install_error_handlers
+from gateway.middleware import BodyLimit, SecurityHeaders
 from gateway.platform import Platform
 from gateway.routes import accounts, changes, events, pages, queues, tickets
 
@@ -34,10 +37,32 @@ def create_app(platform: Platform) -> FastAPI:
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by gateway/docs.py from the package, not from a CDN
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.platform = platform
     install_error_handlers(app)
+    # The last added runs first: the client's address is settled, then the body is bounded.
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=platform.settings.max_body_bytes)
+    if platform.settings.trusted_proxies:
+        # Servers start uvicorn with proxy_headers off (see `server_options`): forwarded
+        # headers count only when the socket's peer is one of the configured proxies.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=platform.settings.trusted_proxies)
     app.include_router(health.router)
+    app.include_router(docs.router)
     for module in (auth, tickets, queues, accounts, events, changes, pages):
         app.include_router(module.router)
     return app
+
+
+class ServerOptions(TypedDict):
+    proxy_headers: bool
+
+
+def server_options() -> ServerOptions:
+    """Options for every uvicorn that serves the app: uvicorn's own proxy-header handling
+    trusts 127.0.0.1 by default, so anyone on the machine could pick their address with
+    X-Forwarded-For; the app does it instead, for SITEDESK_TRUSTED_PROXIES only."""
+    return ServerOptions(proxy_headers=False)

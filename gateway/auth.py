@@ -11,17 +11,20 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from actors.dto import Principal
-from gateway.errors import ApiError, Forbidden, Unauthorized
+from gateway.errors import Forbidden, Unauthorized, Unprocessable
+from gateway.login_guard import LoginGuard
 from gateway.platform import Platform
 from store.models import User
 from store.repositories import AgentRepository, AuditRepository, TokenRepository, UserRepository
-from store.repositories.user import token_digest
+from store.repositories.user import LoginCandidate, check_password, token_digest
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
-LOGIN_ATTEMPTS_PER_WINDOW = 10
-LOGIN_WINDOW_SECONDS = 300
+# An e-mail address is at most 254 characters (RFC 5321); nothing longer is looked up or
+# counted. argon2 pre-hashes the password, but a megabyte of it is still a megabyte to move.
+MAX_USERNAME = 254
+MAX_PASSWORD = 1024
 
 
 class TokenOut(BaseModel):
@@ -29,11 +32,6 @@ class TokenOut(BaseModel):
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
     role: str
-
-
-class TooManyAttempts(ApiError):
-    status_code = 429
-    code = "rate_limited"
 
 
 def platform_of(request: Request) -> Platform:
@@ -67,40 +65,88 @@ async def login(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
 ) -> TokenOut:
-    """Exchange an e-mail address and password for a bearer token (OAuth2 password flow)."""
-    assert platform.redis is not None
+    """Exchange an e-mail address and password for a bearer token (OAuth2 password flow).
+
+    Failed log-ins lock the account for a while (429 `login_locked`, doubling with each further
+    failure), as do too many from one address or on the whole desk; while the gateway checks
+    many passwords at once it answers 503 `login_busy`. Both carry `Retry-After`."""
+    username, password = form.username.strip(), form.password
+    if len(username) > MAX_USERNAME or not username:
+        raise Unprocessable(
+            f"the username must be an e-mail address of 1 to {MAX_USERNAME} characters",
+            code="invalid_username",
+            detail=[{"field": "username", "problem": f"at most {MAX_USERNAME} characters"}],
+        )
+    if len(password) > MAX_PASSWORD:
+        raise Unprocessable(
+            f"the password is longer than {MAX_PASSWORD} characters",
+            code="invalid_password",
+            detail=[{"field": "password", "problem": f"at most {MAX_PASSWORD} characters"}],
+        )
+    guard = platform.logins
+    assert guard is not None
     client = request.client.host if request.client else "unknown"
-    key = f"sitedesk:login:{form.username.lower()}:{client}"
-    attempts = await platform.redis.incr(key)
-    if attempts == 1:
-        await platform.redis.expire(key, LOGIN_WINDOW_SECONDS)
-    if attempts > LOGIN_ATTEMPTS_PER_WINDOW:
-        raise TooManyAttempts("too many log-in attempts; wait a few minutes and try again")
+    await guard.check(username, client)
+    async with guard.hashing_slot():
+        await guard.check(username, client)  # failures may have come in while this waited
+        ok, candidate, new_hash = await asyncio.to_thread(verify, platform, username, password)
     ttl = timedelta(hours=platform.settings.token_ttl_hours)
-
-    def check() -> tuple[str, str] | None:
-        with platform.db.write() as s:
-            audit = AuditRepository(s)
-            user = UserRepository(s).authenticate(form.username, form.password)
-            if user is None:
-                audit.record(
-                    actor_label="anonymous", action="login_failed", object_type="user",
-                    object_id=form.username.lower()[:64], ip=client,
-                )  # fmt: skip
-                return None
-            token, row = TokenRepository(s).issue(user.id, name="login", ttl=ttl)
-            audit.record(
-                actor_label=f"{user.role}:{user.email}", actor_user_id=user.id, action="login",
-                object_type="user", object_id=user.id, account_id=user.account_id, ip=client,
-                data={"token": row.prefix},
-            )  # fmt: skip
-            return token, user.role
-
-    issued = await asyncio.to_thread(check)
+    issued = None
+    if ok and candidate is not None:
+        issued = await asyncio.to_thread(
+            issue_token, platform, candidate, new_hash, ttl=ttl, client=client
+        )
     if issued is None:
+        await failed_login(platform, guard, username, client)
         raise Unauthorized("wrong e-mail address or password")
-    await platform.redis.delete(key)
+    await guard.succeeded(username)
     return TokenOut(access_token=issued[0], expires_in=int(ttl.total_seconds()), role=issued[1])
+
+
+def verify(
+    platform: Platform, username: str, password: str
+) -> tuple[bool, LoginCandidate | None, str | None]:
+    """Read the stored hash in a short read, then check the password with no transaction
+    open: a flood of log-ins never holds the database (on SQLite: its one write lock)."""
+    with platform.db.read() as s:
+        candidate = UserRepository(s).login_candidate(username)
+    ok, new_hash = check_password(candidate, password)
+    return ok, candidate, new_hash
+
+
+def issue_token(
+    platform: Platform,
+    candidate: LoginCandidate,
+    new_hash: str | None,
+    *,
+    ttl: timedelta,
+    client: str,
+) -> tuple[str, str] | None:
+    """The short write of a successful log-in: the token and the audit entry."""
+    with platform.db.write() as s:
+        user = UserRepository(s).complete_login(candidate, new_hash=new_hash)
+        if user is None:  # deactivated, or the password changed, since it was read
+            return None
+        token, row = TokenRepository(s).issue(user.id, name="login", ttl=ttl)
+        AuditRepository(s).record(
+            actor_label=f"{user.role}:{user.email}", actor_user_id=user.id, action="login",
+            object_type="user", object_id=user.id, account_id=user.account_id, ip=client,
+            data={"token": row.prefix},
+        )  # fmt: skip
+        return token, user.role
+
+
+async def failed_login(platform: Platform, guard: LoginGuard, username: str, client: str) -> None:
+    await guard.failed(username, client)
+
+    def record() -> None:
+        with platform.db.write() as s:
+            AuditRepository(s).record(
+                actor_label="anonymous", action="login_failed", object_type="user",
+                object_id=username.lower()[:64], ip=client,
+            )  # fmt: skip
+
+    await asyncio.to_thread(record)
 
 
 async def current_principal(
@@ -111,7 +157,9 @@ async def current_principal(
     digest = token_digest(token)
     cached = platform.cached_principal(digest)
     if cached is not None:
-        return cached
+        if not await platform.revoked(digest):  # logged out on another gateway
+            return cached
+        platform.forget_token(digest)
 
     def resolve() -> Principal | None:
         with platform.db.read() as s:
@@ -139,8 +187,7 @@ def require_staff(caller: Principal) -> None:
 async def logout(
     platform: PlatformDep, caller: Caller, token: Annotated[str | None, Depends(bearer)]
 ) -> None:
-    """Revoke the token this request carries: it stops working at once, on every gateway
-    within the token cache's few seconds."""
+    """Revoke the token this request carries: it stops working at once, on every gateway."""
     assert token is not None
 
     def revoke() -> None:
@@ -152,7 +199,7 @@ async def logout(
             )  # fmt: skip
 
     await asyncio.to_thread(revoke)
-    platform.forget_token(token_digest(token))
+    await platform.revoke_everywhere(token_digest(token))
 
 
 @router.get("/me", response_model=Principal)

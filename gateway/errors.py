@@ -58,6 +58,29 @@ class ServiceUnavailable(ApiError):
     code = "unavailable"
 
 
+class RetryLater(ApiError):
+    """Refused for now, not for good: answered with `Retry-After` (seconds)."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str, *, retry_after: int, detail: Any = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, detail=detail, code=code)
+        self.retry_after = max(1, retry_after)
+
+
+class TooManyRequests(RetryLater):
+    status_code = 429
+    code = "rate_limited"
+
+
+class Overloaded(RetryLater):
+    status_code = 503
+    code = "overloaded"
+
+
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"error": code, "message": message, "detail": detail}
 
@@ -86,6 +109,14 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
             error_body(exc.code, exc.message, exc.detail), exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(RetryLater)
+    async def _retry_later(_: Request, exc: RetryLater) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.detail),
+            exc.status_code,
+            headers={"Retry-After": str(exc.retry_after)},
         )
 
     @app.exception_handler(RequestValidationError)

@@ -16,10 +16,15 @@ from actors.dto import NewTicket, Principal, TicketRead
 from actors.errors import DeskError
 from actors.ticket_service import TicketService
 from cluster.calls import call
+from gateway.event_hub import REVOKED_CHANNEL, EventHub
+from gateway.login_guard import LoginGuard
 from gateway.settings import GatewaySettings
 from store.db import Database
 
 TOKEN_CACHE_SECONDS = 10.0
+REVOKED_PREFIX = "sitedesk:revoked:"
+# A revocation mark outlives every cache entry made before the token was revoked.
+REVOKED_MARK_SECONDS = int(TOKEN_CACHE_SECONDS * 3)
 KNOWN_ACCOUNTS_MAX = 100_000
 
 
@@ -89,6 +94,12 @@ class Platform:
     uses_ray: bool = True
     directory: Directory | None = None
     redis: aioredis.Redis | None = None
+    # Rate limits and revocation marks have their own bounded pool: nothing else can use up
+    # the connections a log-in needs.
+    limits: aioredis.Redis | None = None
+    hub: EventHub | None = None
+    logins: LoginGuard | None = None
+    _hub_opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     _reader: TicketService | None = None
     _known_accounts: set[int] = field(default_factory=set)
@@ -100,8 +111,47 @@ class Platform:
 
     async def open(self) -> None:
         self.redis = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.redis_url,
+            max_connections=self.settings.limits_redis_pool_size,
+            timeout=5,
+            decode_responses=True,
+        )
+        self.limits = aioredis.Redis(connection_pool=pool)
+        self.logins = LoginGuard(self.limits, self.settings)
+        await self.live()
+
+    async def live(self) -> EventHub | None:
+        """The process's event hub, opened on first need (None while Redis is unreachable)."""
+        async with self._hub_opening:
+            if self.hub is None:
+                self.hub = await self._open_hub()
+        return self.hub
+
+    async def _open_hub(self) -> EventHub | None:
+        assert self.redis is not None
+        hub = EventHub(
+            self.redis,
+            max_streams=self.settings.max_streams,
+            max_per_user=self.settings.max_streams_per_user,
+            queue_size=self.settings.stream_queue_size,
+            on_revoked=self.forget_token,
+            on_lost=self.forget_tokens,
+        )
+        try:
+            await hub.open()
+        except Exception:  # no Redis yet: /readyz says so; streams answer 503 meanwhile
+            await hub.close()
+            return None
+        return hub
 
     async def close(self) -> None:
+        if self.hub is not None:
+            await self.hub.close()
+            self.hub = None
+        if self.limits is not None:
+            await self.limits.aclose()
+            self.limits = None
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
@@ -150,6 +200,21 @@ class Platform:
 
     def forget_token(self, digest: str) -> None:
         self._tokens.pop(digest, None)
+
+    async def revoke_everywhere(self, digest: str) -> None:
+        """After the revocation is committed: every gateway stops honouring its cached copy
+        of the token at once (the mark is checked on each cache hit; the message empties the
+        other gateways' caches)."""
+        self.forget_token(digest)
+        assert self.limits is not None
+        async with self.limits.pipeline(transaction=False) as pipe:
+            pipe.set(REVOKED_PREFIX + digest, "1", ex=REVOKED_MARK_SECONDS)
+            pipe.publish(REVOKED_CHANNEL, digest)
+            await pipe.execute()
+
+    async def revoked(self, digest: str) -> bool:
+        assert self.limits is not None
+        return bool(await self.limits.exists(REVOKED_PREFIX + digest))
 
     def forget_tokens(self) -> None:
         self._tokens.clear()

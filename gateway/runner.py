@@ -19,7 +19,7 @@ from cluster.deploy import deploy
 from cluster.ray_runtime import start_ray, stop_ray
 from cluster.redis_server import LocalRedis, check_redis
 from cluster.settings import ClusterSettings
-from gateway.app import create_app
+from gateway.app import create_app, server_options
 from gateway.platform import Platform
 from gateway.settings import GatewaySettings
 from gateway.startup import bind_http, open_database, print_logins
@@ -191,6 +191,7 @@ def run_platform(
             create_app(platform),
             log_level=gateway.log_level,
             access_log=False,
+            **server_options(),
         )
         server = QuietServer(server_config)
         url = f"http://{gateway.http_host}:{gateway.http_port}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import ipaddress
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class GatewaySettings(BaseSettings):
@@ -14,3 +17,54 @@ class GatewaySettings(BaseSettings):
     smtp_port: int = Field(default=2525, ge=0, le=65535, description="SMTP intake; 0 disables.")
     token_ttl_hours: int = Field(default=12, ge=1, le=24 * 90)
     log_level: str = Field(default="warning")
+
+    # Who may tell us the client's address. Empty: nobody, the socket's peer is the client
+    # (a header from anyone else would let a caller pick the address the limits count).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed.",
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body.")
+
+    # Live streams: one Redis subscriber per gateway fans out to every stream.
+    max_streams: int = Field(default=1000, ge=1, description="Open event streams per gateway.")
+    max_streams_per_user: int = Field(default=8, ge=1, description="Per user, per gateway.")
+    stream_queue_size: int = Field(
+        default=256, ge=1, description="Events buffered for a slow stream before it is dropped."
+    )
+
+    # Log-in: argon2 costs ~0.3 s of one core, so only a few run at once and a few wait.
+    login_hash_concurrency: int = Field(default=2, ge=1)
+    login_hash_queue: int = Field(default=16, ge=0, description="Log-ins waiting for a hasher.")
+    login_free_failures: int = Field(
+        default=10, ge=1, description="Failed log-ins of one account before it is locked."
+    )
+    login_lock_seconds: int = Field(
+        default=30, ge=1, description="First lock after the free failures; doubles each time."
+    )
+    login_lock_max_seconds: int = Field(default=900, ge=1)
+    login_failures_per_client: int = Field(
+        default=100, ge=1, description="Failed log-ins from one client address per window."
+    )
+    login_failures_global: int = Field(
+        default=1000, ge=1, description="Failed log-ins on the whole desk per window."
+    )
+    login_window_seconds: int = Field(default=300, ge=1)
+    limits_redis_pool_size: int = Field(
+        default=32, ge=1, description="Connections of the rate limiter's own Redis pool."
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # a ValueError names the bad entry
+        return value

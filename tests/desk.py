@@ -15,7 +15,7 @@ import httpx
 import uvicorn
 
 from cluster.deploy import Deployment
-from gateway.app import create_app
+from gateway.app import create_app, server_options
 from gateway.platform import Platform
 from store.db import Database
 from store.models import Account, Agent
@@ -46,7 +46,11 @@ class LiveServer:
     def __init__(self, platform: Platform) -> None:
         self.port = free_port()
         config = uvicorn.Config(
-            create_app(platform), host="127.0.0.1", port=self.port, log_level="warning"
+            create_app(platform),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            **server_options(),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

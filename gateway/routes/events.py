@@ -1,5 +1,6 @@
 """Live updates over Server-Sent Events, fed from Redis pub/sub (any gateway replica serves any
-client), with replay from the outbox after a reconnect (Last-Event-ID)."""
+client) through the gateway's one subscriber (gateway/event_hub.py), with replay from the outbox
+after a reconnect (Last-Event-ID)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
 from actors import channels
 from actors.dto import Principal
 from gateway.auth import Caller, PlatformDep
+from gateway.errors import Overloaded, TooManyRequests
+from gateway.event_hub import StreamLimit
 from gateway.platform import Platform
 from store.repositories import OutboxRepository
 
@@ -22,6 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 
 KEEPALIVE_SECONDS = 15.0
 REPLAY_LIMIT = 1000
+STREAM_RETRY_SECONDS = 30
 
 
 def channels_of(caller: Principal) -> list[str]:
@@ -54,52 +58,69 @@ def replay(platform: Platform, wanted: set[str], after: int) -> list[dict[str, A
 @router.get(
     "/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        429: {"description": "Too many open streams (`too_many_streams`), with Retry-After"},
+        503: {"description": "Live updates are unavailable (Redis), with Retry-After"},
+    },
 )
 async def events(
-    request: Request,
     caller: Caller,
     platform: PlatformDep,
     last_event_id: Annotated[int | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """A stream of what happens, as it happens: customers get their own account's public
     events; agents get their tier's queue and the tickets they own; admins get everything.
-    Each event's `id` is its outbox id; reconnect with `Last-Event-ID` to get what you missed."""
+    Each event's `id` is its outbox id; reconnect with `Last-Event-ID` to get what you missed.
+    A user has a few streams at a time (429 beyond); a client that reads too slowly is
+    disconnected and catches up with `Last-Event-ID`."""
     subscribed = channels_of(caller)
-    assert platform.redis is not None
-    pubsub = platform.redis.pubsub()
-    if subscribed:
-        await pubsub.subscribe(*subscribed)
+    hub = await platform.live()
+    if hub is None:
+        raise Overloaded("live updates are unavailable; try again shortly", retry_after=5,
+                         code="live_unavailable")  # fmt: skip
+    try:
+        stream = await hub.join(
+            f"user:{caller.user_id}" if caller.user_id else caller.label, subscribed
+        )
+    except StreamLimit as exc:
+        where = "for one user" if exc.scope == "user" else "on this gateway"
+        raise TooManyRequests(
+            f"too many open event streams {where} (at most {exc.limit}); close one first",
+            retry_after=STREAM_RETRY_SECONDS,
+            code="too_many_streams",
+            detail={"limit": exc.limit, "scope": exc.scope},
+        ) from None
+    except (TimeoutError, ConnectionError) as exc:
+        raise Overloaded("live updates are unavailable; try again shortly", retry_after=5,
+                         code="live_unavailable") from exc  # fmt: skip
 
-    async def stream() -> AsyncIterator[str]:
+    async def body() -> AsyncIterator[str]:
         seen: deque[int] = deque(maxlen=2048)
         try:
             yield "retry: 2000\n: connected\n\n"
-            if last_event_id is not None:
+            if last_event_id is not None:  # live since join(): nothing falls in between
                 for ev in await asyncio.to_thread(replay, platform, set(subscribed), last_event_id):
                     seen.append(ev["id"])
                     yield frame(ev)
-            while not await request.is_disconnected():
-                if not subscribed:
-                    await asyncio.sleep(KEEPALIVE_SECONDS)
+            while True:
+                try:
+                    data = await asyncio.wait_for(stream.queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
-                msg = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=KEEPALIVE_SECONDS
-                )
-                if msg is None:
-                    yield ": keepalive\n\n"
-                    continue
-                event = json.loads(msg["data"])
+                if data is None:  # dropped (too slow, or Redis lost): the client reconnects
+                    return
+                event = json.loads(data)
                 if event["id"] in seen:  # the same event on two of our channels, or replayed
                     continue
                 seen.append(event["id"])
                 yield frame(event)
         finally:
-            await pubsub.aclose()
+            await hub.leave(stream)
 
     return StreamingResponse(
-        stream(),
+        body(),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
