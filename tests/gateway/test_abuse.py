@@ -160,9 +160,10 @@ def test_log_ins_beyond_the_hashing_queue_are_answered_503(
     assert guard is not None
     slow = PasswordHasher(time_cost=40).hash("whatever")  # seconds of argon2 per check
     emails = [gw.customer(password_hash=slow) for _ in range(2)]
+    third = gw.customer()
     threads = in_threads([lambda e=e: gw.login(e, "wrong") for e in emails])
     wait_until(lambda: guard.hashing == 1 and guard.waiting == 1, what="one hashing, one queued")
-    r = gw.login(gw.customer(), "wrong")
+    r = gw.login(third, "wrong")
     assert r.status_code == 503 and r.json()["error"] == "login_busy"
     assert r.headers["Retry-After"] == "1"
     for t in threads:
@@ -392,3 +393,38 @@ def test_logout_takes_effect_at_once_on_every_gateway(desk: Desk) -> None:
         assert r.status_code == 401 and r.json()["error"] == "unauthorized"
     finally:
         second.stop()
+
+
+def test_streams_end_when_the_subscriber_loses_redis_so_clients_replay() -> None:
+    async def eventually(check: Callable[[], Any], what: str) -> None:
+        deadline = asyncio.get_running_loop().time() + 15
+        while not await check():
+            assert asyncio.get_running_loop().time() < deadline, what
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> None:
+        name = f"hub-{uuid.uuid4().hex[:8]}"
+        client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True, client_name=name)
+        admin = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+        lost: list[bool] = []
+        hub = EventHub(client, max_streams=4, max_per_user=4, queue_size=8,
+                       on_revoked=lambda _: None, on_lost=lambda: lost.append(True))  # fmt: skip
+        await hub.open()
+        try:
+            channel = f"sitedesk:test:{uuid.uuid4().hex}"
+            stream = await hub.join("user:1", [channel])
+            for c in await admin.client_list():
+                if c["name"] == name:
+                    await admin.client_kill_filter(_id=c["id"])
+            await eventually(lambda: asyncio.sleep(0, stream.ended), "the stream ended")
+            assert lost == [True]  # the gateway also drops its token cache (revocations)
+            await hub.leave(stream)
+            again = await hub.join("user:1", [channel])  # the subscriber is back
+            await admin.publish(channel, json.dumps({"id": 1}))
+            assert await asyncio.wait_for(again.queue.get(), 10) == json.dumps({"id": 1})
+        finally:
+            await hub.close()
+            await client.aclose()
+            await admin.aclose()
+
+    asyncio.run(scenario())
