@@ -59,7 +59,19 @@ def principal_of(platform: Platform, user: User) -> Principal:
     )
 
 
-@router.post("/auth/token", response_model=TokenOut)
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    responses={
+        401: {"description": "Wrong e-mail address or password (`unauthorized`)"},
+        422: {"description": "Username or password too long (`invalid_username`, ...)"},
+        429: {
+            "description": "`login_locked`, `login_rate_limited`, `login_throttled`; "
+            "with Retry-After"
+        },
+        503: {"description": "`login_busy`: too many log-ins at once; with Retry-After"},
+    },
+)
 async def login(
     platform: PlatformDep,
     request: Request,
