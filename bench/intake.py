@@ -539,7 +539,10 @@ def main() -> int:
                             ray_object_store_mb=128)
         )  # fmt: skip
         stack.callback(stop_ray)
-        config = ActorConfig(database_url=url, redis_url=args.redis_url, namespace=namespace)
+        # A load generator is a few accounts opening thousands of tickets: the per-account
+        # hourly limits a real customer meets are off here.
+        config = ActorConfig(database_url=url, redis_url=args.redis_url, namespace=namespace,
+                             customer_tickets_per_hour=0, customer_changes_per_hour=0)  # fmt: skip
         deployment = deploy(config)
         pool = deployment.directory.pool(1)
         ray.get([pool.set_presence.remote(a, "online") for a in agent_ids])

@@ -39,7 +39,7 @@ from automation.local_hosts import LocalHost
 from cluster.deploy import deploy
 from cluster.ray_runtime import ray_env_defaults, start_ray
 from cluster.settings import ClusterSettings
-from gateway.app import create_app
+from gateway.app import create_app, server_options
 from gateway.platform import Platform
 from store.db import Database
 from store.repositories import AccountRepository, HostRepository, UserRepository
@@ -144,12 +144,14 @@ def main() -> None:
         start_ray(ClusterSettings(data_dir=work / "data", ray_address=None,
                                   ray_token_file=None, ray_namespace="sitedesk-bench",
                                   ray_dashboard=False, ray_object_store_mb=128))  # fmt: skip
-        deployment = deploy(
-            ActorConfig(database_url=url, redis_url=REDIS, namespace="sitedesk-bench")
-        )
-        platform = Platform(db=db, redis_url=REDIS, directory=deployment.directory)
+        # One account requests every change of the run: no per-account hourly limit here.
+        config = ActorConfig(database_url=url, redis_url=REDIS, namespace="sitedesk-bench",
+                             customer_tickets_per_hour=0, customer_changes_per_hour=0)  # fmt: skip
+        deployment = deploy(config)
+        platform = Platform(db=db, redis_url=REDIS, directory=deployment.directory, config=config)
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port,
+                                               **server_options(),
                                                log_level="warning"))  # fmt: skip
         threading.Thread(target=server.run, daemon=True).start()
         while not server.started:

@@ -93,6 +93,9 @@ class Platform:
     settings: GatewaySettings = field(default_factory=GatewaySettings)
     uses_ray: bool = True
     directory: Directory | None = None
+    # The actors' configuration (limits included), so that what the gateway checks itself
+    # follows the same knobs; unset: the defaults.
+    config: ActorConfig | None = None
     redis: aioredis.Redis | None = None
     # Rate limits and revocation marks have their own bounded pool: nothing else can use up
     # the connections a log-in needs.
@@ -160,9 +163,12 @@ class Platform:
     def reader(self) -> TicketService:
         """Ticket reads served straight from the SCDB (writes go through the actors)."""
         if self._reader is None:
-            config = ActorConfig(database_url=self.db.url, redis_url=self.redis_url)
-            self._reader = TicketService(self.db, config)
+            self._reader = TicketService(self.db, self.actor_config)
         return self._reader
+
+    @property
+    def actor_config(self) -> ActorConfig:
+        return self.config or ActorConfig(database_url=self.db.url, redis_url=self.redis_url)
 
     def cached_principal(self, digest: str) -> Principal | None:
         hit = self._tokens.get(digest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import signal
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import uvicorn
 from rich.console import Console
 
 from actors.config import ActorConfig
-from automation.local_hosts import SSHD, LocalHost
+from automation.local_hosts import SSHD, LocalHost, can_reach, nginx_worker_user
 from cluster.deploy import deploy
 from cluster.ray_runtime import start_ray, stop_ray
 from cluster.redis_server import LocalRedis, check_redis
@@ -58,6 +59,25 @@ DEMO_HOSTS = 2
 DEMO_TOOLS = ("named", "named-checkzone", "rndc", "nginx", "ssh-keygen", "dig")
 
 
+FALLBACK_HOSTS_DIR = Path("/var/lib/sitedesk/demo-hosts")
+
+
+def demo_hosts_dir(data_dir: Path) -> Path:
+    """Where the demo hosts live: `hosts/` in the data dir, unless nginx's unprivileged workers
+    can not reach it (a data dir under a private home such as /root); then a folder of its own
+    under /var/lib/sitedesk, named after the data dir, so each data dir keeps its hosts."""
+    preferred = (data_dir / "hosts").resolve()
+    preferred.mkdir(parents=True, exist_ok=True)
+    if can_reach(nginx_worker_user(), preferred):
+        return preferred
+    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
+    fallback = FALLBACK_HOSTS_DIR / digest
+    for folder in (FALLBACK_HOSTS_DIR.parent, FALLBACK_HOSTS_DIR, fallback):
+        folder.mkdir(mode=0o711, exist_ok=True)
+        folder.chmod(0o711)  # searchable by the workers, listed by no one
+    return fallback
+
+
 def start_demo_hosts(data_dir: Path, out: Console, stack: ExitStack) -> list[DemoHost]:
     """Start the demo's managed hosts (sshd + named + nginx on loopback) under the data dir;
     without those programs, say so in one line and run without them."""
@@ -72,8 +92,9 @@ def start_demo_hosts(data_dir: Path, out: Console, stack: ExitStack) -> list[Dem
         )
         return []
     hosts: list[DemoHost] = []
+    base = demo_hosts_dir(data_dir)
     for i, domains in enumerate(demo_domains_by_host(DEMO_HOSTS)):
-        host = LocalHost(data_dir / "hosts", f"demo-host-{i + 1}", zones=tuple(domains))
+        host = LocalHost(base, f"demo-host-{i + 1}", zones=tuple(domains))
         try:
             host.start()
         except Exception as exc:
@@ -185,7 +206,11 @@ def run_platform(
                 out.print(f"[green]ok[/] demo mailboxes requested on the demo hosts: {made}")
 
         platform = Platform(
-            db=db, redis_url=redis_url, settings=gateway, directory=deployment.directory
+            db=db,
+            redis_url=redis_url,
+            settings=gateway,
+            directory=deployment.directory,
+            config=config,
         )
         server_config = uvicorn.Config(
             create_app(platform),

@@ -24,7 +24,6 @@ from actors.change_service import (
     NewHost,
     for_customer,
 )
-from actors.config import ActorConfig
 from actors.directory import fire
 from actors.dto import Params, Principal
 from actors.errors import RateLimited
@@ -99,8 +98,7 @@ class HostCreate(Strict):
 def changes_of(request: Request, platform: Platform) -> ChangeService:
     service: ChangeService | None = getattr(request.app.state, "change_service", None)
     if service is None:
-        config = ActorConfig(database_url=platform.db.url, redis_url=platform.redis_url)
-        service = ChangeService(platform.db, config)
+        service = ChangeService(platform.db, platform.actor_config)
         request.app.state.change_service = service
     return service
 
