@@ -5,8 +5,11 @@ from __future__ import annotations
 import posixpath
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from automation.identifiers import fullmatch, host_address, ip_address, tool_argv
+
+_ROOT = re.compile(r"(?:/[A-Za-z0-9._+-]+)+", re.ASCII)  # normpath removed . and ..
 HOMES = "home"  # home/<account>/...: the account's own files
 
 _HOST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -36,7 +39,25 @@ class HostLayout(BaseModel):
     def _absolute_root(cls, value: str) -> str:
         if not value.startswith("/") or posixpath.normpath(value) != value or value == "/":
             raise ValueError("root must be a normalised absolute path other than /")
+        if not fullmatch(_ROOT, value):
+            raise ValueError("root must be ASCII letters, digits and ._+- between slashes")
         return value
+
+    @field_validator("dns_address")
+    @classmethod
+    def _dns_address(cls, value: str) -> str:
+        version = 6 if ":" in value else 4
+        return ip_address(value, version)
+
+    @field_validator("http_address")
+    @classmethod
+    def _http_address(cls, value: str) -> str:
+        return ip_address(value, 4)  # written into nginx's `listen ADDRESS:PORT`
+
+    @field_validator("rndc", "named_checkzone", "nginx")
+    @classmethod
+    def _tool(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return tool_argv(value, what=str(info.field_name))
 
     def owner_dir(self, relative: str) -> str | None:
         """The account home (``home/<account>``) a path lies below, or None if root manages it.
@@ -67,6 +88,18 @@ class HostSpec(BaseModel):
     host_key: str = Field(description="expected host key as an OpenSSH public-key line")
     private_key_path: str
     layout: HostLayout
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return host_address(value)
+
+    @field_validator("private_key_path")
+    @classmethod
+    def _key_path(cls, value: str) -> str:
+        if posixpath.normpath(value) != value or not fullmatch(_ROOT, value):
+            raise ValueError("private_key_path must be a normalised absolute ASCII path")
+        return value
 
     @field_validator("host_id")
     @classmethod

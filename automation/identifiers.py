@@ -185,3 +185,29 @@ def cron_name(value: str) -> str:
     if not fullmatch(_CRON_NAME, value):
         raise ValueError(f"cron name {value!r}: 1-32 lower-case letters, digits, '_' or '-'")
     return value
+
+
+def host_address(value: str) -> str:
+    """A managed host's SSH address: an IP address (canonical text, no scope id) or a host
+    name (lower-case, one label allowed, e.g. ``web-07``)."""
+    if value.isascii() and _is_address(value.strip("[]")):
+        addr = value.strip("[]")
+        return ip_address(addr, ipaddress.ip_address(addr.split("%")[0]).version)
+    return hostname(value, what="host address", min_labels=1)
+
+
+def tool_argv(value: tuple[str, ...], *, what: str) -> tuple[str, ...]:
+    """The argv prefix of a tool on a host (``rndc -c /etc/rndc.conf``): 1-16 printable ASCII
+    words, the first a command name or absolute path. Each is quoted in the script anyway;
+    this keeps a layout from smuggling line breaks or option-like programs into it."""
+    if not 1 <= len(value) <= 16:
+        raise ValueError(f"{what}: give 1 to 16 words")
+    for word in value:
+        if not word or len(word) > 255 or not is_printable_ascii(word) or " " in word:
+            raise ValueError(f"{what}: {word!r} must be 1-255 printable ASCII characters")
+    if not fullmatch(_TOOL, value[0]):
+        raise ValueError(f"{what}: {value[0]!r} must be a command name or an absolute path")
+    return value
+
+
+_TOOL = re.compile(r"(?:/[A-Za-z0-9._+-]+)+|[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)

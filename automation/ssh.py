@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -85,7 +87,24 @@ def parse_host_key(line: str) -> tuple[str, bytes]:
     return parts[0], base64.b64decode(parts[1], validate=True)
 
 
+def _check_key_file(path: str) -> None:
+    """The client key must be a private key file of ours, not any file an admin named: a
+    regular file (no link), owned by this process's user, readable by nobody else."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read private key {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"private key {path} is not a regular file (links are refused)")
+    if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise ValueError(
+            f"private key {path} must be owned by uid {os.geteuid()} and mode 0600 or 0400 "
+            f"(it is uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})"
+        )
+
+
 def _load_private_key(path: str) -> paramiko.PKey:
+    _check_key_file(path)
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return cls.from_private_key_file(path)

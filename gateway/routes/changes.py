@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import posixpath
 import re
 from typing import Any
 
@@ -27,6 +28,7 @@ from actors.change_service import (
 from actors.directory import fire
 from actors.dto import Params, Principal
 from actors.errors import RateLimited
+from automation.identifiers import host_address
 from automation.ssh import parse_host_key
 from cluster.calls import ComponentRestarting, call
 from gateway.auth import Caller, PlatformDep
@@ -93,6 +95,21 @@ class HostCreate(Strict):
         default_factory=dict,
         description="Service ports and tools: dns_port, http_port, rndc, nginx, ...",
     )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return host_address(value)
+
+    @field_validator("credentials_ref")
+    @classmethod
+    def _key_path(cls, value: str) -> str:
+        # The executors check the file itself (a 0600 regular file of theirs) where they run.
+        if not value.startswith("/") or posixpath.normpath(value) != value:
+            raise ValueError("give the normalised absolute path of the client private key")
+        if not value.isascii() or not value.isprintable():
+            raise ValueError("the key path must be printable ASCII")
+        return value
 
 
 def changes_of(request: Request, platform: Platform) -> ChangeService:

@@ -16,7 +16,7 @@ from actors.change_executor import executor_name
 from actors.dto import CUSTOMER_ERROR
 from automation.local_hosts import LocalHost
 from store.models import Account, ChangeRequest, TimelineEntry
-from store.repositories import AccountRepository, TicketRepository, UserRepository
+from store.repositories import AccountRepository, HostRepository, TicketRepository, UserRepository
 from tests.desk import PASSWORD, Desk, wait_until
 from tests.sse import SseRecorder
 
@@ -466,3 +466,47 @@ def test_batch_api_applies_one_change_to_many_services(
         job, "mailbox_quota", boxes, {"quota_mb": 4096}, job="quota", progress=False
     )
     assert [i.change_id for i in again.items] == [i.change_id for i in report.items[:6]]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("address", "127.0.0.1\n.evil"),
+        ("address", "fe80::1%eth0"),
+        ("address", "host name"),
+        ("credentials_ref", "relative/key"),
+        ("credentials_ref", "/keys/../etc/shadow"),
+        ("credentials_ref", "/keys/id\nx"),
+        ("layout.http_address", "127.0.0.1:80; include /etc/passwd"),
+        ("layout.http_address", "0.0.0.0 ssl"),
+        ("layout.dns_address", "127.0.0.1\n"),
+        ("layout.rndc", ["rndc\n", "reload"]),
+        ("layout.nginx", ["-c/etc/evil.conf"]),
+        ("root_dir", "/srv/h\u00f6sts"),
+    ],
+)
+def test_host_fields_an_admin_types_are_checked(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any], field: str, value: Any
+) -> None:
+    """What an admin types about a host ends up in nginx configs, scripts and key loading."""
+    body = host_body(hosts[0], name=f"checked-{secrets.token_hex(3)}")
+    if field.startswith("layout."):
+        body["layout"] = {**body["layout"], field.split(".", 1)[1]: value}
+    else:
+        body[field] = value
+    with desk.http(registered["admin"]) as c:
+        r = c.post("/api/v1/hosts", json=body)
+    assert r.status_code == 422, r.text
+    assert field.split(".")[-1].removesuffix("_dir") in r.text
+    with desk.db.read() as s:
+        assert HostRepository(s).by_name(body["name"]) is None
+
+
+def test_a_host_address_is_stored_canonical(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    name = f"canon-{secrets.token_hex(3)}"
+    with desk.http(registered["admin"]) as c:
+        r = c.post("/api/v1/hosts", json=host_body(hosts[0], name=name, address="LocalHost"))
+    assert r.status_code == 201, r.text
+    assert r.json()["address"] == "localhost"
