@@ -190,7 +190,12 @@ class ChangeExecutor:
     def status(self) -> dict[str, HostHealth]:
         """Queue and health of each host of this shard, by host name."""
         out = {
-            st.host_id: HostHealth(state=st.state, queued=st.queued, last_error=st.last_error)
+            st.host_id: HostHealth(
+                state=st.state,
+                queued=st.queued,
+                last_error=st.last_error,
+                lock_busy_since=st.lock_busy_since,
+            )
             for st in self.executor.status()
         }
         for name, why in list(self.broken.values()):

@@ -198,9 +198,12 @@ class NewHost(BaseModel):
 
 
 class HostHealth(BaseModel):
-    state: str  # up, down, host_key_mismatch, stopped, unknown (no executor has it)
+    # up, down, host_key_mismatch, lock_busy (someone holds the automation lock too long),
+    # stopped, unknown (no executor has it)
+    state: str
     queued: int = 0
     last_error: str | None = None
+    lock_busy_since: datetime | None = None
 
 
 class HostRead(BaseModel):
