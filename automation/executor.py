@@ -227,8 +227,14 @@ class HostLane:
                 self._process(batch)
             except Exception as exc:  # a bug must not kill the lane silently
                 log.exception("lane %s: unexpected error", self.spec.host_id)
-                for item in batch:
-                    self._finish(item, "failed", error=f"internal error: {exc!r}")
+                if len(batch) > 1:
+                    # Retry them one by one, so that only the change that trips the bug fails
+                    # (one already sent is recognised by the host's journal, never applied twice).
+                    for item in batch:
+                        item.solo = True
+                else:
+                    for item in batch:
+                        self._finish(item, "failed", error=f"internal error: {exc!r}")
             finally:
                 with self._cond:
                     self._busy = False

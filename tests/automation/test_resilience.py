@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,5 +200,36 @@ def test_batch_with_a_rejected_zone_is_split_and_the_rest_applies(spare: LocalHo
         assert dig(spare, "ok2.example.com", "TXT") == ['"ok2"']
         assert dig(spare, "www.bad.test", "A") == []
         assert "www" not in (spare.root / "zones/bad.test.zone").read_text()
+    finally:
+        ex.close()
+
+
+def test_a_change_that_trips_a_bug_fails_alone(
+    spare: LocalHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in one change's planning (an exception no rule expected) fails that change only,
+    not the other tenants' changes that rode in the same batch."""
+    from automation.changes.dns import DnsRecordAdd
+
+    real_apply = DnsRecordAdd.apply
+
+    def buggy(self: DnsRecordAdd, ws: Any) -> None:
+        if self.record.value == "boom":
+            raise RuntimeError("a bug in one change kind")
+        real_apply(self, ws)
+
+    monkeypatch.setattr(DnsRecordAdd, "apply", buggy)
+    col = OutcomeCollector()
+    ex = Executor(col, exec_timeout=10.0)
+    ex.add_host(spare.spec())
+    try:
+        reqs = [request(spare, dns_add(f"t{i}", "TXT", "boom" if i == 2 else f"t{i}"))
+                for i in range(5)]  # fmt: skip
+        ex.submit_many(reqs)
+        got = col.wait([r.change_id for r in reqs], timeout=30)
+        assert got[reqs[2].change_id].status == "failed"
+        assert "internal error" in (got[reqs[2].change_id].error or "")
+        assert {got[r.change_id].status for i, r in enumerate(reqs) if i != 2} == {"applied"}
+        assert dig(spare, "t4.example.com", "TXT") == ['"t4"']
     finally:
         ex.close()
