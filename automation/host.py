@@ -7,9 +7,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from automation.identifiers import fullmatch, host_address, ip_address, tool_argv
+from automation.identifiers import abs_path, host_address, ip_address, tool_argv
 
-_ROOT = re.compile(r"(?:/[A-Za-z0-9._+-]+)+", re.ASCII)  # normpath removed . and ..
 HOMES = "home"  # home/<account>/...: the account's own files
 
 _HOST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -37,11 +36,9 @@ class HostLayout(BaseModel):
     @field_validator("root")
     @classmethod
     def _absolute_root(cls, value: str) -> str:
-        if not value.startswith("/") or posixpath.normpath(value) != value or value == "/":
-            raise ValueError("root must be a normalised absolute path other than /")
-        if not fullmatch(_ROOT, value):
-            raise ValueError("root must be ASCII letters, digits and ._+- between slashes")
-        return value
+        if value == "/":
+            raise ValueError("root must be a directory other than /")
+        return abs_path(value, what="root")
 
     @field_validator("dns_address")
     @classmethod
@@ -97,9 +94,7 @@ class HostSpec(BaseModel):
     @field_validator("private_key_path")
     @classmethod
     def _key_path(cls, value: str) -> str:
-        if posixpath.normpath(value) != value or not fullmatch(_ROOT, value):
-            raise ValueError("private_key_path must be a normalised absolute ASCII path")
-        return value
+        return abs_path(value, what="private_key_path")
 
     @field_validator("host_id")
     @classmethod

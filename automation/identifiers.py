@@ -18,6 +18,7 @@ Each function raises ``ValueError`` with a message for the user, as pydantic val
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII)
@@ -158,6 +159,20 @@ def rel_path(value: str) -> str:
                 f"path {value!r}: each segment must be letters, digits, '.', '_' or '-' "
                 "(no '..', no empty segments)"
             )
+    return value
+
+
+_ABS_PATH = re.compile(r"(?:/[A-Za-z0-9._+-]+)+", re.ASCII)
+
+
+def abs_path(value: str, *, what: str = "path") -> str:
+    """A normalised absolute path on a host or this machine (a host root, a key file):
+    ASCII segments of letters, digits and ``._+-``; no ``.``/``..`` segments, no ``//``."""
+    if posixpath.normpath(value) != value or not fullmatch(_ABS_PATH, value):
+        raise ValueError(
+            f"{what} {value!r}: give a normalised absolute path of ASCII letters, digits "
+            "and ._+- between slashes"
+        )
     return value
 
 

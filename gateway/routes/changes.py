@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import posixpath
 import re
 from typing import Any
 
@@ -28,7 +27,7 @@ from actors.change_service import (
 from actors.directory import fire
 from actors.dto import Params, Principal
 from actors.errors import RateLimited
-from automation.identifiers import host_address
+from automation.identifiers import abs_path, host_address
 from automation.ssh import parse_host_key
 from cluster.calls import ComponentRestarting, call
 from gateway.auth import Caller, PlatformDep
@@ -105,11 +104,7 @@ class HostCreate(Strict):
     @classmethod
     def _key_path(cls, value: str) -> str:
         # The executors check the file itself (a 0600 regular file of theirs) where they run.
-        if not value.startswith("/") or posixpath.normpath(value) != value:
-            raise ValueError("give the normalised absolute path of the client private key")
-        if not value.isascii() or not value.isprintable():
-            raise ValueError("the key path must be printable ASCII")
-        return value
+        return abs_path(value, what="credentials_ref")
 
 
 def changes_of(request: Request, platform: Platform) -> ChangeService:
