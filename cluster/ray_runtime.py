@@ -14,6 +14,7 @@ executors, which hold the root SSH keys of every managed host. So:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -89,6 +90,16 @@ def _loopback_only() -> None:
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def start_ray(settings: ClusterSettings, *, dashboard: bool | None = None) -> dict[str, Any]:
@@ -167,6 +178,8 @@ def join_ray(settings: ClusterSettings, address: str | None = None) -> None:
         )
     ray_env_defaults()
     use_token(token_path(settings))
+    if _is_loopback(target):
+        _loopback_only()  # else Ray swaps 127.0.0.1 for this machine's outward address
     try:
         ray.init(
             address=target,

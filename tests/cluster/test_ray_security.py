@@ -78,7 +78,18 @@ def test_joining_needs_the_token(desk: Desk, tmp_path: Path) -> None:
     )
     assert "JOINED" not in bad_token.stdout, bad_token.stdout
 
-    ours = join(address, dict(os.environ))  # the token `start_ray` set for this process
+    # A process of ours, started with none of the Ray settings this one has, joins with the
+    # data dir's token (a bare `ray.init` with the token alone is sent to the outward address).
+    data_dir = Path(os.environ["RAY_AUTH_TOKEN_PATH"]).parent
+    code = (
+        "from cluster.ray_runtime import join_ray; from cluster.settings import ClusterSettings;"
+        f"join_ray(ClusterSettings(), {address!r}); print('JOINED')"
+    )
+    clean = {k: v for k, v in plain.items() if not k.startswith(("RAY_", "SITEDESK_"))}
+    ours = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, "SITEDESK_DATA_DIR": str(data_dir)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert "JOINED" in ours.stdout, ours.stderr[-2000:]
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
 from gateway.batch import Sitedesk, TicketRequest, staff_principal
 from store.models import AuditLog
 from store.models.enums import TokenScope
-from store.repositories import TokenRepository, UserRepository
+from store.models.ticket import ticket_id_from_number
+from store.repositories import TicketRepository, TokenRepository, UserRepository
 from tests.desk import PASSWORD, Desk
 
 pytestmark = pytest.mark.ray
@@ -106,3 +113,34 @@ def test_a_batch_token_does_not_open_the_http_api(desk: Desk) -> None:
                         (TokenScope.batch,))  # fmt: skip
     with desk.http(token) as c:
         assert c.get("/api/v1/me").status_code == 401
+
+
+def test_a_batch_job_in_its_own_process_joins_with_its_token(desk: Desk) -> None:
+    """As the README runs one: a separate process with SITEDESK_API_TOKEN and nothing of
+    Ray's in its environment finds the running desk through the data dir and opens tickets."""
+    account, _ = desk.customer("Batch proc")
+    token = issue_token(desk, f"ops.proc.{len(desk.agents_made)}@sitedesk.test", "admin",
+                        (TokenScope.batch,))  # fmt: skip
+    data_dir = Path(os.environ["RAY_AUTH_TOKEN_PATH"]).parent  # the session Ray's data dir
+    code = textwrap.dedent(f"""
+        from gateway.batch import Sitedesk, TicketRequest
+        desk = Sitedesk.connect()
+        desk.progress = False
+        req = TicketRequest(account_id={account.id}, subject="Planned maintenance", body="x")
+        report = desk.open_tickets([req], job="proc-job")
+        print("NUMBER", report.items[0].result.number if report.items[0].ok else report.summary())
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "SITEDESK_"))}
+    env.update(SITEDESK_DATA_DIR=str(data_dir), SITEDESK_DATABASE_URL=desk.db.url,
+               SITEDESK_RAY_NAMESPACE="sitedesk-tests", SITEDESK_API_TOKEN=token)  # fmt: skip
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        for _ in range(2)
+    ]
+    numbers = [r.stdout.split("NUMBER ", 1)[-1].strip() for r in runs]
+    assert all(n.startswith("TT-") for n in numbers), [(r.stdout, r.stderr[-1500:]) for r in runs]
+    assert numbers[0] == numbers[1]  # the same job again opens nothing new
+    with desk.db.read() as s:
+        assert TicketRepository(s).find(ticket_id_from_number(numbers[0]) or 0) is not None
