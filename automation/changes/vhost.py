@@ -19,6 +19,9 @@ from automation.errors import ChangeConflict
 SITE_HEADER = "X-Gdcas-Site"
 
 
+DISABLE_SYMLINKS = "disable_symlinks if_not_owner;"
+
+
 def site_path(domain: str) -> str:
     return f"nginx/sites/{domain}.conf"
 
@@ -66,7 +69,7 @@ class VhostCreate(ChangeBase):
             "    index index.html;\n"
             # A link in the site may lead only to files of the link's own owner: the customer's
             # links reach the customer's files, never other accounts' or the system's.
-            "    disable_symlinks if_not_owner;\n"
+            f"    {DISABLE_SYMLINKS}\n"
             f"    add_header {SITE_HEADER} {self.domain} always;\n"
             # The glob makes the include optional: the file exists only while suspended.
             f"    include {suspended[:-1]}[f];\n"
@@ -77,7 +80,10 @@ class VhostCreate(ChangeBase):
     def apply(self, ws: Workspace) -> None:
         config = self.render(ws)
         current = ws.read(site_path(self.domain))
-        if current is not None and current != config:
+        # The same site as written before vhosts had `disable_symlinks`: requesting it again
+        # upgrades it to the current template (the way to protect sites made before).
+        earlier = config.replace(f"    {DISABLE_SYMLINKS}\n", "")
+        if current is not None and current not in (config, earlier):
             raise ChangeConflict(f"a different vhost for {self.domain} already exists")
         ws.write(site_path(self.domain), config)
         ws.dirs.add(self._docroot())

@@ -107,6 +107,32 @@ def test_vhost_create_serves_and_delete_removes(
     assert http_get(h, "alice.example.com")[0] == 404
 
 
+def test_a_vhost_of_the_old_template_is_upgraded_when_requested_again(
+    hosts: list[LocalHost], executor: Executor, collector: OutcomeCollector
+) -> None:
+    """Sites made before vhosts had `disable_symlinks` get it when created again."""
+    h = hosts[0]
+    create = change("vhost_create", account="olda", domain="olda.example.com",
+                    document_root="www")  # fmt: skip
+    assert apply(executor, collector, [request(h, create)]) == ["applied"]
+    conf = h.root / "nginx/sites/olda.example.com.conf"
+    old = conf.read_text().replace("    disable_symlinks if_not_owner;\n", "")
+    conf.write_text(old)  # as the template before issue 7 wrote it
+    # The upgrade comes with a new deployment: a new executor, which knows no file yet.
+    col = OutcomeCollector()
+    upgraded = Executor(col)
+    upgraded.add_host(h.spec())
+    try:
+        assert apply(upgraded, col, [request(h, create)]) == ["applied"]
+        assert "disable_symlinks if_not_owner;" in conf.read_text()
+        assert http_get(h, "olda.example.com")[0] == 200
+        other = change("vhost_create", account="olda", domain="olda.example.com",
+                       document_root="www/other")  # fmt: skip
+        assert apply(upgraded, col, [request(h, other)]) == ["failed"]  # still a conflict
+    finally:
+        upgraded.close()
+
+
 def test_mail_ftp_db_cron_tls(
     hosts: list[LocalHost], executor: Executor, collector: OutcomeCollector
 ) -> None:
