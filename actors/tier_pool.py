@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import Any
 
 from actors.config import ActorConfig
@@ -69,12 +71,17 @@ class TierPool:
 
     async def _run(self) -> None:
         assert self.kick is not None
+        next_load = time.monotonic() + RESYNC_SECONDS
         while True:
             try:
-                try:
-                    await asyncio.wait_for(self.kick.wait(), timeout=RESYNC_SECONDS)
-                except TimeoutError:
+                # Woken by events, and every RESYNC_SECONDS whatever they do: a busy tier that
+                # is kicked all the time must still pick up what reached the SCDB another way.
+                with contextlib.suppress(TimeoutError):
+                    timeout = max(0.0, next_load - time.monotonic())
+                    await asyncio.wait_for(self.kick.wait(), timeout=timeout)
+                if time.monotonic() >= next_load:
                     await asyncio.to_thread(self._load)  # the safety net: the SCDB is the truth
+                    next_load = time.monotonic() + RESYNC_SECONDS
                 self.kick.clear()
                 await self._assign()
             except Exception:  # the database away, say: keep the loop, retry at the next resync
