@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import posixpath
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from automation.identifiers import abs_path, host_address, ip_address, tool_argv
 
 HOMES = "home"  # home/<account>/...: the account's own files
+
+# What an admin types about a host, checked the same way wherever it is taken in.
+HostAddress = Annotated[str, AfterValidator(host_address)]
+AbsolutePath = Annotated[str, AfterValidator(abs_path)]
 
 _HOST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -79,22 +84,12 @@ class HostSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     host_id: str
-    address: str
+    address: HostAddress
     port: int = Field(default=22, ge=1, le=65535)
     user: str = "root"
     host_key: str = Field(description="expected host key as an OpenSSH public-key line")
-    private_key_path: str
+    private_key_path: AbsolutePath
     layout: HostLayout
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return host_address(value)
-
-    @field_validator("private_key_path")
-    @classmethod
-    def _key_path(cls, value: str) -> str:
-        return abs_path(value, what="private_key_path")
 
     @field_validator("host_id")
     @classmethod

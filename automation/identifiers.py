@@ -121,14 +121,21 @@ def ip_address(value: str, version: int) -> str:
     return str(addr)
 
 
+def _named(pattern: re.Pattern[str], value: str, what: str, rule: str) -> str:
+    """`value` if it is a whole match of `pattern`; else a ValueError naming it and the rule."""
+    if not fullmatch(pattern, value):
+        raise ValueError(f"{what} {value!r}: {rule}")
+    return value
+
+
 def account(value: str) -> str:
     """A Unix account name on the host."""
-    if not fullmatch(_ACCOUNT, value):
-        raise ValueError(
-            f"account {value!r}: must be 1-32 lower-case letters, digits, '_' or '-', "
-            "starting with a letter"
-        )
-    return value
+    return _named(
+        _ACCOUNT,
+        value,
+        "account",
+        "must be 1-32 lower-case letters, digits, '_' or '-', starting with a letter",
+    )
 
 
 def local_part(value: str) -> str:
@@ -178,28 +185,26 @@ def abs_path(value: str, *, what: str = "path") -> str:
 
 def db_name(value: str) -> str:
     """A database or database user name."""
-    if not fullmatch(_DB_NAME, value):
-        raise ValueError(
-            f"name {value!r}: must be 1-32 lower-case letters, digits or '_', "
-            "starting with a letter"
-        )
-    return value
+    return _named(
+        _DB_NAME,
+        value,
+        "name",
+        "must be 1-32 lower-case letters, digits or '_', starting with a letter",
+    )
 
 
 def ftp_user(value: str) -> str:
-    if not fullmatch(_FTP_USER, value):
-        raise ValueError(
-            f"FTP user {value!r}: 1-32 lower-case letters, digits, '.', '_' or '-', "
-            "starting with a letter"
-        )
-    return value
+    return _named(
+        _FTP_USER,
+        value,
+        "FTP user",
+        "1-32 lower-case letters, digits, '.', '_' or '-', starting with a letter",
+    )
 
 
 def cron_name(value: str) -> str:
     """The name that marks a cron entry in the account's crontab."""
-    if not fullmatch(_CRON_NAME, value):
-        raise ValueError(f"cron name {value!r}: 1-32 lower-case letters, digits, '_' or '-'")
-    return value
+    return _named(_CRON_NAME, value, "cron name", "1-32 lower-case letters, digits, '_' or '-'")
 
 
 def host_address(value: str) -> str:

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
-from gateway.errors import NotFound
+from gateway.routes.pages import static_file
 
 router = APIRouter(include_in_schema=False)
 
@@ -68,7 +68,4 @@ async def docs_init() -> Response:
 
 @router.get("/docs/assets/{name}")
 async def docs_asset(name: str) -> FileResponse:
-    media_type = ASSETS.get(name)
-    if media_type is None:
-        raise NotFound(f"{name} not found")
-    return FileResponse(SWAGGER_DIR / name, media_type=media_type, headers=HEADERS)
+    return static_file(SWAGGER_DIR, name, ASSETS, HEADERS)

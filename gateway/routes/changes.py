@@ -27,7 +27,7 @@ from actors.change_service import (
 from actors.directory import fire
 from actors.dto import Params, Principal
 from actors.errors import RateLimited
-from automation.identifiers import abs_path, host_address
+from automation.host import AbsolutePath, HostAddress
 from automation.ssh import parse_host_key
 from cluster.calls import ComponentRestarting, call
 from gateway.auth import Caller, PlatformDep
@@ -79,32 +79,24 @@ class ChangeCreate(Strict):
 
 class HostCreate(Strict):
     name: str = Field(pattern=HOST_NAME, description="Unique name, e.g. web-07.")
-    address: str = Field(min_length=1, max_length=255)
+    address: HostAddress = Field(max_length=255, description="IP address or host name.")
     port: int = Field(default=22, ge=1, le=65535, description="SSH port")
     user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     role: str = Field(default="shared", pattern=r"^(shared|web|mail|dns|database|ftp)$")
     host_key: str = Field(
         min_length=20, max_length=4000, description="The host's public key, an OpenSSH line."
     )
-    credentials_ref: str = Field(
-        min_length=2, max_length=255, description="Path of the client private key."
+    # The executors check the key file itself (a 0600 regular file of theirs) where they run.
+    credentials_ref: AbsolutePath = Field(
+        max_length=255, description="Absolute path of the client private key."
     )
-    root_dir: str = Field(default="/", description="Prefix of every file GDCAS manages.")
+    root_dir: AbsolutePath = Field(
+        max_length=255, description="Prefix of every file GDCAS manages (not `/`)."
+    )
     layout: dict[str, Any] = Field(
         default_factory=dict,
         description="Service ports and tools: dns_port, http_port, rndc, nginx, ...",
     )
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return host_address(value)
-
-    @field_validator("credentials_ref")
-    @classmethod
-    def _key_path(cls, value: str) -> str:
-        # The executors check the file itself (a 0600 regular file of theirs) where they run.
-        return abs_path(value, what="credentials_ref")
 
 
 def changes_of(request: Request, platform: Platform) -> ChangeService:

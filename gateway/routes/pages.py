@@ -60,7 +60,15 @@ async def console() -> FileResponse:
 
 @router.get("/web/{name}")
 async def asset(name: str) -> FileResponse:
-    media_type = ASSETS.get(name)
+    return static_file(WEB_DIR, name, ASSETS, SECURITY_HEADERS)
+
+
+def static_file(
+    directory: Path, name: str, media_types: dict[str, str], headers: dict[str, str]
+) -> FileResponse:
+    """One of the files listed in `media_types` (nothing else in `directory`: no path a caller
+    makes up is ever opened), or 404."""
+    media_type = media_types.get(name)
     if media_type is None:
         raise NotFound(f"{name} not found")
-    return FileResponse(WEB_DIR / name, media_type=media_type, headers=SECURITY_HEADERS)
+    return FileResponse(directory / name, media_type=media_type, headers=headers)

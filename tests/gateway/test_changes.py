@@ -483,6 +483,7 @@ def test_batch_api_applies_one_change_to_many_services(
         ("layout.rndc", ["rndc\n", "reload"]),
         ("layout.nginx", ["-c/etc/evil.conf"]),
         ("root_dir", "/srv/h\u00f6sts"),
+        ("root_dir", "/"),
     ],
 )
 def test_host_fields_an_admin_types_are_checked(
@@ -510,3 +511,8 @@ def test_a_host_address_is_stored_canonical(
         r = c.post("/api/v1/hosts", json=host_body(hosts[0], name=name, address="LocalHost"))
     assert r.status_code == 201, r.text
     assert r.json()["address"] == "localhost"
+    body = host_body(hosts[0], name=f"noroot-{secrets.token_hex(3)}")
+    del body["root_dir"]  # there is no default (it was '/', always refused further down)
+    with desk.http(registered["admin"]) as c:
+        r = c.post("/api/v1/hosts", json=body)
+    assert r.status_code == 422 and "root_dir" in r.text
