@@ -119,6 +119,16 @@ class LocalRedis:
         self.stop()
 
 
+def running_local_url(data_dir: Path) -> str | None:
+    """The URL of the local Redis that `sitedesk up` started for `data_dir` (from its config
+    file), or None when there is none."""
+    config = data_dir.resolve() / "redis" / CONFIG_FILE
+    if not config.exists():
+        return None
+    settings = dict(line.split(" ", 1) for line in config.read_text().splitlines() if " " in line)
+    return f"redis://:{settings['requirepass']}@127.0.0.1:{settings['port']}/0"
+
+
 def check_redis(url: str) -> None:
     """Raise RedisUnavailableError unless the Redis at `url` answers PING."""
     try:

@@ -133,21 +133,34 @@ def token_list() -> None:
 def token_revoke(
     prefix: Annotated[str, typer.Argument(help="The token's prefix, as `token list` shows.")],
 ) -> None:
-    """Revoke a token at once (every gateway refuses it from then on)."""
+    """Revoke a token at once: running gateways are told through Redis and drop it."""
+    import redis
+
+    from cluster.redis_server import running_local_url
+    from gateway.platform import TOKEN_CACHE_SECONDS, mark_revoked
     from store.repositories import AuditRepository, TokenRepository
 
     with friendly_errors():
-        db = open_database(load_settings(StoreSettings))
+        store = load_settings(StoreSettings)
+        db = open_database(store)
         db.check_migrated()
         with db.write() as s:
-            count = TokenRepository(s).revoke_prefix(prefix)
-            if count == 0:
+            digests = TokenRepository(s).revoke_prefix(prefix)
+            if not digests:
                 raise UsageProblem(f"no live token starts with {prefix}")
             AuditRepository(s).record(
                 actor_label="cli", action="token.revoke", object_type="api_token",
-                object_id=prefix, data={"count": count},
+                object_id=prefix, data={"count": len(digests)},
             )  # fmt: skip
-        out.print(f"revoked {count} token(s) starting with {prefix}")
+        out.print(f"revoked {len(digests)} token(s) starting with {prefix}")
+        url = load_settings(ClusterSettings).redis_url or running_local_url(store.data_dir)
+        try:
+            if url is None:
+                raise redis.ConnectionError("no Redis configured or running")
+            mark_revoked(url, digests)
+        except redis.RedisError as exc:
+            out.print(f"[yellow]gateways not told[/] ({exc}): a running one refuses the token "
+                      f"within {TOKEN_CACHE_SECONDS:.0f} s, when its cache expires")  # fmt: skip
 
 
 @app.command()

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis as sync_redis
 import redis.asyncio as aioredis
 
 from actors.config import ActorConfig
@@ -26,6 +27,20 @@ REVOKED_PREFIX = "sitedesk:revoked:"
 # A revocation mark outlives every cache entry made before the token was revoked.
 REVOKED_MARK_SECONDS = int(TOKEN_CACHE_SECONDS * 3)
 KNOWN_ACCOUNTS_MAX = 100_000
+
+
+def mark_revoked(redis_url: str, digests: list[str]) -> None:
+    """From outside a gateway (`sitedesk token revoke`): the mark and the message that
+    `Platform.revoke_everywhere` sends, so that running gateways drop their cached copies."""
+    client = sync_redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for digest in digests:
+                pipe.set(REVOKED_PREFIX + digest, "1", ex=REVOKED_MARK_SECONDS)
+                pipe.publish(REVOKED_CHANNEL, digest)
+            pipe.execute()
+    finally:
+        client.close()
 
 
 class IntakeBatcher:

@@ -219,11 +219,12 @@ class TokenRepository(Repository):
         )
         return [(t, u) for t, u in self.session.execute(q)]
 
-    def revoke_prefix(self, prefix: str) -> int:
-        """Revoke the live tokens that start with `prefix` (as `live` shows them); how many."""
+    def revoke_prefix(self, prefix: str) -> list[str]:
+        """Revoke the live tokens that start with `prefix` (as `live` shows them); their
+        digests (for the gateways' revocation marks)."""
         rows = self.session.scalars(
             select(ApiToken).where(ApiToken.prefix == prefix, ApiToken.revoked_at.is_(None))
         ).all()
         for row in rows:
             row.revoked_at = utcnow()
-        return len(rows)
+        return [row.token_hash for row in rows]

@@ -19,6 +19,10 @@ import psutil
 import pytest
 import redis
 
+from gateway.platform import REVOKED_PREFIX
+from store.repositories.user import token_digest
+from tests.conftest import REDIS_URL
+
 SITEDESK = [sys.executable, "-m", "gateway.cli"]
 
 
@@ -112,7 +116,11 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     bad_scope = run(["token", "create", "--user", "admin@sitedesk.demo", "--name", "x",
                      "--scope", "root"], tmp_path)  # fmt: skip
     assert bad_scope.returncode == 2
-    assert run(["token", "revoke", token[:12]], tmp_path).returncode == 0
+    revoked = run(["token", "revoke", token[:12]], tmp_path, SITEDESK_REDIS_URL=REDIS_URL)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "not told" not in revoked.stdout
+    # Running gateways see the mark at once (they check it on every cached token).
+    assert redis.Redis.from_url(REDIS_URL).exists(REVOKED_PREFIX + token_digest(token)) == 1
     assert token[:12] not in run(["token", "list"], tmp_path).stdout
     again = run(["token", "revoke", token[:12]], tmp_path)
     assert again.returncode == 2 and "no live token" in one_error_line(again)
