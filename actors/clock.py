@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from store.models.base import utcnow
+
+Clock = Callable[[], datetime]  # what the rules take: a function answering the time
 
 
 class SystemClock:

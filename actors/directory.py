@@ -27,8 +27,8 @@ class Directory:
             self._cache[name] = handle
         return handle
 
-    def router(self) -> Any:
-        return self.get(names.ROUTER)
+    def intake(self) -> Any:
+        return self.get(names.INTAKE)
 
     def pool(self, tier: int) -> Any:
         return self.get(names.tier_pool(tier))

@@ -67,3 +67,26 @@ class PriorityNotAllowed(DeskError):
     """Customers choose at most `high`; `urgent` is for staff to set."""
 
     code, status = "priority_not_allowed", 403
+
+
+class ChangeNotFound(DeskError):
+    code, status = "not_found", 404
+
+
+class InvalidChange(DeskError):
+    """The parameters are not a valid change; ``errors`` holds one message per problem."""
+
+    code, status = "invalid_change", 422
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors or [message])
+        self.args = (message, self.errors)
+
+
+class HostUnavailable(DeskError):
+    code, status = "host_unavailable", 503
+
+
+class HostExists(DeskError):
+    code, status = "conflict", 409

@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from actors.dto import Principal
 from actors.errors import IdempotencyMismatch
+from actors.principal import Principal
 from store.repositories import IdempotencyRepository
 
 REUSED = "this Idempotency-Key was used before with a different request"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 NAMESPACE = "sitedesk"
-ROUTER = "router"
+INTAKE = "intake"
 SLA = "sla-clock"
 NOTIFIER = "notifier"
 

@@ -1,6 +1,6 @@
 """Ticket intake over HTTP: the actor path against a bare baseline, in the same run.
 
-- actor path: ``POST /api/v1/tickets`` of the real gateway -> Router actor (group commit) ->
+- actor path: ``POST /api/v1/tickets`` of the real gateway -> Intake actor (group commit) ->
   TicketService.create_many -> TierPool(1) -> assign_many.
 - bare baseline: the same gateway process, app and auth, plus a route defined here only,
   ``POST /bench/bare-tickets``, that inserts the ticket row with ``TicketRepository.create`` in
@@ -589,9 +589,9 @@ def router_stats() -> str:
     """The router's group commits since the last call: how many, how big, how long."""
     import ray
 
-    from actors.names import ROUTER
+    from actors.names import INTAKE
 
-    stats = ray.get(ray.get_actor(ROUTER).stats.remote())
+    stats = ray.get(ray.get_actor(INTAKE).stats.remote())
     batches = stats.get("batches", 0) - _last_router.get("batches", 0)
     tickets = stats.get("mean_batch", 0) * stats.get("batches", 0) - _last_router.get("n", 0)
     spent = stats.get("mean_commit_ms", 0) * stats.get("batches", 0) - _last_router.get("ms", 0)

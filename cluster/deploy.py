@@ -8,16 +8,16 @@ from typing import Any
 import ray
 
 from actors import names
-from actors.account_session import AccountSessions
-from actors.change_executor import SHARDS as CHANGE_SHARDS
-from actors.change_executor import ChangeExecutor
+from actors.accounts.lane import AccountSessions
+from actors.changes.executor import SHARDS as CHANGE_SHARDS
+from actors.changes.executor import ChangeExecutor
 from actors.clock import OffsetClock, SystemClock
 from actors.config import ActorConfig
 from actors.directory import Directory
-from actors.notifier import Notifier
-from actors.router import Router
-from actors.sla_clock import SlaClock
-from actors.tier_pool import TierPool
+from actors.notify.notifier import Notifier
+from actors.sla.sla_clock import SlaClock
+from actors.tickets.intake import Intake
+from actors.tickets.tier_pool import TierPool
 
 TIERS = (1, 2, 3)
 
@@ -72,7 +72,7 @@ def deploy(
         start(names.session_shard(index), AccountSessions, index, config)
     clock = OffsetClock() if manual_clock else SystemClock()
     start(names.SLA, SlaClock, config, None, clock)
-    start(names.ROUTER, Router, config)
+    start(names.INTAKE, Intake, config)
     for index in range(CHANGE_SHARDS):
         # A threaded actor (blocking SSH lanes inside): a few threads serve its calls.
         name = names.change_executor(index)

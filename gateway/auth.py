@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from actors.dto import Principal
+from actors.principal import Principal
 from gateway.errors import Forbidden, Unauthorized, Unprocessable
 from gateway.login_guard import LoginGuard
 from gateway.platform import Platform

@@ -24,8 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from actors.config import ActorConfig
 from actors.directory import Directory
-from actors.dto import NewTicket, Principal, TicketRead
 from actors.errors import DeskError
+from actors.principal import Principal
+from actors.tickets.dto import NewTicket, TicketRead
 from cluster.calls import call
 from cluster.settings import ClusterSettings
 from store.db import Database
@@ -128,7 +129,7 @@ class Sitedesk:
                 idempotency_key=f"batch:{job}:open:{i}",
                 request_hash=hashlib.sha256(req.model_dump_json().encode()).hexdigest(),
             )
-            result: TicketRead = await call(self.directory.router().create, item)
+            result: TicketRead = await call(self.directory.intake().create, item)
             return result
 
         return self._run("open tickets", list(enumerate(requests)), one)

@@ -27,10 +27,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from actors.change_executor import executor_name
-from actors.change_service import ChangeService, InvalidChange, NewChange
+from actors.changes.dto import NewChange
+from actors.changes.executor import executor_name
+from actors.changes.requests import ChangeService
 from actors.config import ActorConfig
-from actors.errors import DeskError
+from actors.errors import DeskError, InvalidChange
 from gateway.batch import Sitedesk
 from store.models import Service
 from store.repositories import AccountRepository

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from actors import channels
+from actors.notify import audience as channels
 
 log = logging.getLogger(__name__)
 

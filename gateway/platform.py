@@ -13,9 +13,10 @@ import redis.asyncio as aioredis
 
 from actors.config import ActorConfig
 from actors.directory import Directory
-from actors.dto import NewTicket, Principal, TicketRead
 from actors.errors import DeskError
-from actors.ticket_service import TicketService
+from actors.principal import Principal
+from actors.tickets.dto import NewTicket, TicketRead
+from actors.tickets.service import TicketService
 from cluster.calls import call
 from gateway.event_hub import REVOKED_CHANNEL, EventHub
 from gateway.login_guard import LoginGuard
@@ -203,7 +204,7 @@ class Platform:
             directory = self.directory
 
             async def send(items: list[NewTicket]) -> Any:
-                return await call(directory.router().create_batch, items)
+                return await call(directory.intake().create_batch, items)
 
             self._intake = IntakeBatcher(send, max_in_flight=self.intake_calls_in_flight)
         return await self._intake.submit(item)

@@ -125,8 +125,9 @@ def provision_demo_mailboxes(db: Database, config: ActorConfig, directory: Any) 
 
     import ray
 
-    from actors.change_executor import executor_name
-    from actors.change_service import ChangeService, NewChange
+    from actors.changes.dto import NewChange
+    from actors.changes.executor import executor_name
+    from actors.changes.requests import ChangeService
     from gateway.batch import staff_principal
     from store.repositories import AccountRepository, ChangeRepository
 

@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.dto import Category, Line, Text
+from actors.text import Category, Line, Text
 from store.models.enums import Channel, Presence, Priority
 
 T = TypeVar("T")

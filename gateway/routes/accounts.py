@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from actors.dto import AccountView
+from actors.accounts.dto import AccountView
 from cluster.calls import call
 from gateway.auth import Caller, PlatformDep
 from gateway.errors import NotFound

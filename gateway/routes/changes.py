@@ -12,21 +12,15 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from actors import names
-from actors.change_executor import SHARDS, executor_name
-from actors.change_service import (
-    ChangeDetail,
-    ChangePlan,
-    ChangeService,
-    HostHealth,
-    HostRead,
-    InvalidChange,
-    NewChange,
-    NewHost,
-    for_customer,
-)
+from actors.changes.access import for_customer
+from actors.changes.dto import ChangeDetail, ChangePlan, HostHealth, HostRead, NewChange, NewHost
+from actors.changes.executor import SHARDS, executor_name
+from actors.changes.hosts import HostRegistry
+from actors.changes.requests import ChangeService
 from actors.directory import fire
-from actors.dto import Params, Principal
-from actors.errors import RateLimited
+from actors.errors import InvalidChange, RateLimited
+from actors.principal import Principal
+from actors.text import Params
 from automation.host import AbsolutePath, HostAddress
 from automation.ssh import parse_host_key
 from cluster.calls import ComponentRestarting, call
@@ -253,9 +247,8 @@ async def register_host(
         root_dir=body.root_dir,
         layout=body.layout,
     )
-    service = changes_of(request, platform)
     try:
-        host = await asyncio.to_thread(service.register_host, new, caller)
+        host = await asyncio.to_thread(HostRegistry(platform.db).register_host, new, caller)
     except ValidationError as exc:
         detail = [
             {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
@@ -278,7 +271,7 @@ class HostList(BaseModel):
 async def list_hosts(request: Request, caller: Caller, platform: PlatformDep) -> HostList:
     """Every managed host with its queue (changes pending) and health as its executor sees it."""
     require_admin(caller)
-    hosts = await asyncio.to_thread(changes_of(request, platform).hosts)
+    hosts = await asyncio.to_thread(HostRegistry(platform.db).hosts)
     health = await _health(platform)
     return HostList(
         items=[
@@ -292,7 +285,7 @@ async def list_hosts(request: Request, caller: Caller, platform: PlatformDep) ->
 async def get_host(name: str, request: Request, caller: Caller, platform: PlatformDep) -> HostRead:
     """One managed host with its queue and health."""
     require_admin(caller)
-    hosts = await asyncio.to_thread(changes_of(request, platform).hosts, name)
+    hosts = await asyncio.to_thread(HostRegistry(platform.db).hosts, name)
     if not hosts:
         raise NotFound(f"host {name} not found")
     host = hosts[0]

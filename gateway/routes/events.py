@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
-from actors import channels
-from actors.dto import Principal
+from actors.notify import audience as channels
+from actors.principal import Principal
 from gateway.auth import Caller, PlatformDep
 from gateway.errors import Overloaded, TooManyRequests
 from gateway.event_hub import StreamLimit

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Path
 
-from actors.dto import TicketRead
+from actors.tickets.dto import TicketRead
 from cluster.calls import call
 from gateway.auth import Caller, PlatformDep, require_staff
 from gateway.errors import Forbidden

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 
-from actors.dto import NewTicket, OpOutcome, Principal, TicketDetail, TicketRead
 from actors.errors import RateLimited
+from actors.principal import Principal
+from actors.tickets.dto import NewTicket, OpOutcome, TicketDetail, TicketRead
 from cluster.calls import call
 from gateway.auth import Caller, PlatformDep
 from gateway.errors import (

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from actors.business_time import BusinessCalendar, SlaTargets
 from actors.config import BusinessHours
+from actors.sla.business_time import BusinessCalendar, SlaTargets
 
 HOURS = BusinessHours(timezone="Europe/Berlin", start_hour=9, end_hour=17)
 # Wednesday 2026-11-25; Berlin is UTC+1 in November.

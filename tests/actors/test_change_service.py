@@ -14,19 +14,21 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from actors.change_executor import ChangeExecutor
-from actors.change_service import (
-    SECRETS_KEY,
-    ChangeNotFound,
-    ChangeService,
-    InvalidChange,
-    NewChange,
-    NewHost,
-    rebuild_change,
-)
+from actors.changes.dto import CUSTOMER_ERROR, NewChange, NewHost
+from actors.changes.executor import ChangeExecutor
+from actors.changes.hosts import HostRegistry
+from actors.changes.requests import ChangeService
+from actors.changes.settle import ChangeSettler
+from actors.changes.stored import SECRETS_KEY, rebuild_change
 from actors.config import ActorConfig
-from actors.dto import CUSTOMER_ERROR, Principal
-from actors.errors import IdempotencyMismatch, NotAllowed, RateLimited
+from actors.errors import (
+    ChangeNotFound,
+    IdempotencyMismatch,
+    InvalidChange,
+    NotAllowed,
+    RateLimited,
+)
+from actors.principal import Principal
 from automation.local_hosts import LocalHost
 from store.db import Database
 from store.models import Account, ChangeRequest, OutboxEvent, Service, TimelineEntry
@@ -59,9 +61,12 @@ class World:
     def __init__(self, db: Database, host: LocalHost) -> None:
         self.db = db
         self.host = host
-        self.service = ChangeService(db, ActorConfig(database_url=db.url, redis_url=REDIS_URL))
+        config = ActorConfig(database_url=db.url, redis_url=REDIS_URL)
+        self.service = ChangeService(db, config)
+        self.settler = ChangeSettler(db, config)
+        self.registry = HostRegistry(db)
         spec = host.spec()
-        self.host_row = self.service.register_host(
+        self.host_row = self.registry.register_host(
             NewHost(
                 name=f"{spec.host_id}-{secrets.token_hex(3)}",
                 address=spec.address,
@@ -247,7 +252,7 @@ def test_queued_changes_are_resumed_when_the_executor_starts(world: World) -> No
     labels = [f"q{i}{secrets.token_hex(3)}" for i in range(5)]
     ids = [world.service.create(by, txt(x, x, service_id=zone.id)).id for x in labels]
     # A crash after the first was applied but before its outcome was recorded:
-    started = world.service.start(ids[:1])
+    started = world.settler.start(ids[:1])
     assert status_of(world.db, ids[0]) == "applying"
     from automation.executor import Executor, OutcomeCollector
 
@@ -320,7 +325,7 @@ def test_tls_private_key_is_scrubbed_once_the_change_settles(world: World) -> No
         change_id=row.id, host_id="h", kind="tls_install", status="applied", attempts=1,
         output="", error=None,
     )  # fmt: skip
-    world.service.record([outcome])
+    world.settler.record([outcome])
     with world.db.read() as s:
         stored = ChangeRepository(s).get(row.id)
         assert stored.status == "applied"
@@ -378,7 +383,7 @@ def test_a_host_with_a_bad_key_path_holds_only_its_own_changes(
 ) -> None:
     account, zone, by = world.customer()
     spec = world.host.spec()
-    bad = world.service.register_host(
+    bad = world.registry.register_host(
         NewHost(
             name=f"badkey-{secrets.token_hex(3)}", address=spec.address, ssh_port=spec.port,
             host_key=spec.host_key, credentials_ref=str(tmp_path / "no-such-key"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.channels import STAFF_ALL, account, agent, channels_for, tier
+from actors.notify.audience import STAFF_ALL, account, agent, channels_for, tier
 
 
 def test_public_ticket_event_reaches_account_tier_and_owner() -> None:

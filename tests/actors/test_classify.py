@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.classify import classify
+from actors.tickets.classify import classify
 
 
 @pytest.mark.parametrize(

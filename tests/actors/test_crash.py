@@ -67,7 +67,7 @@ def test_killing_pool_sessions_and_router_mid_load(desk: Desk) -> None:
     d.kill(names.session_shard(0))
     d.kill(names.session_shard(1))
     wait_until(lambda: len(acked) >= TICKETS // 2, what="load continues")
-    d.kill(names.ROUTER)
+    d.kill(names.INTAKE)
 
     # Replies into the session shards while they are being killed again.
     numbers = list(acked.values())[:MESSAGES]

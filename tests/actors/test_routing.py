@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from actors.dto import QueuedTicket
-from actors.routing import AgentSlot, plan_assignments
+from actors.tickets.dto import QueuedTicket
+from actors.tickets.routing import AgentSlot, plan_assignments
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from actors.sla_clock import timers_for
+from actors.sla.sla_clock import timers_for
 from store.models import Ticket
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

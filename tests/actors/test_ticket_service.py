@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from actors.config import ActorConfig
-from actors.dto import SYSTEM, NewTicket, Principal, TicketRead
 from actors.errors import (
     AlreadyOwned,
     ContactNotFound,
@@ -20,7 +19,9 @@ from actors.errors import (
     RateLimited,
     TicketNotFound,
 )
-from actors.ticket_service import TicketService
+from actors.principal import SYSTEM, Principal
+from actors.tickets.dto import NewTicket, TicketRead
+from actors.tickets.service import TicketService
 from store.db import Database
 from store.models.enums import Priority
 from store.models.ticket import ticket_id_from_number

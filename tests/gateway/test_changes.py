@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from actors.change_executor import executor_name
-from actors.dto import CUSTOMER_ERROR
+from actors.changes.dto import CUSTOMER_ERROR
+from actors.changes.executor import executor_name
 from automation.local_hosts import LocalHost
 from store.models import Account, ChangeRequest, TimelineEntry
 from store.repositories import AccountRepository, HostRepository, TicketRepository, UserRepository
@@ -427,7 +427,7 @@ def test_hosts_registration_health_and_a_tampered_key(
 def test_batch_api_applies_one_change_to_many_services(
     desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
 ) -> None:
-    from actors.dto import Principal
+    from actors.principal import Principal
     from gateway.batch import Sitedesk
     from gateway.batch_changes import apply_to_services
 

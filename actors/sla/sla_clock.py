@@ -15,8 +15,9 @@ from typing import Any, Protocol
 from actors.clock import SystemClock
 from actors.config import ActorConfig
 from actors.directory import Directory, start_when_running
-from actors.dto import SYSTEM, TicketRead
-from actors.ticket_service import TicketService
+from actors.principal import SYSTEM
+from actors.tickets.dto import TicketRead
+from actors.tickets.service import TicketService
 from store.db import Database
 from store.models.ticket import ticket_id_from_number
 from store.repositories import TicketRepository

@@ -11,9 +11,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from actors.channels import channels_for
 from actors.config import ActorConfig
 from actors.directory import start_when_running
+from actors.notify.audience import channels_for
 from store.db import Database
 from store.models.base import utcnow
 from store.repositories import IdempotencyRepository, OutboxRepository

@@ -6,11 +6,13 @@ import asyncio
 from collections import OrderedDict
 from typing import Any
 
-from actors.account_view import build_account_view
+from actors.accounts.dto import AccountView
+from actors.accounts.view import build_account_view
 from actors.config import ActorConfig
 from actors.directory import Directory, fire
-from actors.dto import AccountView, OpOutcome, Principal
-from actors.ticket_service import TicketService
+from actors.principal import Principal
+from actors.tickets.dto import OpOutcome
+from actors.tickets.service import TicketService
 from store.db import Database
 from store.repositories import TimelineRepository
 

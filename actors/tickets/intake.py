@@ -8,14 +8,14 @@ from typing import Any
 
 from actors.config import ActorConfig
 from actors.directory import Directory, fire
-from actors.dto import NewTicket, QueuedTicket, TicketRead
 from actors.errors import DeskError
-from actors.ticket_service import TicketService
+from actors.tickets.dto import NewTicket, QueuedTicket, TicketRead
+from actors.tickets.service import TicketService
 from store.db import Database
 from store.models.ticket import ticket_id_from_number
 
 
-class Router:
+class Intake:
     """Files new tickets in the SCDB and hands them to the tier-1 pool.
 
     State: only the requests waiting for the next group commit; a request is acknowledged

@@ -10,9 +10,10 @@ from typing import Any
 
 from actors.config import ActorConfig
 from actors.directory import Directory, fire, start_when_running
-from actors.dto import QueuedTicket
-from actors.routing import AgentSlot, plan_assignments
-from actors.ticket_service import OWNED_STATUSES, TicketService, queued
+from actors.tickets.dto import QueuedTicket
+from actors.tickets.lifecycle import OWNED_STATUSES, queued
+from actors.tickets.routing import AgentSlot, plan_assignments
+from actors.tickets.service import TicketService
 from store.db import Database
 from store.repositories import AgentRepository, TicketRepository
 

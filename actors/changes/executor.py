@@ -9,16 +9,12 @@ import time
 from typing import Any
 
 from actors import names
-from actors.change_service import (
-    RECORD_TRIES,
-    STATUS_OF_OUTCOME,
-    ChangeService,
-    HostHealth,
-    HostUnavailable,
-    Recorded,
-)
+from actors.changes.dto import HostHealth, Recorded
+from actors.changes.hosts import HostRegistry
+from actors.changes.settle import RECORD_TRIES, STATUS_OF_OUTCOME, ChangeSettler
 from actors.config import ActorConfig
 from actors.directory import Directory, fire
+from actors.errors import HostUnavailable
 from automation.changes import Change
 from automation.executor import ChangeOutcome, Executor, VerifyHook
 from automation.host import HostSpec
@@ -69,7 +65,8 @@ class ChangeExecutor:
         self.index = index
         self.shards = shards
         self.db = Database(config.database_url, pool_size=3)
-        self.service = ChangeService(self.db, config)
+        self.settler = ChangeSettler(self.db, config)
+        self.hosts = HostRegistry(self.db)
         self.directory = directory
         if directory is None and notify:
             self.directory = Directory(config.namespace, config.session_shards)
@@ -105,7 +102,7 @@ class ChangeExecutor:
 
     def sync_hosts(self) -> list[str]:
         """Follow the SCDB: add new hosts, re-add changed ones, drop retired ones."""
-        wanted = {i: spec for i, spec in self.service.host_specs().items() if self.owns(i)}
+        wanted = {i: spec for i, spec in self.hosts.host_specs().items() if self.owns(i)}
         with self._lock:
             for host_id, spec in wanted.items():
                 if self.specs.get(host_id) != spec:
@@ -146,7 +143,7 @@ class ChangeExecutor:
                 return 0
             if any(h not in self.specs for h in self._hosts_of(fresh)):
                 self.sync_hosts()
-            started = self.service.start(fresh)
+            started = self.settler.start(fresh)
             n = 0
             for host_id, request in started:
                 if host_id not in self.specs:
@@ -171,7 +168,7 @@ class ChangeExecutor:
 
     def _resubmit(self, older_than: float) -> int:
         with self._lock:
-            ids = [i for i, _ in self.service.pending_for(list(self.specs), older_than=older_than)]
+            ids = [i for i, _ in self.settler.pending_for(list(self.specs), older_than=older_than)]
             return self.submit([i for i in ids if i not in self.inflight]) if ids else 0
 
     def dry_run(self, host_id: int, change: Change) -> str:
@@ -252,7 +249,7 @@ class ChangeExecutor:
         """Record the batch in one transaction, or else each outcome alone; returns what was
         recorded and the outcomes still to retry."""
         try:
-            recorded = self.service.record(batch)
+            recorded = self.settler.record(batch)
             self._done(batch)
             return recorded, []
         except Exception:
@@ -262,7 +259,7 @@ class ChangeExecutor:
         retry: list[ChangeOutcome] = []
         for outcome in batch:
             try:
-                one = self.service.record([outcome])
+                one = self.settler.record([outcome])
             except Exception as exc:
                 if not self._dead_letter(outcome, exc):
                     retry.append(outcome)
@@ -289,7 +286,7 @@ class ChangeExecutor:
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         )
         try:
-            self.service.dead_letter(change_id, reason[:1000])
+            self.settler.dead_letter(change_id, reason[:1000])
         except Exception:  # the database itself away: keep the outcome, try again later
             log.exception("dead-lettering change %s failed", change_id)
             return False

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from actors.dto import CUSTOMER_ERROR, AccountView, ChangeRead, ContactRead, ServiceRead
+from actors.accounts.dto import AccountView, ChangeRead, ContactRead, ServiceRead
+from actors.changes.dto import CUSTOMER_ERROR
 from actors.errors import TicketNotFound
-from actors.ticket_service import TicketService
+from actors.tickets.service import TicketService
 from store.models.base import utcnow
 from store.models.ticket import ticket_number
 from store.repositories import AccountRepository, ChangeRepository, HostRepository, TicketRepository

@@ -1,0 +1,8 @@
+"""Tickets: the intake actor, the tier pools, and the rules every ticket follows.
+
+``intake`` (actor) files new tickets in group commits and hands them to level 1;
+``tier_pool`` (actor) keeps one tier's queue and agents; ``filing``, ``assignment`` and
+``lifecycle`` are the units of work on the SCDB; ``projection`` is what a ticket looks like to
+its readers; ``routing`` and ``classify`` choose the agent and the category; ``service`` puts
+them together for one process; ``dto`` is what crosses actor boundaries.
+"""

@@ -1,0 +1,104 @@
+"""What crosses actor boundaries about tickets: ids and these pydantic models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from actors.principal import Principal
+from actors.text import Category, Line, Text
+from store.models.enums import Channel, Priority, TicketStatus, Visibility
+
+
+class NewTicket(BaseModel):
+    account_id: int
+    subject: Line = Field(min_length=1, max_length=300)
+    body: Text = Field(min_length=1, max_length=100_000)
+    channel: Channel
+    priority: Priority | None = None  # None: classified from the text
+    category: Category | None = None
+    contact_id: int | None = None
+    requester: Principal
+    idempotency_key: str | None = None
+    request_hash: str = ""
+    email_message_id: str | None = None
+    email_headers: dict[str, Any] = Field(default_factory=dict)
+
+
+class OwnerRead(BaseModel):
+    agent_id: int
+    name: str
+
+
+class TicketRead(BaseModel):
+    number: str
+    account_id: int
+    subject: str
+    category: str
+    channel: Channel
+    status: TicketStatus
+    priority: Priority
+    tier: int
+    owner: OwnerRead | None
+    message_count: int
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    first_responded_at: datetime | None
+    sla_breached_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    closed_at: datetime | None
+
+
+class AttachmentRead(BaseModel):
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class MessageRead(BaseModel):
+    id: int
+    direction: str
+    channel: Channel
+    visibility: Visibility
+    author: str
+    body: str
+    created_at: datetime
+    attachments: list[AttachmentRead] = Field(default_factory=list)
+
+
+class EventRead(BaseModel):
+    id: int
+    kind: str
+    visibility: Visibility
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class TicketDetail(TicketRead):
+    messages: list[MessageRead]
+    events: list[EventRead]
+
+
+class QueuedTicket(BaseModel):
+    """What a tier pool keeps of a ticket waiting for an owner."""
+
+    id: int
+    tier: int
+    priority: str
+    category: str
+    created_at: datetime
+
+
+class OpOutcome(BaseModel):
+    """The result of a ticket operation, and what the pools must hear of it."""
+
+    ticket: TicketRead
+    released_agent: int | None = None  # an owner whose capacity frees up
+    reclaimed_agent: int | None = None  # an owner whose capacity is used again
+    enqueue: QueuedTicket | None = None  # a ticket that now waits in a tier's queue
+    replayed: bool = False  # answered from the idempotency record, nothing done again

@@ -1,0 +1,92 @@
+"""Every ticket operation as one unit of work on the SCDB.
+
+Each operation changes the ticket, writes its event, the account-timeline entry and the outbox
+row in the same transaction, and (with an idempotency key) the answer to a retry. The actors
+call this; it holds no state that the database does not also hold. The rules themselves live
+beside it: filing (new tickets), assignment, the lifecycle (every step on one ticket), the
+projection (what a ticket looks like to its readers), and the SLA policies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+
+from actors.clock import Clock
+from actors.config import ActorConfig
+from actors.errors import (
+    DeskError,
+)
+from actors.principal import Principal
+from actors.sla.business_time import SlaTargets
+from actors.sla.policy import SlaPolicies
+from actors.tickets.assignment import TicketAssignment
+from actors.tickets.dto import (
+    NewTicket,
+    OpOutcome,
+    TicketDetail,
+    TicketRead,
+)
+from actors.tickets.filing import TicketFiling
+from actors.tickets.lifecycle import TicketLifecycle
+from actors.tickets.projection import TicketProjection
+from store.db import Database
+from store.models import Ticket
+from store.models.base import utcnow
+from store.repositories import (
+    AccountRepository,
+)
+
+
+class TicketService:
+    """The ticket rules of one process, built from the database, the config and a clock."""
+
+    def __init__(self, db: Database, config: ActorConfig, now: Clock = utcnow) -> None:
+        self.db = db
+        self.config = config
+        self.now = now
+        self.sla = SlaPolicies(config)
+        self.projection = TicketProjection(db)
+        self.filing = TicketFiling(db, config, self.sla, now)
+        self.assignment = TicketAssignment(db, self.projection, now)
+        self.lifecycle = TicketLifecycle(db, config, self.projection, now)
+
+    def sla_targets(self, s: Session) -> dict[str, SlaTargets]:
+        return self.sla.targets(s)
+
+    def owner_name(self, s: Session, agent_id: int) -> str:
+        return self.projection.owner_name(s, agent_id)
+
+    def read(self, s: Session, t: Ticket | Row[Any]) -> TicketRead:
+        return self.projection.read(s, t)
+
+    def detail(self, ticket_id: int, *, include_internal: bool) -> TicketDetail:
+        return self.projection.detail(ticket_id, include_internal=include_internal)
+
+    def create_many(self, items: list[NewTicket]) -> list[TicketRead | DeskError]:
+        return self.filing.create_many(items)
+
+    def create_one(self, s: Session, item: NewTicket) -> TicketRead | DeskError:
+        """File one ticket in the caller's transaction (rows readable in `s` afterwards)."""
+        return self.filing._create_one(s, item)
+
+    def assign_many(self, tier: int, pairs: list[tuple[int, int]]) -> list[TicketRead | None]:
+        return self.assignment.assign_many(tier, pairs)
+
+    def operate(
+        self,
+        op: str,
+        ticket_id: int,
+        by: Principal,
+        *,
+        key: str | None = None,
+        request_hash: str = "",
+        **args: Any,
+    ) -> OpOutcome:
+        return self.lifecycle.operate(op, ticket_id, by, key=key, request_hash=request_hash, **args)
+
+    def account_exists(self, account_id: int) -> bool:
+        with self.db.read() as s:
+            return AccountRepository(s).find(account_id) is not None
