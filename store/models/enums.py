@@ -71,6 +71,10 @@ class Channel(StrEnum):
     api = "api"
 
 
+CUSTOMER_CHANNELS = (Channel.portal, Channel.api)
+"""The channels customers write by themselves (the others are staff's or the mail's)."""
+
+
 class TicketStatus(StrEnum):
     new = "new"
     open = "open"
@@ -80,11 +84,33 @@ class TicketStatus(StrEnum):
     closed = "closed"
 
 
+# The ticket status sets, defined once: the queries in store/ use them, and
+# actors/tickets/states.py builds the transition table on them.
+OWNED_STATUSES = (TicketStatus.open, TicketStatus.pending_customer, TicketStatus.pending_change)
+"""Work with an owner: each one counts against its agent's capacity."""
+OPEN_STATUSES = (TicketStatus.new, *OWNED_STATUSES)
+"""Work not finished: waiting in a tier's queue or with an owner; its SLA clocks run."""
+DONE_STATUSES = (TicketStatus.resolved, TicketStatus.closed)
+"""Finished work: resolved (reopens on a reply, closes when quiet) or closed for good."""
+TIMED_STATUSES = (*OPEN_STATUSES, TicketStatus.resolved)
+"""The statuses with a timer: SLA warnings and breaches, or the auto-close of a resolved one."""
+
+
 class Priority(StrEnum):
     low = "low"
     normal = "normal"
     high = "high"
     urgent = "urgent"
+
+
+PRIORITY_RANK: dict[str, int] = {
+    Priority.urgent: 0,
+    Priority.high: 1,
+    Priority.normal: 2,
+    Priority.low: 3,
+}
+"""The queue order, most urgent first: the SQL queue and the tier pools' plan sort by it."""
+UNRANKED = len(PRIORITY_RANK)  # after every known priority
 
 
 class Direction(StrEnum):

@@ -1,0 +1,122 @@
+"""What can happen to a ticket: one typed command per step, as one discriminated union.
+
+The routes, the batch API and the SLA clock build a command; the account's lane carries it to
+`TicketLifecycle.operate`, which dispatches it with `match`. Commands are plain data: whether
+the step is allowed (who asks, the ticket's status) is decided there, under the row lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.text import Text
+from store.models.enums import ChangeStatus, Channel, Visibility
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Take(Command):
+    """An agent takes a waiting ticket of their tier."""
+
+    kind: Literal["take"] = "take"
+
+
+class Handover(Command):
+    """Give the ticket to another agent of its tier."""
+
+    kind: Literal["handover"] = "handover"
+    agent_id: int
+
+
+class Escalate(Command):
+    """Move the ticket up one support tier, back into that tier's queue."""
+
+    kind: Literal["escalate"] = "escalate"
+    reason: Text = Field(min_length=1, max_length=2000)
+
+
+class Resolve(Command):
+    """Mark the ticket resolved, with an optional closing note to the customer."""
+
+    kind: Literal["resolve"] = "resolve"
+    note: Text | None = Field(default=None, max_length=100_000)
+
+
+class Reply(Command):
+    """A message on the ticket: a customer's or an agent's public reply, or an internal note.
+
+    `channel` is the one the message came or goes by: a customer's is how they wrote (the
+    portal, else the API); left out for staff, the ticket's own channel."""
+
+    kind: Literal["reply"] = "reply"
+    body: Text = Field(min_length=1, max_length=100_000)
+    visibility: Visibility = Visibility.public
+    pending_customer: bool = False  # staff: the ticket now waits on the customer's answer
+    channel: Channel | None = None
+
+
+class Reopen(Command):
+    kind: Literal["reopen"] = "reopen"
+
+
+class Close(Command):
+    kind: Literal["close"] = "close"
+
+
+class SlaFired(Command):
+    """The SLA clock saw a warning or breach time come at `at` (re-checked on the ticket)."""
+
+    kind: Literal["sla_fired"] = "sla_fired"
+    which: Literal["first_response", "resolution"]
+    action: Literal["warning", "breach"]
+    at: datetime
+
+
+class AutoClose(Command):
+    """The SLA clock saw a resolved ticket's quiet period end at `at` (re-checked)."""
+
+    kind: Literal["auto_close"] = "auto_close"
+    at: datetime
+
+
+class ChangeRequested(Command):
+    """A change on a host was requested for the ticket: an `open` ticket waits for it."""
+
+    kind: Literal["change_requested"] = "change_requested"
+    change_id: str
+    change_kind: str
+    describe: str
+
+
+class ChangeSettled(Command):
+    """One of the ticket's changes settled; when no other is pending the ticket goes back to
+    work. `error` is what the customer may read about a change that did not apply."""
+
+    kind: Literal["change_settled"] = "change_settled"
+    change_id: str
+    change_kind: str
+    status: Literal[ChangeStatus.applied, ChangeStatus.failed, ChangeStatus.rolled_back]
+    describe: str
+    others_pending: bool = False
+    error: str | None = None
+
+
+TicketCommand = Annotated[
+    Take
+    | Handover
+    | Escalate
+    | Resolve
+    | Reply
+    | Reopen
+    | Close
+    | SlaFired
+    | AutoClose
+    | ChangeRequested
+    | ChangeSettled,
+    Field(discriminator="kind"),
+]
