@@ -1,40 +1,74 @@
-"""Domain errors of the desk. They keep their arguments so they cross Ray boundaries intact."""
+"""The desk's one error base and its refusals. They keep their arguments so they cross Ray
+boundaries intact; the gateway renders every one of them in one place (gateway/errors.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DeskError(Exception):
-    """Base: `code` is stable and machine-readable, `status` the HTTP status it maps to."""
+    """Base of every refusal the API answers with: a stable, specific snake_case `code`
+    (`ticket_not_found`, not `not_found`), the HTTP `status` it maps to, a human `message`,
+    an optional JSON `detail` (e.g. one entry per field) and, for refusals that are for now
+    only, `retry_after` seconds (sent as `Retry-After`)."""
 
     code = "desk_error"
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: Any = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail
+        self.retry_after = max(1, int(retry_after)) if retry_after is not None else None
+        if code:
+            self.code = code
 
     def __str__(self) -> str:
         return self.message
 
 
+# -- tickets ------------------------------------------------------------------------------
 class TicketNotFound(DeskError):
-    code, status = "not_found", 404
+    """A ticket that does not exist or that the caller may not see: one answer for both."""
+
+    code, status = "ticket_not_found", 404
 
 
 class InvalidTransition(DeskError):
+    """The step does not apply to the ticket's status (actors/tickets/states.py)."""
+
     code, status = "invalid_transition", 409
 
 
 class TopTierReached(DeskError):
-    code, status = "top_tier", 409
+    """An escalation of a ticket already at the highest support level."""
+
+    code, status = "top_tier_reached", 409
 
 
 class AlreadyOwned(DeskError):
+    """Taking a ticket another agent owns."""
+
     code, status = "already_owned", 409
 
 
+class InvalidHandover(DeskError):
+    """A hand-over to someone who is not an agent of the ticket's level."""
+
+    code, status = "invalid_handover", 422
+
+
 class NotAllowed(DeskError):
-    code, status = "forbidden", 403
+    """The caller's role or level may not take this step (actors/policy.py)."""
+
+    code, status = "not_allowed", 403
 
 
 class IdempotencyMismatch(DeskError):
@@ -58,9 +92,8 @@ class RateLimited(DeskError):
     code, status = "rate_limited", 429
 
     def __init__(self, message: str, retry_after: int = 60) -> None:
-        super().__init__(message)
-        self.retry_after = max(1, int(retry_after))
-        self.args = (message, self.retry_after)
+        super().__init__(message, retry_after=retry_after)
+        self.args = (message, retry_after)
 
 
 class PriorityNotAllowed(DeskError):
@@ -69,24 +102,59 @@ class PriorityNotAllowed(DeskError):
     code, status = "priority_not_allowed", 403
 
 
+# -- accounts -----------------------------------------------------------------------------
+class AccountNotFound(DeskError):
+    """An account that does not exist or that the caller may not see: one answer for both."""
+
+    code, status = "account_not_found", 404
+
+
+# -- changes and managed hosts ------------------------------------------------------------
+class ServiceNotFound(DeskError):
+    """A service that does not exist or that the caller may not see: one answer for both."""
+
+    code, status = "service_not_found", 404
+
+
 class ChangeNotFound(DeskError):
-    code, status = "not_found", 404
+    code, status = "change_not_found", 404
 
 
 class InvalidChange(DeskError):
-    """The parameters are not a valid change; ``errors`` holds one message per problem."""
+    """The parameters are not a valid change; ``errors`` holds one message per problem, and
+    ``detail`` names the field of each (``params`` when the message names none)."""
 
     code, status = "invalid_change", 422
 
     def __init__(self, message: str, errors: list[str] | None = None) -> None:
-        super().__init__(message)
         self.errors = list(errors or [message])
+        detail = [
+            {"field": e.split(":", 1)[0] if ":" in e else "params", "problem": e}
+            for e in self.errors
+        ]
+        super().__init__(message, detail=detail)
         self.args = (message, self.errors)
+
+
+class HostNotFound(DeskError):
+    code, status = "host_not_found", 404
+
+
+class HostExists(DeskError):
+    code, status = "host_exists", 409
+
+
+class InvalidHost(DeskError):
+    """A host the executors could not manage as described (its layout, or its client key as
+    the executors find it where they run); ``detail`` names the field of each problem."""
+
+    code, status = "invalid_host", 422
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(message, detail=[{"field": f, "problem": p} for f, p in problems])
+        self.problems = list(problems)
+        self.args = (message, self.problems)
 
 
 class HostUnavailable(DeskError):
     code, status = "host_unavailable", 503
-
-
-class HostExists(DeskError):
-    code, status = "conflict", 409

@@ -26,15 +26,17 @@ from actors.config import ActorConfig
 from actors.directory import Directory
 from actors.errors import DeskError
 from actors.principal import Principal
-from actors.tickets.dto import NewTicket, TicketRead
+from actors.tickets.commands import Close, Escalate, Handover, Resolve, TicketCommand
+from actors.tickets.dto import NewTicket
 from cluster.calls import call
 from cluster.settings import ClusterSettings
+from gateway.auth import principal_of
 from store.db import Database
 from store.models.base import utcnow
 from store.models.enums import Channel, Priority, TokenScope, UserRole
 from store.models.ticket import ticket_id_from_number
+from store.read.tickets import TicketRead
 from store.repositories import (
-    AgentRepository,
     AuditRepository,
     TicketRepository,
     TimelineRepository,
@@ -135,16 +137,16 @@ class Sitedesk:
         return self._run("open tickets", list(enumerate(requests)), one)
 
     def escalate(self, numbers: Sequence[str], *, reason: str, job: str) -> BatchReport:
-        return self._operate("escalate", numbers, job, {"reason": reason})
+        return self._operate("escalate", numbers, job, Escalate(reason=reason))
 
     def reassign(self, numbers: Sequence[str], *, agent_id: int, job: str) -> BatchReport:
-        return self._operate("handover", numbers, job, {"agent_id": agent_id})
+        return self._operate("handover", numbers, job, Handover(agent_id=agent_id))
 
     def resolve(self, numbers: Sequence[str], *, job: str, note: str | None = None) -> BatchReport:
-        return self._operate("resolve", numbers, job, {"note": note} if note else {})
+        return self._operate("resolve", numbers, job, Resolve(note=note))
 
     def close(self, numbers: Sequence[str], *, job: str) -> BatchReport:
-        return self._operate("close", numbers, job, {})
+        return self._operate("close", numbers, job, Close())
 
     def timelines(self, account_ids: Iterable[int], *, limit: int = 100) -> dict[int, list[Any]]:
         """The newest `limit` timeline entries of each account, internal ones included."""
@@ -158,7 +160,7 @@ class Sitedesk:
 
     # -- machinery ------------------------------------------------------------------------
     def _operate(
-        self, op: str, numbers: Sequence[str], job: str, args: dict[str, Any]
+        self, op: str, numbers: Sequence[str], job: str, command: TicketCommand
     ) -> BatchReport:
         with self.db.read() as s:
             repo = TicketRepository(s)
@@ -168,7 +170,7 @@ class Sitedesk:
                 t = repo.find(tid) if tid is not None else None
                 where[n] = (t.id, t.account_id) if t is not None else None
 
-        digest = hashlib.sha256(repr(sorted(args.items())).encode()).hexdigest()
+        digest = hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
         async def one(i: int, number: str) -> TicketRead:
             found = where[number]
@@ -178,7 +180,7 @@ class Sitedesk:
             sessions = self.directory.sessions_for(account_id)
             key = f"batch:{job}:{op}:{number}"
             outcome = await call(
-                sessions.operate, account_id, op, ticket_id, self.principal, key, digest, args
+                sessions.operate, account_id, ticket_id, command, self.principal, key, digest
             )
             result: TicketRead = outcome.ticket
             return result
@@ -244,11 +246,4 @@ def staff_principal(db: Database, email: str) -> Principal:
         user = UserRepository(s).by_email(email)
         if user is None or not user.is_active or user.role not in ("agent", "admin"):
             raise LookupError(f"{email} is not an active agent or admin")
-        agent = AgentRepository(s).by_user(user.id)
-        return Principal(
-            user_id=user.id,
-            role=user.role,
-            name=user.display_name,
-            agent_id=agent.id if agent else None,
-            tier=agent.tier if agent else None,
-        )
+        return principal_of(s, user)

@@ -1,9 +1,9 @@
-"""Request and response bodies of the HTTP API (the actors' DTOs are reused for reads)."""
+"""Request bodies of the HTTP API, and its page envelope (what reads return are the read
+models' DTOs, store/read/)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,12 @@ class MessageCreate(Strict):
     pending_customer: bool = Field(
         default=False, description="Agents: the ticket now waits on the customer's reply."
     )
+    channel: Channel | None = Field(
+        default=None,
+        description="Staff: the channel the reply goes out by; left out, the ticket's own. "
+        "A customer's message has the channel it comes by: `portal` when logged in, `api` "
+        "with an API token.",
+    )
 
 
 class EscalateIn(Strict):
@@ -63,31 +69,3 @@ class HandoverIn(Strict):
 
 class PresenceIn(Strict):
     presence: Presence
-
-
-class TimelineEntryRead(BaseModel):
-    id: int
-    kind: str
-    summary: str
-    ticket_number: str | None
-    change_id: str | None
-    actor: str | None
-    visibility: str
-    data: dict[str, Any]
-    created_at: datetime
-
-
-class AgentRead(BaseModel):
-    agent_id: int
-    name: str
-    tier: int
-    presence: str
-    capacity: int
-    skills: list[str]
-    owned: int
-
-
-class QueueRead(BaseModel):
-    tier: int
-    waiting: list[Any]
-    agents: list[AgentRead]

@@ -1,10 +1,10 @@
-"""The running desk for integration tests: real Ray actors on PostgreSQL and Redis, and the
-gateway served by uvicorn on a loopback port. Started once per test session."""
+"""The running desk for integration tests: real Ray actors on the SCDB (SQLite, then
+PostgreSQL) and Redis, and the gateway served by uvicorn on a loopback port. Started once per
+backend in the session's one Ray."""
 
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from automation.loopback import free_port
 from cluster.deploy import Deployment
 from gateway.app import create_app, server_options
 from gateway.platform import Platform
@@ -23,12 +24,6 @@ from store.models.base import utcnow
 from store.repositories import AccountRepository, AgentRepository, SlaRepository, UserRepository
 
 PASSWORD = "test password 123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def seed_sla(db: Database) -> None:
@@ -133,7 +128,7 @@ class Desk:
         from sqlalchemy import update
 
         from store.models import Ticket
-        from store.repositories.ticket import OPEN_STATUSES
+        from store.models.enums import OPEN_STATUSES
 
         pools = self.deployment.directory
         ray.get(

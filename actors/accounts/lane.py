@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Any
 
 from actors.accounts.dto import AccountView
-from actors.accounts.view import build_account_view
-from actors.config import ActorConfig
+from actors.accounts.view import Watermark, build_account_view, view_watermark
+from actors.changes.dto import NewChange
+from actors.changes.requests import ChangeService
+from actors.changes.shards import hand_over
 from actors.directory import Directory, fire
+from actors.errors import ServiceNotFound
 from actors.principal import Principal
+from actors.tickets.commands import TicketCommand
 from actors.tickets.dto import OpOutcome
 from actors.tickets.service import TicketService
 from store.db import Database
-from store.repositories import TimelineRepository
+from store.read.changes import PENDING, ChangeDetail
+from store.read.tickets import TicketProjection
 
 VIEW_CACHE_SIZE = 5000
 
@@ -22,20 +26,32 @@ VIEW_CACHE_SIZE = 5000
 class AccountSessions:
     """Hosts the sessions of the accounts that hash to this shard.
 
-    State: a lock per active account, so what happens to one account happens in order, and a
-    warm cache of each account's 360-degree view. Persisted: nothing of its own; every
-    operation commits in the SCDB before it answers, views are rebuilt from there.
+    State: a lock per active account, so what happens to one account happens in order (its
+    tickets' steps and its change requests alike), and a warm cache of each account's
+    360-degree view. Persisted: nothing of its own; every operation commits in the SCDB
+    before it answers, views are rebuilt from there.
     Recovery: after a restart the locks start empty and views are rebuilt on first use; an
     operation retried with the same idempotency key returns the first answer.
     """
 
-    def __init__(self, index: int, config: ActorConfig, directory: Directory | None = None):
+    def __init__(
+        self,
+        index: int,
+        db: Database,
+        *,
+        service: TicketService,
+        changes: ChangeService,
+        reads: TicketProjection,
+        directory: Directory,
+    ) -> None:
         self.index = index
-        self.db = Database(config.database_url, pool_size=config.db_pool_size)
-        self.service = TicketService(self.db, config)
-        self.directory = directory or Directory(config.namespace, config.session_shards)
+        self.db = db
+        self.service = service
+        self.changes = changes
+        self.reads = reads
+        self.directory = directory
         self.locks: dict[int, asyncio.Lock] = {}
-        self.views: OrderedDict[int, tuple[int, AccountView]] = OrderedDict()
+        self.views: OrderedDict[int, tuple[Watermark, AccountView]] = OrderedDict()
         self.operations = 0
 
     def _lock(self, account_id: int) -> asyncio.Lock:
@@ -47,23 +63,21 @@ class AccountSessions:
     async def operate(
         self,
         account_id: int,
-        op: str,
         ticket_id: int,
+        command: TicketCommand,
         by: Principal,
         key: str | None = None,
         request_hash: str = "",
-        args: dict[str, Any] | None = None,
     ) -> OpOutcome:
-        """Run a ticket operation in the account's lane, then tell the pools and the clock."""
+        """Run a ticket command in the account's lane, then tell the pools and the clock."""
         async with self._lock(account_id):
             outcome = await asyncio.to_thread(
                 self.service.operate,
-                op,
                 ticket_id,
+                command,
                 by,
                 key=key,
                 request_hash=request_hash,
-                **(args or {}),
             )
             self.views.pop(account_id, None)
         self.operations += 1
@@ -83,20 +97,42 @@ class AccountSessions:
         fire(self.directory.sla().track, [ticket_id])
         fire(self.directory.notifier().poke)
 
-    def _watermark(self, account_id: int) -> int:
-        with self.db.read() as s:
-            return TimelineRepository(s).latest_id(account_id)
+    async def request_change(
+        self,
+        account_id: int,
+        by: Principal,
+        change: NewChange,
+        key: str | None = None,
+        request_hash: str = "",
+    ) -> ChangeDetail:
+        """Record a change request of this account in its lane (a linked ticket's move to
+        `pending_change` happens in order with the ticket's other steps), then wake the
+        executor that owns the change's host. The change must be of one of the account's
+        services (else ServiceNotFound); a retried key answers with the first change."""
+        if change.account_id not in (None, account_id):  # said to be another account's
+            raise ServiceNotFound(f"service {change.service_id} not found")
+        mine = change.model_copy(update={"account_id": account_id})
+        async with self._lock(account_id):
+            detail = await asyncio.to_thread(
+                self.changes.create, by, mine, key=key, request_hash=request_hash
+            )
+            self.views.pop(account_id, None)
+        self.operations += 1
+        if detail.host_id is not None and detail.status in PENDING:
+            hand_over(self.directory, [(detail.host_id, detail.id)])  # a replay too: harmless
+        fire(self.directory.notifier().poke)
+        return detail
 
     async def view(self, account_id: int) -> AccountView:
-        """The account's 360-degree view: the cached one while the account's timeline has not
-        moved (every change to an account writes a timeline entry), else rebuilt. One indexed
-        lookup checks it, so no writer anywhere has to tell us."""
-        mark = await asyncio.to_thread(self._watermark, account_id)
+        """The account's 360-degree view: the cached one while its watermark holds (the
+        account's timeline has not moved, nor its own row, contacts or services), else rebuilt.
+        A few indexed lookups check it, so no writer anywhere has to tell us."""
+        mark = await asyncio.to_thread(view_watermark, self.db, account_id)
         cached = self.views.get(account_id)
         if cached is not None and cached[0] == mark:
             self.views.move_to_end(account_id)
             return cached[1]
-        view = await asyncio.to_thread(build_account_view, self.service, account_id)
+        view = await asyncio.to_thread(build_account_view, self.db, self.reads, account_id)
         self.views[account_id] = (mark, view)
         while len(self.views) > VIEW_CACHE_SIZE:
             self.views.popitem(last=False)

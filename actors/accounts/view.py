@@ -1,25 +1,36 @@
-"""Builds the 360-degree view of an account from the SCDB."""
+"""Builds the 360-degree view of an account from the SCDB, and the watermark that tells whether
+a cached one is still the account as the SCDB holds it."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from actors.accounts.dto import AccountView, ChangeRead, ContactRead, ServiceRead
-from actors.changes.dto import CUSTOMER_ERROR
-from actors.errors import TicketNotFound
-from actors.tickets.service import TicketService
+from actors.errors import AccountNotFound
+from store.db import Database
 from store.models.base import utcnow
+from store.models.enums import OPEN_STATUSES
 from store.models.ticket import ticket_number
-from store.repositories import AccountRepository, ChangeRepository, HostRepository, TicketRepository
-from store.repositories.ticket import OPEN_STATUSES
+from store.read.changes import CUSTOMER_ERROR
+from store.read.tickets import TicketProjection
+from store.repositories import (
+    AccountRepository,
+    ChangeRepository,
+    HostRepository,
+    TicketRepository,
+    TimelineRepository,
+)
 
 
-def build_account_view(service: TicketService, account_id: int) -> AccountView:
-    with service.db.read() as s:
+def build_account_view(db: Database, tickets: TicketProjection, account_id: int) -> AccountView:
+    with db.read() as s:
         accounts = AccountRepository(s)
         account = accounts.find(account_id)
         if account is None:
-            raise TicketNotFound(f"account {account_id} not found")
+            raise AccountNotFound(f"account {account_id} not found")
         hosts = {h.id: h.name for h in HostRepository(s).all()}
-        tickets = [service.read(s, t) for t in TicketRepository(s).for_account(account_id)]
+        reads = [tickets.read(s, t) for t in TicketRepository(s).for_account(account_id)]
         return AccountView(
             id=account.id,
             code=account.code,
@@ -43,8 +54,8 @@ def build_account_view(service: TicketService, account_id: int) -> AccountView:
                 )
                 for sv in accounts.services(account_id)
             ],
-            open_tickets=[t for t in tickets if t.status in OPEN_STATUSES],
-            past_tickets=[t for t in tickets if t.status not in OPEN_STATUSES],
+            open_tickets=[t for t in reads if t.status in OPEN_STATUSES],
+            past_tickets=[t for t in reads if t.status not in OPEN_STATUSES],
             recent_changes=[
                 ChangeRead(
                     id=c.id,
@@ -60,3 +71,29 @@ def build_account_view(service: TicketService, account_id: int) -> AccountView:
             ],
             built_at=utcnow(),
         )
+
+
+# What a cached view must still match to be served: the account's newest timeline entry (every
+# ticket step, message and change writes one) and the rows of its own that other systems write
+# too, without a timeline entry (provisioning adds services, billing cancels them, an operator
+# edits a contact, a suspension sets the account's status).
+Watermark = tuple[int, tuple[Any, ...]]
+
+
+def view_watermark(db: Database, account_id: int) -> Watermark:
+    with db.read() as s:
+        accounts = AccountRepository(s)
+        account = accounts.find(account_id)
+        if account is None:
+            return 0, ()
+        contacts = accounts.contacts(account_id)
+        rows = (
+            (account.code, account.name, account.status, account.plan),
+            tuple((c.id, c.name, c.email, c.phone, c.is_primary) for c in contacts),
+            tuple(
+                (sv.id, sv.kind, sv.name, sv.status, sv.host_id, sv.updated_at,
+                 json.dumps(sv.attributes, sort_keys=True, default=str))
+                for sv in accounts.services(account_id)
+            ),
+        )  # fmt: skip
+        return TimelineRepository(s).latest_id(account_id), rows

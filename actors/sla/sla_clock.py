@@ -10,21 +10,25 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from actors.clock import SystemClock
 from actors.config import ActorConfig
 from actors.directory import Directory, start_when_running
 from actors.principal import SYSTEM
-from actors.tickets.dto import TicketRead
+from actors.tickets.commands import AutoClose, SlaFired
 from actors.tickets.service import TicketService
 from store.db import Database
+from store.models.enums import OPEN_STATUSES, TicketStatus
 from store.models.ticket import ticket_id_from_number
+from store.read.tickets import TicketRead
 from store.repositories import TicketRepository
-from store.repositories.ticket import OPEN_STATUSES
 
 DEFAULT_WARN_PERCENT = 80
 log = logging.getLogger(__name__)
+
+
+Goal = Literal["first_response", "resolution"]
 
 
 @dataclass(frozen=True, order=True)
@@ -32,8 +36,8 @@ class Timer:
     when: datetime
     ticket_id: int
     account_id: int
-    action: str  # "warning", "breach" or "close"
-    which: str  # "first_response", "resolution" or "quiet"
+    action: Literal["warning", "breach", "close"]
+    which: Goal | Literal["quiet"]
 
 
 class TicketTimes(Protocol):
@@ -71,11 +75,11 @@ def timers_for(
 ) -> list[Timer]:
     """The timers a ticket needs now. `fired` holds the (action, which) already recorded."""
     out: list[Timer] = []
-    if t.status == "resolved" and t.resolved_at is not None:
+    if t.status == TicketStatus.resolved and t.resolved_at is not None:
         return [Timer(t.resolved_at + quiet, t.id, t.account_id, "close", "quiet")]
     if t.status not in OPEN_STATUSES or t.sla_paused_at is not None:
         return out
-    goals: list[tuple[str, datetime | None]] = [("resolution", t.resolution_due)]
+    goals: list[tuple[Goal, datetime | None]] = [("resolution", t.resolution_due)]
     if t.first_responded_at is None:
         goals.insert(0, ("first_response", t.first_response_due))
     for which, due in goals:
@@ -215,15 +219,14 @@ class SlaClock:
 
     async def _fire(self, timer: Timer) -> None:
         sessions = self.directory.sessions_for(timer.account_id)
-        at = self.clock.now().isoformat()
-        if timer.action == "close":
-            op, args = "auto_close", {"at": at}
+        at = self.clock.now()
+        command: AutoClose | SlaFired
+        if timer.action == "close" or timer.which == "quiet":
+            command = AutoClose(at=at)
         else:
-            op, args = "sla", {"which": timer.which, "kind": timer.action, "at": at}
+            command = SlaFired(which=timer.which, action=timer.action, at=at)
         try:
-            await sessions.operate.remote(
-                timer.account_id, op, timer.ticket_id, SYSTEM, None, "", args
-            )
+            await sessions.operate.remote(timer.account_id, timer.ticket_id, command, SYSTEM)
         except Exception as exc:  # the ticket changed meanwhile, or the lane is restarting
             self.fired.append({"timer": repr(timer), "error": str(exc)})
             await asyncio.to_thread(self._reload, [timer.ticket_id])

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from actors.clock import Clock
 from actors.principal import SYSTEM
-from actors.tickets.dto import (
-    TicketRead,
-)
-from actors.tickets.projection import TicketProjection
+from actors.tickets.states import FILED, Move, after
 from store.db import Database
 from store.models.ticket import ticket_number
+from store.read.tickets import TicketProjection, TicketRead
 from store.repositories import (
     TicketRepository,
 )
@@ -17,6 +15,9 @@ from store.repositories.ticket import (
     NewEvent,
     event_payload,
 )
+
+# What `assign_unowned` does in SQL: a waiting (filed) ticket gets its owner and is open.
+ASSIGNED = after(Move.assign, FILED, owned=True)
 
 
 class TicketAssignment:
@@ -54,15 +55,17 @@ class TicketAssignment:
                         summary=f"{number} is handled by {name} (level {tier})",
                         data=event_payload(
                             number,
-                            "open",
+                            ASSIGNED,
                             row.tier,
                             {
                                 "owner_agent_id": agent_id,
-                                "status": "open",
+                                "status": ASSIGNED,
                                 "agent_id": agent_id,
                                 "agent": name,
                             },
                         ),
+                        tier=row.tier,
+                        owner_agent_id=agent_id,
                         actor_user_id=SYSTEM.user_id,
                         actor_label=SYSTEM.name,
                     )

@@ -21,13 +21,14 @@ from actors.errors import (
 from actors.idempotency import REUSED
 from actors.sla.policy import SlaPolicies
 from actors.tickets.classify import classify
-from actors.tickets.dto import NewTicket, TicketRead
-from actors.tickets.lifecycle import CUSTOMER_CHANNELS
+from actors.tickets.dto import NewTicket
+from actors.tickets.states import FILED
 from store.db import Database
 from store.errors import IntegrityViolation
 from store.models import IdempotencyRecord
-from store.models.enums import Priority
+from store.models.enums import CUSTOMER_CHANNELS, Priority
 from store.models.ticket import ticket_number
+from store.read.tickets import TicketRead
 from store.repositories import (
     IdempotencyRepository,
     TicketRepository,
@@ -195,7 +196,7 @@ class TicketFiling:
                     "subject": item.subject,
                     "category": category,
                     "channel": item.channel.value,
-                    "status": "new",
+                    "status": FILED,
                     "priority": priority,
                     "tier": 1,
                     "owner_agent_id": None,
@@ -238,7 +239,7 @@ class TicketFiling:
             )
             data = {
                 "owner_agent_id": None,
-                "status": "new",
+                "status": FILED,
                 "channel": channel,
                 "category": row["category"],
                 "priority": row["priority"],
@@ -249,7 +250,9 @@ class TicketFiling:
                     account_id=item.account_id,
                     kind="created",
                     summary=f"{number} opened by {channel}: {item.subject}",
-                    data=event_payload(number, "new", 1, data),
+                    data=event_payload(number, FILED, 1, data),
+                    tier=1,
+                    owner_agent_id=None,
                     actor_user_id=item.requester.user_id,
                     actor_label=item.requester.name,
                 )

@@ -9,10 +9,12 @@ from typing import Any
 from actors.config import ActorConfig
 from actors.directory import Directory, fire
 from actors.errors import DeskError
-from actors.tickets.dto import NewTicket, QueuedTicket, TicketRead
+from actors.tickets.dto import NewTicket, QueuedTicket
 from actors.tickets.service import TicketService
+from actors.tickets.states import FILED
 from store.db import Database
 from store.models.ticket import ticket_id_from_number
+from store.read.tickets import TicketRead
 
 
 class Intake:
@@ -105,7 +107,7 @@ class Intake:
                 fut.set_exception(result)
                 continue
             fut.set_result(result)
-            if result.status == "new" and result.owner is None:
+            if result.status == FILED and result.owner is None:
                 filed.append(
                     QueuedTicket(
                         id=ticket_id_from_number(result.number) or 0,

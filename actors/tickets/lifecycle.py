@@ -1,4 +1,4 @@
-"""The life of one ticket: every step on it as a unit of work, under the row lock."""
+"""The life of one ticket: every command on it as a unit of work, under the row lock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from actors.clock import Clock
 from actors.config import ActorConfig
 from actors.errors import (
     AlreadyOwned,
-    InvalidInput,
+    InvalidHandover,
     InvalidTransition,
     NotAllowed,
     TicketNotFound,
@@ -19,24 +19,38 @@ from actors.errors import (
 )
 from actors.idempotency import earlier_answer, remember_answer
 from actors.principal import Principal
-from actors.tickets.dto import (
-    OpOutcome,
-    QueuedTicket,
+from actors.sla.policy import SlaPolicies
+from actors.tickets.commands import (
+    AutoClose,
+    ChangeRequested,
+    ChangeSettled,
+    Close,
+    Escalate,
+    Handover,
+    Reopen,
+    Reply,
+    Resolve,
+    SlaFired,
+    Take,
+    TicketCommand,
 )
-from actors.tickets.projection import TicketProjection
+from actors.tickets.dto import OpOutcome, QueuedTicket
+from actors.tickets.states import TOP_TIER, Move, after, allows
 from store.db import Database
 from store.errors import NotFoundError
 from store.models import Agent, Ticket
-from store.repositories import (
-    TicketRepository,
-)
-from store.repositories.ticket import (
+from store.models.enums import (
+    CUSTOMER_CHANNELS,
     OPEN_STATUSES,
+    OWNED_STATUSES,
+    ChangeStatus,
+    Channel,
+    Direction,
+    TicketStatus,
+    Visibility,
 )
-
-TOP_TIER = 3
-CUSTOMER_CHANNELS = ("portal", "api")
-OWNED_STATUSES = ("open", "pending_customer", "pending_change")
+from store.read.tickets import TicketProjection
+from store.repositories import TicketRepository
 
 
 def queued(ticket: Ticket) -> QueuedTicket:
@@ -51,27 +65,29 @@ def queued(ticket: Ticket) -> QueuedTicket:
 
 class TicketLifecycle:
     def __init__(
-        self, db: Database, config: ActorConfig, projection: TicketProjection, now: Clock
+        self,
+        db: Database,
+        config: ActorConfig,
+        projection: TicketProjection,
+        sla: SlaPolicies,
+        now: Clock,
     ) -> None:
         self.db = db
         self.config = config
         self.projection = projection
+        self.sla = sla
         self.now = now
 
     def operate(
         self,
-        op: str,
         ticket_id: int,
+        command: TicketCommand,
         by: Principal,
         *,
         key: str | None = None,
         request_hash: str = "",
-        **args: Any,
     ) -> OpOutcome:
-        """Run one operation (`take`, `message`, `escalate`, ...) as a unit of work."""
-        handler = getattr(self, f"_op_{op}", None)
-        if handler is None:
-            raise InvalidInput(f"unknown operation {op!r}")
+        """Run one command on a ticket as a unit of work (a retried key gets its answer)."""
         with self.db.write() as s:
             earlier = earlier_answer(s, by, key, request_hash)
             if earlier is not None:
@@ -82,15 +98,42 @@ class TicketLifecycle:
                 raise TicketNotFound(f"ticket {ticket_id} not found") from exc
             if by.role == "customer" and ticket.account_id != by.account_id:
                 raise TicketNotFound(f"ticket {ticket_id} not found")
-            outcome: OpOutcome = handler(s, ticket, by, **args)
+            outcome = self.apply(s, ticket, command, by)
             remember_answer(s, by, key, request_hash, 200, outcome.model_dump(mode="json"))
             return outcome
+
+    def apply(self, s: Session, t: Ticket, command: TicketCommand, by: Principal) -> OpOutcome:
+        """One command on a ticket locked in `s`, in the caller's unit of work."""
+        match command:
+            case Take():
+                return self.take(s, t, by)
+            case Handover(agent_id=agent_id):
+                return self.handover(s, t, by, agent_id)
+            case Escalate(reason=reason):
+                return self.escalate(s, t, by, reason)
+            case Resolve(note=note):
+                return self.resolve(s, t, by, note)
+            case Reply():
+                return self.reply(s, t, by, command)
+            case Reopen():
+                return self.reopen(s, t, by)
+            case Close():
+                return self.close(s, t, by)
+            case SlaFired(which=which, action=action, at=at):
+                return self.sla_fired(s, t, by, which, action, at)
+            case AutoClose(at=at):
+                return self.auto_close(s, t, by, at)
+            case ChangeRequested():
+                return self.change_requested(s, t, by, command)
+            case ChangeSettled():
+                return self.change_settled(s, t, by, command)
 
     def _done(self, s: Session, t: Ticket, **effects: Any) -> OpOutcome:
         s.flush()
         return OpOutcome(ticket=self.projection.read(s, t), **effects)
 
-    def _op_take(self, s: Session, t: Ticket, by: Principal) -> OpOutcome:
+    # -- the commands ---------------------------------------------------------------------
+    def take(self, s: Session, t: Ticket, by: Principal) -> OpOutcome:
         if by.role != "agent" or by.agent_id is None:
             raise NotAllowed("only agents take tickets")
         if t.owner_agent_id == by.agent_id:
@@ -101,73 +144,74 @@ class TicketLifecycle:
             )
         if t.tier != by.tier:
             raise NotAllowed(f"{t.number} is in the level {t.tier} queue, you work level {by.tier}")
-        if t.status not in OPEN_STATUSES:
+        if not allows(Move.take, t.status):
             raise InvalidTransition(f"{t.number} is {t.status}; reopen it first")
         t.owner_agent_id = by.agent_id
-        t.status = "open"
+        t.status = after(Move.take, t.status, owned=True)
         self._event(s, t, "assigned", f"{t.number} taken by {by.name}", by,
                     agent_id=by.agent_id, agent=by.name)  # fmt: skip
         return self._done(s, t, reclaimed_agent=by.agent_id)
 
-    def _op_handover(self, s: Session, t: Ticket, by: Principal, agent_id: int) -> OpOutcome:
+    def handover(self, s: Session, t: Ticket, by: Principal, agent_id: int) -> OpOutcome:
         self._staff_only(by, "hand over tickets")
         target = s.get(Agent, agent_id)
         if target is None or target.tier != t.tier:
-            raise InvalidInput(f"agent {agent_id} is not a level {t.tier} agent")
-        if t.status not in OWNED_STATUSES and t.status != "new":
+            raise InvalidHandover(f"agent {agent_id} is not a level {t.tier} agent")
+        if not allows(Move.handover, t.status):
             raise InvalidTransition(f"{t.number} is {t.status}; it can not be handed over")
         previous = t.owner_agent_id
         t.owner_agent_id = agent_id
-        if t.status == "new":
-            t.status = "open"
+        t.status = after(Move.handover, t.status, owned=True)
         name = self.projection.owner_name(s, agent_id)
         self._event(s, t, "assigned", f"{t.number} handed over to {name}", by,
-                    agent_id=agent_id, agent=name, from_agent_id=previous)  # fmt: skip
+                    agent_id=agent_id, agent=name, from_agent_id=previous,
+                    also_agents=(previous,))  # fmt: skip
         return self._done(s, t, released_agent=previous, reclaimed_agent=agent_id)
 
-    def _op_message(
-        self,
-        s: Session,
-        t: Ticket,
-        by: Principal,
-        body: str,
-        visibility: str = "public",
-        pending_customer: bool = False,
-    ) -> OpOutcome:
-        if by.role == "customer" and visibility != "public":
+    def reply(self, s: Session, t: Ticket, by: Principal, cmd: Reply) -> OpOutcome:
+        customer = by.role == "customer"
+        internal = cmd.visibility is Visibility.internal
+        if customer and internal:
             raise NotAllowed("customers can only post public messages")
-        if t.status == "closed":
-            raise InvalidTransition(f"{t.number} is closed; open a new ticket")
+        if customer and cmd.channel is not None and cmd.channel not in CUSTOMER_CHANNELS:
+            raise NotAllowed("customers write through the portal or the API")
+        if not allows(Move.message, t.status):
+            raise InvalidTransition(f"{t.number} is {t.status}; open a new ticket")
         now = self.now()
-        internal = visibility == "internal"
-        direction = "internal" if internal else ("inbound" if by.role == "customer" else "outbound")
+        direction = Direction.inbound if customer else Direction.outbound
+        if internal:
+            direction = Direction.internal
+        # The channel it came by: a customer's is the one they wrote through (the portal when
+        # the caller does not say); staff's is the one it goes out by, the ticket's own unless
+        # they choose another.
+        channel = cmd.channel or (Channel.portal if customer else Channel(t.channel))
         TicketRepository(s).add_message(
-            t, direction=direction, channel="portal", body=body, author_name=by.name,
-            author_user_id=by.user_id, visibility=visibility,
+            t, direction=direction, channel=channel, body=cmd.body, author_name=by.name,
+            author_user_id=by.user_id, visibility=cmd.visibility,
         )  # fmt: skip
         effects: dict[str, Any] = {}
         self._event(s, t, "message", f"{by.name} wrote on {t.number}", by,
-                    visibility=visibility, direction=direction)  # fmt: skip
-        if by.role == "customer":
-            if t.status == "resolved":
+                    visibility=cmd.visibility, direction=direction)  # fmt: skip
+        if customer:
+            if allows(Move.reopen, t.status):
                 effects = self._reopen(s, t, by, "the customer replied")
-            elif t.status == "pending_customer":
-                self._resume_sla(t, now)
-                t.status = "open" if t.owner_agent_id else "new"
+            elif allows(Move.customer_replied, t.status):
+                self._resume_sla(s, t, now)
+                t.status = after(Move.customer_replied, t.status, owned=bool(t.owner_agent_id))
                 self._event(s, t, "status", f"{t.number}: the customer replied", by)
         elif not internal:
             if t.first_responded_at is None:
                 t.first_responded_at = now
-            if pending_customer and t.status in ("open", "new"):
-                t.status = "pending_customer"
+            if cmd.pending_customer and allows(Move.await_customer, t.status):
+                t.status = after(Move.await_customer, t.status, owned=bool(t.owner_agent_id))
                 t.sla_paused_at = now
                 self._event(s, t, "status", f"{t.number} is waiting for your reply", by)
         s.expire(t, ["message_count"])
         return self._done(s, t, **effects)
 
-    def _op_escalate(self, s: Session, t: Ticket, by: Principal, reason: str) -> OpOutcome:
+    def escalate(self, s: Session, t: Ticket, by: Principal, reason: str) -> OpOutcome:
         self._staff_only(by, "escalate tickets")
-        if t.status in ("resolved", "closed"):
+        if not allows(Move.escalate, t.status):
             raise InvalidTransition(f"{t.number} is {t.status}; reopen it before escalating")
         if t.tier >= TOP_TIER:
             raise TopTierReached(
@@ -176,96 +220,130 @@ class TicketLifecycle:
         previous = t.owner_agent_id
         t.tier += 1
         t.owner_agent_id = None
-        if t.status == "pending_customer":
-            self._resume_sla(t, self.now())
-        t.status = "new"
+        self._resume_sla(s, t, self.now())  # waiting on the customer ends here
+        t.status = after(Move.escalate, t.status, owned=False)
         TicketRepository(s).add_message(
-            t, direction="internal", channel="portal", visibility="internal",
+            t, direction=Direction.internal, channel=t.channel, visibility=Visibility.internal,
             body=f"Escalated to level {t.tier}: {reason}", author_name=by.name,
             author_user_id=by.user_id,
         )  # fmt: skip
         s.expire(t, ["message_count"])
         self._event(s, t, "escalated", f"{t.number} escalated to level {t.tier} support", by,
-                    from_tier=t.tier - 1, previous_owner=previous)  # fmt: skip
+                    from_tier=t.tier - 1, previous_owner=previous,
+                    also_tiers=(t.tier - 1,), also_agents=(previous,))  # fmt: skip
         s.flush()
         return self._done(s, t, released_agent=previous, enqueue=queued(t))
 
-    def _op_resolve(
-        self, s: Session, t: Ticket, by: Principal, note: str | None = None
-    ) -> OpOutcome:
+    def resolve(self, s: Session, t: Ticket, by: Principal, note: str | None) -> OpOutcome:
         self._staff_only(by, "resolve tickets")
-        if t.status in ("resolved", "closed"):
+        if not allows(Move.resolve, t.status):
             raise InvalidTransition(f"{t.number} is already {t.status}")
+        now = self.now()
         if note:
             TicketRepository(s).add_message(
-                t, direction="outbound", channel="portal", body=note, author_name=by.name,
-                author_user_id=by.user_id,
+                t, direction=Direction.outbound, channel=t.channel, body=note,
+                author_name=by.name, author_user_id=by.user_id,
             )  # fmt: skip
             s.expire(t, ["message_count"])
-        t.status = "resolved"
-        t.resolved_at = self.now()
-        t.sla_paused_at = None
+            t.first_responded_at = t.first_responded_at or now  # the note answers the customer
+        t.status = after(Move.resolve, t.status, owned=bool(t.owner_agent_id))
+        t.resolved_at = now
+        # The SLA clocks stop while the ticket is resolved (or since it began to wait on the
+        # customer): a reopened ticket goes on with the time it had left.
+        t.sla_paused_at = t.sla_paused_at or now
         self._event(s, t, "resolved", f"{t.number} resolved", by)
         return self._done(s, t, released_agent=t.owner_agent_id)
 
-    def _op_reopen(self, s: Session, t: Ticket, by: Principal) -> OpOutcome:
-        if t.status != "resolved":
+    def reopen(self, s: Session, t: Ticket, by: Principal) -> OpOutcome:
+        if not allows(Move.reopen, t.status):
             raise InvalidTransition(f"{t.number} is {t.status}; only a resolved ticket reopens")
         return self._done(s, t, **self._reopen(s, t, by, "reopened"))
 
-    def _op_close(self, s: Session, t: Ticket, by: Principal) -> OpOutcome:
-        if t.status == "closed":
-            raise InvalidTransition(f"{t.number} is already closed")
+    def close(self, s: Session, t: Ticket, by: Principal) -> OpOutcome:
+        if not allows(Move.close, t.status):
+            raise InvalidTransition(f"{t.number} is already {t.status}")
         owned = t.owner_agent_id if t.status in OWNED_STATUSES else None
-        t.status = "closed"
+        t.status = after(Move.close, t.status, owned=bool(t.owner_agent_id))
         t.closed_at = self.now()
         self._event(s, t, "closed", f"{t.number} closed", by)
         return self._done(s, t, released_agent=owned)
 
-    def _op_sla(
-        self, s: Session, t: Ticket, by: Principal, which: str, kind: str, at: str
+    def sla_fired(
+        self, s: Session, t: Ticket, by: Principal, which: str, action: str, now: datetime
     ) -> OpOutcome:
-        """An SLA warning or breach seen by the SLA clock at `at`; a breach escalates one
-        tier and tells the owner. Re-checked here, so a stale timer does nothing."""
-        now = datetime.fromisoformat(at)
+        """An SLA warning or breach seen by the SLA clock at `now`; a breach escalates one
+        tier and tells the owner. Re-checked here, so a stale timer does nothing, nor one the
+        clock set again (from a re-read) while the same one was on its way."""
         due = t.first_response_due if which == "first_response" else t.resolution_due
         if which == "first_response" and t.first_responded_at is not None:
             return self._done(s, t)
         if t.status not in OPEN_STATUSES or t.sla_paused_at is not None or due is None:
             return self._done(s, t)
+        if (action, which) in TicketRepository(s).sla_fired([t.id]).get(t.id, set()):
+            return self._done(s, t)
         owner = t.owner_agent_id
-        if kind == "warning":
+        if action == "warning":
             if now < t.created_at + (due - t.created_at) * 0.5:
                 return self._done(s, t)
             t.sla_warned_at = now
             self._event(s, t, "sla_warning", f"{t.number}: {which} SLA is about to be missed",
-                        by, visibility="internal", which=which, owner_agent_id=owner)  # fmt: skip
+                        by, visibility=Visibility.internal, which=which,
+                        owner_agent_id=owner)  # fmt: skip
             return self._done(s, t)
         if now < due:
             return self._done(s, t)
         t.sla_breached_at = t.sla_breached_at or now
         self._event(s, t, "sla_breach", f"{t.number}: {which} SLA missed", by,
-                    visibility="internal", which=which, owner_agent_id=owner)  # fmt: skip
+                    visibility=Visibility.internal, which=which, owner_agent_id=owner)  # fmt: skip
         if t.tier < TOP_TIER:
-            return self._op_escalate(s, t, by, reason=f"{which} SLA missed")
+            return self.escalate(s, t, by, reason=f"{which} SLA missed")
         return self._done(s, t)
 
-    def _op_auto_close(self, s: Session, t: Ticket, by: Principal, at: str) -> OpOutcome:
+    def auto_close(self, s: Session, t: Ticket, by: Principal, now: datetime) -> OpOutcome:
         """Close a resolved ticket that stayed quiet for the configured period."""
         quiet = timedelta(hours=self.config.auto_close_after_hours)
-        if t.status != "resolved" or t.resolved_at is None:
+        if not allows(Move.auto_close, t.status) or t.resolved_at is None:
             return self._done(s, t)
-        if datetime.fromisoformat(at) < t.resolved_at + quiet:
+        if now < t.resolved_at + quiet:
             return self._done(s, t)
-        t.status = "closed"
+        t.status = after(Move.auto_close, t.status, owned=bool(t.owner_agent_id))
         t.closed_at = self.now()
         self._event(s, t, "closed", f"{t.number} closed after {quiet.days or quiet} without reply",
                     by, automatic=True)  # fmt: skip
         return self._done(s, t)
 
+    def change_requested(
+        self, s: Session, t: Ticket, by: Principal, cmd: ChangeRequested
+    ) -> OpOutcome:
+        """A change was requested for the ticket: an open one waits for it (pending_change)."""
+        if t.status not in OPEN_STATUSES:
+            raise InvalidTransition(f"{t.number} is {t.status}; reopen it first")
+        moved = allows(Move.change_requested, t.status)
+        if moved:
+            t.status = after(Move.change_requested, t.status, owned=bool(t.owner_agent_id))
+        self._event(s, t, "pending_change" if moved else "change_requested",
+                    f"{t.number} waits for a change: {cmd.describe}", by,
+                    change_id=cmd.change_id, change_kind=cmd.change_kind)  # fmt: skip
+        return self._done(s, t)
+
+    def change_settled(self, s: Session, t: Ticket, by: Principal, cmd: ChangeSettled) -> OpOutcome:
+        """A change of the ticket settled; with no other pending, the ticket is back at work."""
+        effects: dict[str, Any] = {}
+        if allows(Move.change_settled, t.status) and not cmd.others_pending:
+            t.status = after(Move.change_settled, t.status, owned=bool(t.owner_agent_id))
+            if t.status == TicketStatus.new:
+                s.flush()
+                effects["enqueue"] = queued(t)
+        word = "applied" if cmd.status is ChangeStatus.applied else "failed"
+        self._event(s, t, f"change_{word}", f"{t.number}: change {word}: {cmd.describe}", by,
+                    change_id=cmd.change_id, change_kind=cmd.change_kind,
+                    change_status=cmd.status, error=cmd.error)  # fmt: skip
+        return self._done(s, t, **effects)
+
     # -- helpers ------------------------------------------------------------------------
     def _reopen(self, s: Session, t: Ticket, by: Principal, why: str) -> dict[str, Any]:
-        t.status = "open" if t.owner_agent_id else "new"
+        self._resume_sla(s, t, self.now())
+        t.status = after(Move.reopen, t.status, owned=bool(t.owner_agent_id))
         t.resolved_at = None
         self._event(s, t, "reopened", f"{t.number} reopened: {why}", by)
         if t.owner_agent_id:
@@ -273,15 +351,25 @@ class TicketLifecycle:
         s.flush()
         return {"enqueue": queued(t)}
 
-    def _resume_sla(self, t: Ticket, now: datetime) -> None:
-        """Move the due times on by the time the ticket waited on the customer."""
+    def _resume_sla(self, s: Session, t: Ticket, now: datetime) -> None:
+        """Move the due times on by the time their clock stood still (waiting on the customer,
+        or resolved): under a business-hours policy the business time that passed meanwhile,
+        so a pause over a night or a weekend does not hand out its hours twice."""
         if t.sla_paused_at is None:
             return
-        paused = now - t.sla_paused_at
+        target = self.sla.targets(s).get(t.priority)
+        paused = t.sla_paused_at
+        minutes = target.elapsed(paused, now) if target else (now - paused).total_seconds() / 60
+
+        def later(due: datetime) -> datetime:
+            if minutes <= 0:
+                return due
+            return target.add(due, minutes) if target else due + timedelta(minutes=minutes)
+
         if t.first_responded_at is None and t.first_response_due:
-            t.first_response_due += paused
+            t.first_response_due = later(t.first_response_due)
         if t.resolution_due:
-            t.resolution_due += paused
+            t.resolution_due = later(t.resolution_due)
         t.sla_paused_at = None
 
     @staticmethod
@@ -297,9 +385,13 @@ class TicketLifecycle:
         summary: str,
         by: Principal,
         *,
-        visibility: str = "public",
+        visibility: str = Visibility.public,
+        also_tiers: tuple[int | None, ...] = (),
+        also_agents: tuple[int | None, ...] = (),
         **data: Any,
     ) -> None:
+        """The event, heard by the account (when public), the ticket's tier and owner, and
+        `also_tiers`/`also_agents` (see TicketRepository.add_event); `data` decides nobody."""
         t.updated_at = self.now()
         s.flush()
         TicketRepository(s).add_event(
@@ -310,4 +402,6 @@ class TicketLifecycle:
             actor_label=by.name,
             visibility=visibility,
             data={"owner_agent_id": t.owner_agent_id, "status": t.status, **data},
+            also_tiers=also_tiers,
+            also_agents=also_agents,
         )

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from actors.tickets.dto import QueuedTicket
-
-PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+from store.models.enums import PRIORITY_RANK, UNRANKED
 
 
 @dataclass
@@ -23,7 +22,9 @@ class AgentSlot:
 
 
 def queue_order(t: QueuedTicket) -> tuple[int, float, int]:
-    return (PRIORITY_RANK.get(t.priority, 9), t.created_at.timestamp(), t.id)
+    """Most urgent, then oldest, then first filed: the order of the SQL queue
+    (`TicketRepository.queue`), from the same table."""
+    return (PRIORITY_RANK.get(t.priority, UNRANKED), t.created_at.timestamp(), t.id)
 
 
 def plan_assignments(

@@ -3,8 +3,8 @@
 Each operation changes the ticket, writes its event, the account-timeline entry and the outbox
 row in the same transaction, and (with an idempotency key) the answer to a retry. The actors
 call this; it holds no state that the database does not also hold. The rules themselves live
-beside it: filing (new tickets), assignment, the lifecycle (every step on one ticket), the
-projection (what a ticket looks like to its readers), and the SLA policies.
+beside it: filing (new tickets), assignment, the lifecycle (every step on one ticket), and the
+SLA policies; what a ticket looks like to its readers is the read model in store/read/.
 """
 
 from __future__ import annotations
@@ -23,18 +23,17 @@ from actors.principal import Principal
 from actors.sla.business_time import SlaTargets
 from actors.sla.policy import SlaPolicies
 from actors.tickets.assignment import TicketAssignment
+from actors.tickets.commands import TicketCommand
 from actors.tickets.dto import (
     NewTicket,
     OpOutcome,
-    TicketDetail,
-    TicketRead,
 )
 from actors.tickets.filing import TicketFiling
 from actors.tickets.lifecycle import TicketLifecycle
-from actors.tickets.projection import TicketProjection
 from store.db import Database
 from store.models import Ticket
 from store.models.base import utcnow
+from store.read.tickets import TicketDetail, TicketProjection, TicketRead
 from store.repositories import (
     AccountRepository,
 )
@@ -51,7 +50,7 @@ class TicketService:
         self.projection = TicketProjection(db)
         self.filing = TicketFiling(db, config, self.sla, now)
         self.assignment = TicketAssignment(db, self.projection, now)
-        self.lifecycle = TicketLifecycle(db, config, self.projection, now)
+        self.lifecycle = TicketLifecycle(db, config, self.projection, self.sla, now)
 
     def sla_targets(self, s: Session) -> dict[str, SlaTargets]:
         return self.sla.targets(s)
@@ -77,15 +76,15 @@ class TicketService:
 
     def operate(
         self,
-        op: str,
         ticket_id: int,
+        command: TicketCommand,
         by: Principal,
         *,
         key: str | None = None,
         request_hash: str = "",
-        **args: Any,
     ) -> OpOutcome:
-        return self.lifecycle.operate(op, ticket_id, by, key=key, request_hash=request_hash, **args)
+        """Run one command on a ticket as a unit of work (see `TicketLifecycle.operate`)."""
+        return self.lifecycle.operate(ticket_id, command, by, key=key, request_hash=request_hash)
 
     def account_exists(self, account_id: int) -> bool:
         with self.db.read() as s:

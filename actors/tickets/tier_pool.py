@@ -11,10 +11,11 @@ from typing import Any
 from actors.config import ActorConfig
 from actors.directory import Directory, fire, start_when_running
 from actors.tickets.dto import QueuedTicket
-from actors.tickets.lifecycle import OWNED_STATUSES, queued
+from actors.tickets.lifecycle import queued
 from actors.tickets.routing import AgentSlot, plan_assignments
 from actors.tickets.service import TicketService
 from store.db import Database
+from store.models.enums import OWNED_STATUSES
 from store.repositories import AgentRepository, TicketRepository
 
 RESYNC_SECONDS = 5.0

@@ -6,16 +6,26 @@ import asyncio
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
-from actors.errors import RateLimited
+from actors.errors import AccountNotFound, RateLimited, TicketNotFound
 from actors.principal import Principal
-from actors.tickets.dto import NewTicket, OpOutcome, TicketDetail, TicketRead
+from actors.tickets.commands import (
+    Close,
+    Escalate,
+    Handover,
+    Reopen,
+    Reply,
+    Resolve,
+    Take,
+    TicketCommand,
+)
+from actors.tickets.dto import NewTicket, OpOutcome
 from cluster.calls import call
-from gateway.auth import Caller, PlatformDep
+from gateway.auth import Caller, PlatformDep, bearer
+from gateway.deps import AccountReadsDep, TicketReadsDep
 from gateway.errors import (
     Forbidden,
-    NotFound,
     ServiceUnavailable,
     TooManyRequests,
     Unprocessable,
@@ -23,14 +33,15 @@ from gateway.errors import (
 from gateway.idempotency import request_key
 from gateway.platform import Platform
 from gateway.schemas import EscalateIn, HandoverIn, MessageCreate, Page, ResolveIn, TicketCreate
-from store.models.enums import Channel, TicketStatus
+from store.models.enums import CUSTOMER_CHANNELS, Channel, TicketStatus, Visibility
 from store.models.ticket import ticket_id_from_number
-from store.repositories import TicketRepository
+from store.read.tickets import TicketDetail, TicketRead
+from store.repositories import TicketRepository, TokenRepository
 from store.repositories.ticket import TicketFilter
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
-CUSTOMER_CHANNELS = (Channel.portal, Channel.api)
+LOGIN_TOKEN_NAME = "login"  # noqa: S105 - the name log-in gives its tokens (gateway/auth.py)
 
 
 def directory(platform: Platform) -> Any:
@@ -41,14 +52,18 @@ def directory(platform: Platform) -> Any:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketRead)
 async def open_ticket(
-    body: TicketCreate, request: Request, caller: Caller, platform: PlatformDep
+    body: TicketCreate,
+    request: Request,
+    caller: Caller,
+    platform: PlatformDep,
+    accounts: AccountReadsDep,
 ) -> TicketRead:
     """Open a ticket. Customers open one for their own account (portal or API); agents open one
     for any account, e.g. logging a phone call with `channel: phone`. Send an `Idempotency-Key`
     header to make a retry safe: it returns the ticket of the first call."""
     if caller.role == "customer":
         if body.account_id is not None and body.account_id != caller.account_id:
-            raise NotFound(f"account {body.account_id} not found")
+            raise AccountNotFound(f"account {body.account_id} not found")
         account_id = caller.account_id
         channel = body.channel or Channel.portal
         if channel not in CUSTOMER_CHANNELS:
@@ -63,8 +78,8 @@ async def open_ticket(
         channel = body.channel or Channel.phone
     assert account_id is not None
     if not platform.account_known(account_id):  # one query per account, not per ticket
-        if not await asyncio.to_thread(platform.reader.account_exists, account_id):
-            raise NotFound(f"account {account_id} not found")
+        if not await asyncio.to_thread(accounts.exists, account_id):
+            raise AccountNotFound(f"account {account_id} not found")
         platform.remember_account(account_id)
     key, digest = request_key(request, body)
     item = NewTicket(
@@ -95,7 +110,7 @@ def retry_later(exc: RateLimited) -> TooManyRequests:
 @router.get("", response_model=Page[TicketRead])
 async def list_tickets(
     caller: Caller,
-    platform: PlatformDep,
+    tickets: TicketReadsDep,
     status_: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     owner: Annotated[str | None, Query(description="An agent id, or 'me'.")] = None,
@@ -130,34 +145,29 @@ async def list_tickets(
         unowned=unowned,
     )
 
-    def query() -> Page[TicketRead]:
-        with platform.db.read() as s:
-            rows, total = TicketRepository(s).search(flt, offset=offset, limit=limit)
-            items = [platform.reader.read(s, t) for t in rows]
-        return Page[TicketRead](items=items, total=total, offset=offset, limit=limit)
-
-    return await asyncio.to_thread(query)
+    items, total = await asyncio.to_thread(tickets.search, flt, offset=offset, limit=limit)
+    return Page[TicketRead](items=items, total=total, offset=offset, limit=limit)
 
 
 def visible_ticket(platform: Platform, caller: Principal, number: str) -> tuple[int, int]:
     """(ticket id, account id) of a ticket the caller may see; 404 otherwise, never 403."""
     ticket_id = ticket_id_from_number(number)
     if ticket_id is None:
-        raise NotFound(f"ticket {number} not found")
+        raise TicketNotFound(f"ticket {number} not found")
     with platform.db.read() as s:
         t = TicketRepository(s).find(ticket_id)
         if t is None or (caller.role == "customer" and t.account_id != caller.account_id):
-            raise NotFound(f"ticket {number} not found")
+            raise TicketNotFound(f"ticket {number} not found")
         return t.id, t.account_id
 
 
 @router.get("/{number}", response_model=TicketDetail)
-async def get_ticket(number: str, caller: Caller, platform: PlatformDep) -> TicketDetail:
+async def get_ticket(
+    number: str, caller: Caller, platform: PlatformDep, tickets: TicketReadsDep
+) -> TicketDetail:
     """One ticket with its messages and events (internal notes only for staff)."""
     ticket_id, _ = await asyncio.to_thread(visible_ticket, platform, caller, number)
-    return await asyncio.to_thread(
-        platform.reader.detail, ticket_id, include_internal=caller.is_staff
-    )
+    return await asyncio.to_thread(tickets.detail, ticket_id, include_internal=caller.is_staff)
 
 
 async def operate(
@@ -165,29 +175,59 @@ async def operate(
     caller: Principal,
     request: Request,
     number: str,
-    op: str,
+    command: TicketCommand,
     body: Any = None,
-    args: dict[str, Any] | None = None,
 ) -> TicketRead:
+    """Send one command to the ticket's account lane; `body` is what the idempotency key's
+    request hash covers (the request as the client sent it)."""
     ticket_id, account_id = await asyncio.to_thread(visible_ticket, platform, caller, number)
     key, digest = request_key(request, body if body is not None else {})
     sessions = directory(platform).sessions_for(account_id)
     outcome: OpOutcome = await call(
-        sessions.operate, account_id, op, ticket_id, caller, key, digest, args or {}
+        sessions.operate, account_id, ticket_id, command, caller, key, digest
     )
     return outcome.ticket
 
 
+def arrival_channel(platform: Platform, token: str) -> Channel:
+    """How a customer's request came: `portal` with a log-in session's token (the pages log
+    in), `api` with an API token issued for an integration (`sitedesk token create`)."""
+    with platform.db.read() as s:
+        found = TokenRepository(s).resolve(token)
+    return Channel.portal if found is None or found[0].name == LOGIN_TOKEN_NAME else Channel.api
+
+
 @router.post("/{number}/messages", status_code=201, response_model=TicketRead)
 async def add_message(
-    number: str, body: MessageCreate, request: Request, caller: Caller, platform: PlatformDep
+    number: str,
+    body: MessageCreate,
+    request: Request,
+    caller: Caller,
+    platform: PlatformDep,
+    token: Annotated[str | None, Depends(bearer)],
 ) -> TicketRead:
     """Add a message. Customers post public replies (a reply reopens a resolved ticket);
-    agents reply publicly or add internal notes, and may set the ticket to wait on the customer."""
-    if caller.role == "customer" and body.visibility != "public":
-        raise Forbidden("customers can only post public messages")
-    args = body.model_dump()
-    return await operate(platform, caller, request, number, "message", body, args)
+    agents reply publicly or add internal notes, and may set the ticket to wait on the customer.
+    A message keeps the channel it came by: a customer's is `portal` or `api` (how they are
+    logged in), staff's the one they name, else the ticket's own."""
+    channel = body.channel
+    if caller.role == "customer":
+        if body.visibility != "public":
+            raise Forbidden("customers can only post public messages")
+        if channel is not None:
+            raise Unprocessable(
+                "a customer's message has the channel it comes by; leave `channel` out",
+                detail=[{"field": "channel", "problem": "for staff only"}],
+            )
+        assert token is not None  # Caller needs one
+        channel = await asyncio.to_thread(arrival_channel, platform, token)
+    command = Reply(
+        body=body.body,
+        visibility=Visibility(body.visibility),
+        pending_customer=body.pending_customer,
+        channel=channel,
+    )
+    return await operate(platform, caller, request, number, command, body)
 
 
 @router.post("/{number}/take", response_model=TicketRead)
@@ -195,7 +235,7 @@ async def take(number: str, request: Request, caller: Caller, platform: Platform
     """An agent takes ownership of a waiting ticket of their tier."""
     if caller.role != "agent":
         raise Forbidden("only agents take tickets")
-    return await operate(platform, caller, request, number, "take")
+    return await operate(platform, caller, request, number, Take())
 
 
 @router.post("/{number}/handover", response_model=TicketRead)
@@ -205,7 +245,7 @@ async def handover(
     """Hand the ticket to another agent of the same tier."""
     if not caller.is_staff:
         raise Forbidden("only support staff hand over tickets")
-    return await operate(platform, caller, request, number, "handover", body, body.model_dump())
+    return await operate(platform, caller, request, number, Handover(agent_id=body.agent_id), body)
 
 
 @router.post("/{number}/escalate", response_model=TicketRead)
@@ -215,7 +255,7 @@ async def escalate(
     """Escalate to the next support tier (1 → 2 → 3); a fourth level is refused with 409."""
     if not caller.is_staff:
         raise Forbidden("only support staff escalate tickets")
-    return await operate(platform, caller, request, number, "escalate", body, body.model_dump())
+    return await operate(platform, caller, request, number, Escalate(reason=body.reason), body)
 
 
 @router.post("/{number}/resolve", response_model=TicketRead)
@@ -229,8 +269,8 @@ async def resolve(
     """Mark the ticket resolved, optionally with a closing public note to the customer."""
     if not caller.is_staff:
         raise Forbidden("only support staff resolve tickets")
-    args = body.model_dump() if body else {}
-    return await operate(platform, caller, request, number, "resolve", body, args)
+    command = Resolve(note=body.note if body else None)
+    return await operate(platform, caller, request, number, command, body)
 
 
 @router.post("/{number}/reopen", response_model=TicketRead)
@@ -238,10 +278,10 @@ async def reopen(
     number: str, request: Request, caller: Caller, platform: PlatformDep
 ) -> TicketRead:
     """Reopen a resolved ticket (customer or staff)."""
-    return await operate(platform, caller, request, number, "reopen")
+    return await operate(platform, caller, request, number, Reopen())
 
 
 @router.post("/{number}/close", response_model=TicketRead)
 async def close(number: str, request: Request, caller: Caller, platform: PlatformDep) -> TicketRead:
     """Close the ticket for good (customer or staff); a closed ticket can not be reopened."""
-    return await operate(platform, caller, request, number, "close")
+    return await operate(platform, caller, request, number, Close())

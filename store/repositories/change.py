@@ -10,8 +10,8 @@ from sqlalchemy import func, select, update
 
 from store.models import ChangeAttempt, ChangeRequest, Ticket
 from store.models.base import utcnow
+from store.models.enums import OPEN_STATUSES
 from store.repositories.base import Repository
-from store.repositories.ticket import OPEN_STATUSES
 
 
 class ChangeRepository(Repository):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -12,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from store.errors import NotFoundError
 from store.models import Attachment, Contact, Message, Ticket, TicketEvent, User
+from store.models.enums import OPEN_STATUSES, PRIORITY_RANK, TIMED_STATUSES, UNRANKED, TicketStatus
 from store.models.ticket import ticket_id_from_number
 from store.repositories.base import Repository
 from store.repositories.timeline import (
@@ -27,9 +29,6 @@ from store.repositories.timeline import (
 TICKETS = cast(Table, Ticket.__table__)
 MESSAGES = cast(Table, Message.__table__)
 TICKET_EVENTS = cast(Table, TicketEvent.__table__)
-
-OPEN_STATUSES = ("new", "open", "pending_customer", "pending_change")
-PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 
 
 @dataclass(frozen=True)
@@ -50,16 +49,22 @@ class TicketFilter:
 
 @dataclass(frozen=True)
 class NewEvent:
-    """One ticket event for `add_events`; `data` is the full payload (see `event_payload`)."""
+    """One ticket event for `add_events`; `data` is the full payload (see `event_payload`);
+    `tier` and `owner_agent_id` are the ticket's after the event, who hear it with the
+    account and `also_tiers`/`also_agents` (see `add_event`)."""
 
     ticket_id: int
     account_id: int
     kind: str
     summary: str
     data: dict[str, Any]
+    tier: int
+    owner_agent_id: int | None
     actor_user_id: int | None = None
     actor_label: str | None = None
     visibility: str = "public"
+    also_tiers: tuple[int | None, ...] = ()
+    also_agents: tuple[int | None, ...] = ()
 
 
 def event_payload(number: str, status: str, tier: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -143,11 +148,11 @@ class TicketRepository(Repository):
                 table.c.id.in_(list(owners)),
                 table.c.owner_agent_id.is_(None),
                 table.c.tier == tier,
-                table.c.status == "new",
+                table.c.status == TicketStatus.new,
             )
             .values(
                 owner_agent_id=case(owners, value=table.c.id),
-                status="open",
+                status=TicketStatus.open,
                 version=table.c.version + 1,
                 updated_at=now,
             )
@@ -192,7 +197,7 @@ class TicketRepository(Repository):
 
     def queue(self, tier: int, *, limit: int = 500) -> list[Ticket]:
         """The tier's unowned open work, most urgent first, then oldest first."""
-        rank = case(PRIORITY_RANK, value=Ticket.priority, else_=9)
+        rank = case(PRIORITY_RANK, value=Ticket.priority, else_=UNRANKED)
         q = (
             select(Ticket)
             .where(Ticket.tier == tier, Ticket.owner_agent_id.is_(None))
@@ -232,7 +237,7 @@ class TicketRepository(Repository):
         resolved ticket when None."""
         if ticket_ids is not None:
             return list(self.session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids))))
-        q = select(Ticket).where(Ticket.status.in_((*OPEN_STATUSES, "resolved")))
+        q = select(Ticket).where(Ticket.status.in_(TIMED_STATUSES))
         return list(self.session.scalars(q))
 
     def sla_fired(self, ticket_ids: list[int]) -> dict[int, set[tuple[str, str]]]:
@@ -336,8 +341,14 @@ class TicketRepository(Repository):
         actor_label: str | None = None,
         visibility: str = "public",
         data: dict[str, Any] | None = None,
+        also_tiers: Sequence[int | None] = (),
+        also_agents: Sequence[int | None] = (),
     ) -> TicketEvent:
-        """Record a state change on the ticket and on the account timeline (and the outbox)."""
+        """Record a state change on the ticket and on the account timeline (and the outbox).
+
+        Who hears it: admins; the account's customers when it is public; the agents watching
+        the ticket's (current) tier's queue and its owner; and whom the caller names besides
+        (`also_tiers`, `also_agents`: the tier an escalation left, a previous owner)."""
         payload = {"number": ticket.number, "status": ticket.status, "tier": ticket.tier}
         payload.update(data or {})
         event = TicketEvent(
@@ -356,6 +367,8 @@ class TicketRepository(Repository):
             actor=actor_label,
             visibility=visibility,
             data=payload,
+            tiers=(ticket.tier, *also_tiers),
+            agents=(ticket.owner_agent_id, *also_agents),
         )
         return event
 
@@ -385,6 +398,8 @@ class TicketRepository(Repository):
                 actor=e.actor_label,
                 visibility=e.visibility,
                 data=e.data,
+                tiers=(e.tier, *e.also_tiers),
+                agents=(e.owner_agent_id, *e.also_agents),
             )
             for e in events
         ]

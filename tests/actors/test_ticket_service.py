@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from actors.config import ActorConfig
+from actors.config import ActorConfig, BusinessHours
 from actors.errors import (
     AlreadyOwned,
     ContactNotFound,
@@ -20,11 +20,25 @@ from actors.errors import (
     TicketNotFound,
 )
 from actors.principal import SYSTEM, Principal
-from actors.tickets.dto import NewTicket, TicketRead
+from actors.sla.sla_clock import timers_for
+from actors.tickets.commands import (
+    ChangeRequested,
+    ChangeSettled,
+    Escalate,
+    Reopen,
+    Reply,
+    Resolve,
+    SlaFired,
+    Take,
+    TicketCommand,
+)
+from actors.tickets.dto import NewTicket
 from actors.tickets.service import TicketService
 from store.db import Database
-from store.models.enums import Priority
+from store.models import Ticket
+from store.models.enums import ChangeStatus, Channel, Priority, Visibility
 from store.models.ticket import ticket_id_from_number
+from store.read.tickets import TicketRead
 from store.repositories import (
     AccountRepository,
     OutboxRepository,
@@ -90,7 +104,7 @@ def test_assignment_happens_once_whatever_races(service: TicketService) -> None:
     assert service.assign_many(1, [(tid, a.agent_id or 0)])[0] is not None
     assert service.assign_many(1, [(tid, b.agent_id or 0)]) == [None]
     with pytest.raises(AlreadyOwned):
-        service.operate("take", tid, b)
+        service.operate(tid, Take(), b)
 
 
 def test_operation_rules(service: TicketService) -> None:
@@ -101,23 +115,23 @@ def test_operation_rules(service: TicketService) -> None:
     tid = ticket_id_from_number(t.number)  # type: ignore[union-attr]
     assert tid is not None
     with pytest.raises(TicketNotFound):
-        service.operate("message", tid, stranger, body="hi")
+        service.operate(tid, Reply(body="hi"), stranger)
     with pytest.raises(NotAllowed):
-        service.operate("message", tid, customer, body="x", visibility="internal")
+        service.operate(tid, Reply(body="x", visibility=Visibility.internal), customer)
     with pytest.raises(NotAllowed):
-        service.operate("escalate", tid, customer, reason="now")
+        service.operate(tid, Escalate(reason="now"), customer)
     with pytest.raises(NotAllowed):
-        service.operate("take", tid, l2)  # a level-1 ticket
-    assert service.operate("take", tid, l1).ticket.owner is not None
-    assert service.operate("escalate", tid, l1, reason="r").ticket.tier == 2
-    service.operate("take", tid, l2)
-    out = service.operate("escalate", tid, SYSTEM, reason="r")
+        service.operate(tid, Take(), l2)  # a level-1 ticket
+    assert service.operate(tid, Take(), l1).ticket.owner is not None
+    assert service.operate(tid, Escalate(reason="r"), l1).ticket.tier == 2
+    service.operate(tid, Take(), l2)
+    out = service.operate(tid, Escalate(reason="r"), SYSTEM)
     assert out.ticket.tier == 3 and out.released_agent == l2.agent_id and out.enqueue is not None
-    service.operate("take", tid, l3)
+    service.operate(tid, Take(), l3)
     with pytest.raises(InvalidTransition):
-        service.operate("reopen", tid, customer)
-    assert service.operate("resolve", tid, l3).ticket.status == "resolved"
-    reopened = service.operate("message", tid, customer, body="again")
+        service.operate(tid, Reopen(), customer)
+    assert service.operate(tid, Resolve(), l3).ticket.status == "resolved"
+    reopened = service.operate(tid, Reply(body="again"), customer)
     assert reopened.ticket.status == "open" and reopened.reclaimed_agent == l3.agent_id
 
 
@@ -126,13 +140,13 @@ def test_retried_operation_is_answered_from_its_record(service: TicketService) -
     [t] = service.create_many([new(account_id, customer)])
     tid = ticket_id_from_number(t.number)  # type: ignore[union-attr]
     assert tid is not None
-    first = service.operate("message", tid, customer, key="m1", request_hash="h", body="once")
-    again = service.operate("message", tid, customer, key="m1", request_hash="h", body="once")
+    first = service.operate(tid, Reply(body="once"), customer, key="m1", request_hash="h")
+    again = service.operate(tid, Reply(body="once"), customer, key="m1", request_hash="h")
     assert again.replayed and again.ticket == first.ticket
     detail = service.detail(tid, include_internal=True)
     assert [m.body for m in detail.messages].count("once") == 1
     with pytest.raises(IdempotencyMismatch):
-        service.operate("message", tid, customer, key="m1", request_hash="other", body="twice")
+        service.operate(tid, Reply(body="twice"), customer, key="m1", request_hash="other")
 
 
 # -- hardening (issue 7) ---------------------------------------------------------------------
@@ -254,3 +268,141 @@ def test_customer_tickets_are_limited_per_account_and_hour(db: Database) -> None
     assert isinstance(limited, RateLimited) and limited.retry_after == 40 * 60 + 1
     clock.at += timedelta(minutes=40, seconds=1)  # the first one is out of the window
     assert isinstance(service.create_many([new(account_id, customer)])[0], TicketRead)
+
+
+# -- typed commands and the SLA pause rules (issue 8) ----------------------------------------
+def ticket_row(service: TicketService, tid: int) -> Ticket:
+    with service.db.read() as s:
+        t = TicketRepository(s).get(tid)
+        s.expunge(t)
+    return t
+
+
+def staff_ticket(
+    service: TicketService, account_id: int, by: Principal, priority: Priority, **over: Any
+) -> int:
+    item = new(account_id, by).model_copy(update={"priority": priority, **over})
+    [t] = service.create_many([item])
+    assert isinstance(t, TicketRead), t
+    tid = ticket_id_from_number(t.number)
+    assert tid is not None
+    return tid
+
+
+def test_a_reopened_ticket_goes_on_with_the_resolution_time_it_had_left(db: Database) -> None:
+    """Defect 2: the time a ticket spent resolved does not count against its resolution SLA,
+    so reopening it after the due time neither breaches nor escalates it at once."""
+    seed_sla(db)
+    clock = Clock()
+    service = TicketService(db, ActorConfig(database_url=db.url, redis_url="-"), now=clock)
+    account_id, customer = customer_of(db)
+    l1 = agent_of(db, 1)
+    tid = staff_ticket(service, account_id, l1, Priority.urgent)  # 24x7: resolution in 240 min
+    service.operate(tid, Take(), l1)
+    clock.at += timedelta(minutes=40)
+    service.operate(tid, Resolve(note="Restarted the pool."), l1)
+    due = ticket_row(service, tid).resolution_due
+    assert due is not None and due - clock.at == timedelta(minutes=200)
+
+    clock.at += timedelta(hours=6)  # the due time passes while the ticket is resolved
+    out = service.operate(tid, Reply(body="It is down again"), customer)
+    assert out.ticket.status == "open" and out.ticket.resolution_due == clock.at + timedelta(
+        minutes=200
+    )
+    # The note answered the customer: only the resolution clock runs again, 200 minutes.
+    timers = timers_for(ticket_row(service, tid), set(), 80, timedelta(hours=72))
+    when = {(x.action, x.which): x.when for x in timers}
+    assert set(when) == {("warning", "resolution"), ("breach", "resolution")}
+    assert when["breach", "resolution"] == clock.at + timedelta(minutes=200)
+    assert when["warning", "resolution"] > clock.at
+    # The SLA clock's breach, were it to fire now, finds nothing to do.
+    now = SlaFired(which="resolution", action="breach", at=clock.at)
+    assert service.operate(tid, now, SYSTEM).ticket.tier == 1
+    late = SlaFired(which="resolution", action="breach", at=clock.at + timedelta(minutes=201))
+    assert service.operate(tid, late, SYSTEM).ticket.tier == 2
+    # The same breach again (a timer set anew before the first was recorded) does nothing.
+    assert service.operate(tid, late, SYSTEM).ticket.tier == 2
+
+
+def test_a_pause_under_business_hours_moves_the_due_times_by_business_time(db: Database) -> None:
+    """Defect 3: waiting on the customer over a weekend gives back the business minutes that
+    passed, not the 66 hours of wall-clock time; a 24x7 policy still shifts by wall time."""
+    seed_sla(db)
+    clock = Clock()
+    clock.at = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # Friday 15:00 in Berlin
+    hours = BusinessHours(timezone="Europe/Berlin", start_hour=9, end_hour=17)
+    config = ActorConfig(database_url=db.url, redis_url="-", business_hours=hours)
+    service = TicketService(db, config, now=clock)
+    account_id, customer = customer_of(db)
+    l1 = agent_of(db, 1)
+    normal = staff_ticket(service, account_id, l1, Priority.normal)  # 1440 business minutes
+    urgent = staff_ticket(service, account_id, l1, Priority.urgent)  # 240 minutes, 24x7
+    # 24 business hours from Friday 15:00: Wednesday 15:00 in Berlin.
+    assert ticket_row(service, normal).resolution_due == datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
+    urgent_due = ticket_row(service, urgent).resolution_due
+    assert urgent_due is not None
+
+    clock.at += timedelta(hours=1)  # Friday 16:00: both wait on the customer
+    for tid in (normal, urgent):
+        service.operate(tid, Take(), l1)
+        ask = Reply(body="Which domain?", pending_customer=True)
+        assert service.operate(tid, ask, l1).ticket.status == "pending_customer"
+    clock.at = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin
+    for tid in (normal, urgent):
+        assert service.operate(tid, Reply(body="example.org"), customer).ticket.status == "open"
+    # Paused for one business hour on Friday and one on Monday: due two business hours later.
+    assert ticket_row(service, normal).resolution_due == datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
+    assert ticket_row(service, urgent).resolution_due == urgent_due + timedelta(hours=66)
+
+
+def test_a_message_has_the_channel_it_came_by(service: TicketService) -> None:
+    """Defect 6: not `portal` whoever wrote it: a customer's message the channel they wrote
+    by, staff's the ticket's own unless they name one, an internal note the ticket's."""
+    account_id, customer = customer_of(service.db)
+    l1 = agent_of(service.db, 1)
+    tid = staff_ticket(service, account_id, l1, Priority.normal, channel=Channel.phone)
+    service.operate(tid, Take(), l1)
+    steps: list[tuple[TicketCommand, Principal]] = [
+        (Reply(body="api", channel=Channel.api), customer),
+        (Reply(body="portal"), customer),
+        (Reply(body="call back"), l1),
+        (Reply(body="by mail", channel=Channel.email), l1),
+        (Reply(body="note", visibility=Visibility.internal), l1),
+        (Escalate(reason="needs level 2"), l1),
+    ]
+    for command, by in steps:
+        service.operate(tid, command, by)
+    with pytest.raises(NotAllowed):
+        service.operate(tid, Reply(body="x", channel=Channel.phone), customer)
+    messages = service.detail(tid, include_internal=True).messages
+    assert [(m.body.split(":")[0], m.channel) for m in messages] == [
+        ("help", "phone"), ("api", "api"), ("portal", "portal"), ("call back", "phone"),
+        ("by mail", "email"), ("note", "phone"), ("Escalated to level 2", "phone"),
+    ]  # fmt: skip
+
+
+def test_a_change_holds_an_open_ticket_until_the_last_one_settles(service: TicketService) -> None:
+    account_id, _ = customer_of(service.db)
+    l1 = agent_of(service.db, 1)
+    tid = staff_ticket(service, account_id, l1, Priority.normal)
+    asked = ChangeRequested(change_id="c1", change_kind="dns_record_add", describe="TXT a")
+    # A waiting ticket is not moved (nobody works on it yet); the request is still recorded.
+    assert service.operate(tid, asked, l1).ticket.status == "new"
+    service.operate(tid, Take(), l1)
+    assert service.operate(tid, asked, l1).ticket.status == "pending_change"
+    settled = ChangeSettled(
+        change_id="c1",
+        change_kind="dns_record_add",
+        status=ChangeStatus.applied,
+        describe="TXT a",
+        others_pending=True,
+    )
+    assert service.operate(tid, settled, SYSTEM).ticket.status == "pending_change"
+    last = settled.model_copy(update={"others_pending": False, "status": ChangeStatus.failed})
+    assert service.operate(tid, last, SYSTEM).ticket.status == "open"
+    kinds = [e.kind for e in service.detail(tid, include_internal=True).events]
+    assert kinds == ["created", "change_requested", "assigned", "pending_change",
+                     "change_applied", "change_failed"]  # fmt: skip
+    service.operate(tid, Resolve(), l1)
+    with pytest.raises(InvalidTransition):
+        service.operate(tid, asked, l1)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from store.repositories import AccountRepository
+from store.repositories import AccountRepository, TokenRepository, UserRepository
 from tests.desk import Desk, wait_until
 from tests.sse import SseRecorder
 
@@ -77,7 +77,7 @@ def test_lifecycle_through_three_tiers_with_live_updates(desk: Desk) -> None:
     with desk.http(l3_token) as c:
         r = c.post(f"/api/v1/tickets/{number}/escalate", json={"reason": "even higher"})
         assert r.status_code == 409
-        assert r.json()["error"] == "top_tier" and "highest" in r.json()["message"]
+        assert r.json()["error"] == "top_tier_reached" and "highest" in r.json()["message"]
         r = c.post(f"/api/v1/tickets/{number}/resolve", json={"note": "Fixed the upstream."})
     assert r.status_code == 200 and r.json()["status"] == "resolved"
 
@@ -164,7 +164,7 @@ def test_take_handover_and_queue(desk: Desk) -> None:
     account, customer = desk.customer()
     a, a_token = desk.agent(2, online=False)
     b, _ = desk.agent(2, online=False)
-    _, l1_token = desk.agent(1, online=False)
+    l1_agent, l1_token = desk.agent(1, online=False)
     with desk.http(l1_token) as c:
         number = c.post("/api/v1/tickets", json={
             "account_id": account.id, "subject": "DB slow", "body": "mysql", "priority": "high",
@@ -172,7 +172,8 @@ def test_take_handover_and_queue(desk: Desk) -> None:
         r = c.post(f"/api/v1/tickets/{number}/escalate", json={"reason": "database"})
         assert r.status_code == 200
         # Not their tier: an L1 agent can not take an L2 ticket.
-        assert c.post(f"/api/v1/tickets/{number}/take").status_code == 403
+        r = c.post(f"/api/v1/tickets/{number}/take")
+        assert r.status_code == 403 and r.json()["error"] == "not_allowed"
     with desk.http(a_token) as c:
         queue = c.get("/api/v1/queues/2").json()
         waiting = [t for t in queue["waiting"] if t["number"] == number]
@@ -182,7 +183,10 @@ def test_take_handover_and_queue(desk: Desk) -> None:
         assert number not in [t["number"] for t in c.get("/api/v1/queues/2").json()["waiting"]]
         r = c.post(f"/api/v1/tickets/{number}/handover", json={"agent_id": b.id})
         assert r.status_code == 200 and r.json()["owner"]["agent_id"] == b.id
-        assert c.post(f"/api/v1/tickets/{number}/take").status_code == 409
+        r = c.post(f"/api/v1/tickets/{number}/take")
+        assert r.status_code == 409 and r.json()["error"] == "already_owned"
+        r = c.post(f"/api/v1/tickets/{number}/handover", json={"agent_id": l1_agent.id})
+        assert r.status_code == 422 and r.json()["error"] == "invalid_handover"
     with desk.http(customer) as c:
         assert c.get("/api/v1/queues/2").status_code == 403
         assert c.post(f"/api/v1/tickets/{number}/take").status_code == 403
@@ -266,3 +270,38 @@ def test_a_customer_account_opens_a_bounded_number_of_tickets_an_hour(desk: Desk
     assert 3500 < int(r.headers["Retry-After"]) <= 3601
     with desk.http(neighbour) as c:
         assert c.post("/api/v1/tickets", json={"subject": "mine", "body": "b"}).status_code == 201
+
+
+def test_a_message_keeps_the_channel_it_came_by(desk: Desk) -> None:
+    """Defect 6: a customer's message is `portal` when they are logged in, `api` with an API
+    token; staff's goes out by the ticket's channel unless they name another; a note has the
+    ticket's channel. (Every message was `portal`.)"""
+    account, email = desk.new_customer("Chan")
+    portal = desk.login(email)
+    with desk.db.write() as s:
+        user = UserRepository(s).by_email(email)
+        assert user is not None
+        api, _ = TokenRepository(s).issue(user.id, name="shop integration")
+    _, agent = desk.agent(1, online=False)
+    with desk.http(agent) as c:
+        r = c.post("/api/v1/tickets", json={"account_id": account.id, "subject": "Call",
+                                            "body": "Called about a bounce"})  # fmt: skip
+        assert r.status_code == 201 and r.json()["channel"] == "phone", r.text
+        number = r.json()["number"]
+    messages = f"/api/v1/tickets/{number}/messages"
+    for token, body in [(portal, {"body": "From the portal"}), (api, {"body": "From my shop"}),
+                        (agent, {"body": "Called back"}),
+                        (agent, {"body": "Wrote back", "channel": "email"}),
+                        (agent, {"body": "Note", "visibility": "internal"})]:  # fmt: skip
+        with desk.http(token) as c:
+            r = c.post(messages, json=body)
+            assert r.status_code == 201, r.text
+    with desk.http(api) as c:
+        r = c.post(messages, json={"body": "x", "channel": "phone"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "channel"
+    got = [(m["body"], m["channel"]) for m in ticket(desk, agent, number)["messages"]]
+    assert got == [
+        ("Called about a bounce", "phone"), ("From the portal", "portal"),
+        ("From my shop", "api"), ("Called back", "phone"), ("Wrote back", "email"),
+        ("Note", "phone"),
+    ]  # fmt: skip
