@@ -41,4 +41,5 @@ def change_timeline(
         change_id=row.id,
         actor=by.name,
         data=data,
+        agents=(ticket.owner_agent_id,) if ticket is not None else (),  # its owner hears it
     )

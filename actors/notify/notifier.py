@@ -16,6 +16,7 @@ from actors.directory import start_when_running
 from actors.notify.audience import channels_for
 from store.db import Database
 from store.models.base import utcnow
+from store.models.outbox import Audience
 from store.repositories import IdempotencyRepository, OutboxRepository
 
 POLL_SECONDS = 1.0
@@ -26,7 +27,7 @@ BATCH = 500
 
 
 class Notifier:
-    """Publishes every outbox row to the channels of its audience.
+    """Publishes every outbox row to the channels of the audience stored with it.
 
     State: a Redis client and a wake-up flag. Persisted: the outbox rows themselves; a row is
     marked published only after Redis took it, so a crash re-sends (at least once) and the
@@ -78,26 +79,24 @@ class Notifier:
     async def drain(self) -> int:
         """Publish one batch of unpublished rows; returns how many."""
 
-        def fetch() -> list[tuple[int, int | None, str, dict[str, Any]]]:
+        def fetch() -> list[tuple[dict[str, Any], Audience]]:
             with self.db.read() as s:
                 rows = OutboxRepository(s).unpublished(limit=BATCH)
-                return [(r.id, r.account_id, r.topic, r.payload) for r in rows]
+                return [(r.envelope(), r.audience) for r in rows]
 
         rows = await asyncio.to_thread(fetch)
         if not rows:
             return 0
         pipe = self.redis.pipeline(transaction=False)
-        for row_id, account_id, topic, payload in rows:
-            message = json.dumps(
-                {"id": row_id, "topic": topic, "account_id": account_id, **payload}
-            )
-            for channel in channels_for(account_id, payload):
+        for envelope, audience in rows:
+            message = json.dumps(envelope)
+            for channel in channels_for(audience):
                 pipe.publish(channel, message)
         await pipe.execute()
 
         def mark() -> None:
             with self.db.write() as s:
-                OutboxRepository(s).mark_published([r[0] for r in rows])
+                OutboxRepository(s).mark_published([envelope["id"] for envelope, _ in rows])
 
         await asyncio.to_thread(mark)
         self.published += len(rows)

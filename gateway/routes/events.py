@@ -1,6 +1,6 @@
 """Live updates over Server-Sent Events, fed from Redis pub/sub (any gateway replica serves any
 client) through the gateway's one subscriber (gateway/event_hub.py), with replay from the outbox
-after a reconnect (Last-Event-ID)."""
+after a reconnect (Last-Event-ID). Who hears what, live and on replay: actors/notify/audience.py."""
 
 from __future__ import annotations
 
@@ -13,46 +13,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
-from actors.notify import audience as channels
-from actors.principal import Principal
+from actors.notify import audience
 from gateway.auth import Caller, PlatformDep
 from gateway.errors import Overloaded, TooManyRequests
 from gateway.event_hub import StreamLimit
-from gateway.platform import Platform
-from store.repositories import OutboxRepository
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 KEEPALIVE_SECONDS = 15.0
-REPLAY_LIMIT = 1000
 STREAM_RETRY_SECONDS = 30
-
-
-def channels_of(caller: Principal) -> list[str]:
-    """A customer hears their own account; an agent their tier's queue and their tickets."""
-    if caller.role == "customer" and caller.account_id is not None:
-        return [channels.account(caller.account_id)]
-    if caller.role == "agent" and caller.agent_id is not None and caller.tier is not None:
-        return [channels.tier(caller.tier), channels.agent(caller.agent_id)]
-    if caller.role == "admin":
-        return [channels.STAFF_ALL]
-    return []
 
 
 def frame(event: dict[str, Any]) -> str:
     data = json.dumps(event, separators=(",", ":"))
     return f"id: {event['id']}\nevent: {event['topic']}\ndata: {data}\n\n"
-
-
-def replay(platform: Platform, wanted: set[str], after: int) -> list[dict[str, Any]]:
-    """Outbox rows after `after` that this caller would have heard live."""
-    with platform.db.read() as s:
-        rows = OutboxRepository(s).after(after, limit=REPLAY_LIMIT)
-        out = []
-        for r in rows:
-            if wanted & set(channels.channels_for(r.account_id, r.payload)):
-                out.append({"id": r.id, "topic": r.topic, "account_id": r.account_id, **r.payload})
-        return out
 
 
 @router.get(
@@ -71,17 +45,20 @@ async def events(
 ) -> StreamingResponse:
     """A stream of what happens, as it happens: customers get their own account's public
     events; agents get their tier's queue and the tickets they own; admins get everything.
-    Each event's `id` is its outbox id; reconnect with `Last-Event-ID` to get what you missed.
+    Each event's `id` is its outbox id; reconnect with `Last-Event-ID` to get what you missed,
+    all of it: when that can not be sent (more than 1,000 events, or older than the outbox
+    keeps) the stream starts with a `reset` event saying why, and the client reloads instead.
     A user has a few streams at a time (429 beyond); a client that reads too slowly is
     disconnected and catches up with `Last-Event-ID`."""
-    subscribed = channels_of(caller)
+    listener = audience.listener_of(caller)
     hub = await platform.live()
     if hub is None:
         raise Overloaded("live updates are unavailable; try again shortly", retry_after=5,
                          code="live_unavailable")  # fmt: skip
     try:
         stream = await hub.join(
-            f"user:{caller.user_id}" if caller.user_id else caller.label, subscribed
+            f"user:{caller.user_id}" if caller.user_id else caller.label,
+            audience.subscriptions(listener),
         )
     except StreamLimit as exc:
         where = "for one user" if exc.scope == "user" else "on this gateway"
@@ -100,7 +77,15 @@ async def events(
         try:
             yield "retry: 2000\n: connected\n\n"
             if last_event_id is not None:  # live since join(): nothing falls in between
-                for ev in await asyncio.to_thread(replay, platform, set(subscribed), last_event_id):
+
+                def missed() -> audience.Replay:
+                    with platform.db.read() as s:
+                        return audience.replay(s, listener, last_event_id)
+
+                missing = await asyncio.to_thread(missed)
+                if missing.reset is not None:
+                    yield frame(missing.reset)
+                for ev in missing.events:
                     seen.append(ev["id"])
                     yield frame(ev)
             while True:

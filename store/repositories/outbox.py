@@ -1,23 +1,29 @@
-"""Reading and settling the transactional outbox."""
+"""Reading and settling the transactional outbox, and what a listener hears of it."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import InstrumentedAttribute
 
 from store.models import OutboxEvent
 from store.models.base import utcnow
+from store.models.outbox import Listener
 from store.repositories.base import Repository
 
 
 class OutboxRepository(Repository):
-    def append(self, topic: str, *, account_id: int | None, payload: dict[str, Any]) -> OutboxEvent:
-        row = OutboxEvent(topic=topic, account_id=account_id, payload=payload)
-        self.session.add(row)
-        self.session.flush()
-        return row
-
     def unpublished(self, *, limit: int = 500) -> list[OutboxEvent]:
         q = (
             select(OutboxEvent)
@@ -27,10 +33,46 @@ class OutboxRepository(Repository):
         )
         return list(self.session.scalars(q))
 
-    def after(self, last_id: int, *, limit: int = 1000) -> list[OutboxEvent]:
-        """Rows after `last_id`, published or not (a reconnecting stream's replay)."""
-        q = select(OutboxEvent).where(OutboxEvent.id > last_id).order_by(OutboxEvent.id)
+    def heard_after(self, who: Listener, last_id: int, *, limit: int) -> list[OutboxEvent]:
+        """The rows after `last_id` that `who` hears (published or not), oldest first, at most
+        `limit`: a reconnecting stream's replay, filtered here by each row's audience."""
+        heard = self.heard_by(who)
+        if heard is None:
+            return []
+        q = select(OutboxEvent).where(OutboxEvent.id > last_id, heard).order_by(OutboxEvent.id)
         return list(self.session.scalars(q.limit(limit)))
+
+    def heard_by(self, who: Listener) -> ColumnElement[bool] | None:
+        """The rows `who` hears, as a condition (None: none): the same rule as the live
+        stream's channels (actors.notify.audience), on the stored audience."""
+        if who.everything:
+            return true()
+        heard: list[ColumnElement[bool]] = []
+        if who.account_id is not None:
+            heard.append(
+                and_(OutboxEvent.account_id == who.account_id, OutboxEvent.public.is_(True))
+            )
+        if who.tier is not None:
+            heard.append(self._names(OutboxEvent.tiers, who.tier))
+        if who.agent_id is not None:
+            heard.append(self._names(OutboxEvent.agents, who.agent_id))
+        return or_(*heard) if heard else None
+
+    def _names(self, column: InstrumentedAttribute[list[int]], value: int) -> ColumnElement[bool]:
+        """`column` (a JSON list of ints) holds `value`."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return type_coerce(column, JSONB).contains([value])
+        each = func.json_each(column).table_valued("value")
+        return exists(select(literal(1)).select_from(each).where(each.c.value == value))
+
+    def id_range(self) -> tuple[int, int]:
+        """The oldest and the newest id kept ((0, 0) when there is none). Ids only grow and
+        pruning removes the oldest rows, so a stream that last saw an id below the oldest may
+        have missed rows that are gone."""
+        low, high = self.session.execute(
+            select(func.min(OutboxEvent.id), func.max(OutboxEvent.id))
+        ).one()
+        return int(low or 0), int(high or 0)
 
     def mark_published(self, ids: list[int]) -> None:
         if ids:

@@ -1,7 +1,8 @@
-"""The account timeline and the outbox row that goes with each public entry."""
+"""The account timeline and the outbox row that goes with each entry, with its audience."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -10,6 +11,7 @@ from sqlalchemy import JSON, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from store.models import OutboxEvent, TimelineEntry
+from store.models.outbox import Audience
 from store.repositories.base import Repository
 
 TIMELINE = cast(Table, TimelineEntry.__table__)
@@ -85,9 +87,22 @@ def insert_all(session: Session, batches: list[tuple[Table, Rows]]) -> None:
         raise IntegrityViolation(str(exc).strip().splitlines()[0]) from exc
 
 
+def entry_audience(
+    account_id: int,
+    visibility: str,
+    *,
+    tiers: Sequence[int | None] = (),
+    agents: Sequence[int | None] = (),
+) -> Audience:
+    """Who hears an entry: admins; the account's customers when it is public; the agents
+    watching these tiers' queues and these agents, as the writer names them."""
+    return Audience.of(account_id, public=visibility == "public", tiers=tiers, agents=agents)
+
+
 @dataclass(frozen=True)
 class NewEntry:
-    """One timeline entry for `append_many`."""
+    """One timeline entry for `append_many`; `tiers` and `agents`: the staff who hear it
+    besides admins (see `entry_audience`)."""
 
     account_id: int
     kind: str
@@ -98,6 +113,14 @@ class NewEntry:
     visibility: str = "public"
     data: dict[str, Any] = field(default_factory=dict)
     publish: bool = True
+    tiers: tuple[int | None, ...] = ()
+    agents: tuple[int | None, ...] = ()
+
+    @property
+    def audience(self) -> Audience:
+        return entry_audience(
+            self.account_id, self.visibility, tiers=self.tiers, agents=self.agents
+        )
 
 
 class TimelineRepository(Repository):
@@ -113,8 +136,11 @@ class TimelineRepository(Repository):
         visibility: str = "public",
         data: dict[str, Any] | None = None,
         publish: bool = True,
+        tiers: Sequence[int | None] = (),
+        agents: Sequence[int | None] = (),
     ) -> TimelineEntry:
-        """Add an entry and, unless told otherwise, announce it through the outbox."""
+        """Add an entry and, unless told otherwise, announce it through the outbox to the
+        audience `entry_audience` makes of its account, visibility, `tiers` and `agents`."""
         entry = TimelineEntry(
             account_id=account_id,
             kind=kind,
@@ -131,7 +157,9 @@ class TimelineRepository(Repository):
             self.session.add(
                 OutboxEvent(
                     topic=kind,
-                    account_id=account_id,
+                    **OutboxEvent.audience_columns(
+                        entry_audience(account_id, visibility, tiers=tiers, agents=agents)
+                    ),
                     payload={
                         "timeline_id": entry.id,
                         "kind": kind,
@@ -172,7 +200,7 @@ class TimelineRepository(Repository):
         outbox = [
             {
                 "topic": e.kind,
-                "account_id": e.account_id,
+                **OutboxEvent.audience_columns(e.audience),
                 "payload": {
                     "timeline_id": entry_id,
                     "kind": e.kind,
