@@ -14,6 +14,7 @@ table at the end; administrators may request every change kind.
 | public reply    | yes                    | tickets of their level or below        | yes   |
 | internal note   | no                     | any ticket (notes are how levels talk) | yes   |
 | reopen, close   | yes                    | tickets of their level or below        | yes   |
+| change for it   | no (self-service only) | tickets of their level or below        | yes   |
 
 A level-1 agent can not resolve a ticket escalated to level 3, nor reply in its name, nor hand
 it over: the ticket was escalated because level 1 could not finish it.
@@ -37,6 +38,7 @@ class Step(StrEnum):
     note = "note"
     reopen = "reopen"
     close = "close"
+    change = "change"  # request a change to the customer's hosting for the ticket
 
 
 CUSTOMER_STEPS = frozenset({Step.reply, Step.reopen, Step.close})
@@ -50,6 +52,7 @@ WORDS = {
     Step.note: "add a note to",
     Step.reopen: "reopen",
     Step.close: "close",
+    Step.change: "request changes for",
 }
 
 

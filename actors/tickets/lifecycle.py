@@ -18,6 +18,7 @@ from actors.errors import (
     TopTierReached,
 )
 from actors.idempotency import earlier_answer, remember_answer
+from actors.policy import Step, authorize_ticket_step
 from actors.principal import Principal
 from actors.sla.policy import SlaPolicies
 from actors.tickets.commands import (
@@ -51,6 +52,17 @@ from store.models.enums import (
 )
 from store.read.tickets import TicketProjection
 from store.repositories import TicketRepository
+
+# The step of the policy each command is (Reply: `reply`, or `note` when internal).
+STEP_OF: dict[type, Step] = {
+    Take: Step.take,
+    Handover: Step.handover,
+    Escalate: Step.escalate,
+    Resolve: Step.resolve,
+    Reply: Step.reply,
+    Reopen: Step.reopen,
+    Close: Step.close,
+}
 
 
 def queued(ticket: Ticket) -> QueuedTicket:
@@ -103,7 +115,16 @@ class TicketLifecycle:
             return outcome
 
     def apply(self, s: Session, t: Ticket, command: TicketCommand, by: Principal) -> OpOutcome:
-        """One command on a ticket locked in `s`, in the caller's unit of work."""
+        """One command on a ticket locked in `s`, in the caller's unit of work, if `by` may
+        (actors/policy.py says who may take which step; the clock's and GDCAS's commands are
+        the system's own)."""
+        step = STEP_OF.get(type(command))
+        if isinstance(command, Reply) and command.visibility is Visibility.internal:
+            step = Step.note
+        if step is not None:
+            authorize_ticket_step(by, step, ticket_tier=t.tier, number=t.number)
+        elif by.role != "system" and not isinstance(command, ChangeRequested):
+            raise NotAllowed(f"only the desk itself sends {command.kind}")
         match command:
             case Take():
                 return self.take(s, t, by)
@@ -134,16 +155,12 @@ class TicketLifecycle:
 
     # -- the commands ---------------------------------------------------------------------
     def take(self, s: Session, t: Ticket, by: Principal) -> OpOutcome:
-        if by.role != "agent" or by.agent_id is None:
-            raise NotAllowed("only agents take tickets")
         if t.owner_agent_id == by.agent_id:
             return self._done(s, t)
         if t.owner_agent_id is not None:
             raise AlreadyOwned(
                 f"{t.number} is owned by {self.projection.owner_name(s, t.owner_agent_id)}"
             )
-        if t.tier != by.tier:
-            raise NotAllowed(f"{t.number} is in the level {t.tier} queue, you work level {by.tier}")
         if not allows(Move.take, t.status):
             raise InvalidTransition(f"{t.number} is {t.status}; reopen it first")
         t.owner_agent_id = by.agent_id
@@ -153,7 +170,6 @@ class TicketLifecycle:
         return self._done(s, t, reclaimed_agent=by.agent_id)
 
     def handover(self, s: Session, t: Ticket, by: Principal, agent_id: int) -> OpOutcome:
-        self._staff_only(by, "hand over tickets")
         target = s.get(Agent, agent_id)
         if target is None or target.tier != t.tier:
             raise InvalidHandover(f"agent {agent_id} is not a level {t.tier} agent")
@@ -196,7 +212,7 @@ class TicketLifecycle:
             if allows(Move.reopen, t.status):
                 effects = self._reopen(s, t, by, "the customer replied")
             elif allows(Move.customer_replied, t.status):
-                self._resume_sla(s, t, now)
+                self.sla.resume(s, t, now)
                 t.status = after(Move.customer_replied, t.status, owned=bool(t.owner_agent_id))
                 self._event(s, t, "status", f"{t.number}: the customer replied", by)
         elif not internal:
@@ -210,7 +226,6 @@ class TicketLifecycle:
         return self._done(s, t, **effects)
 
     def escalate(self, s: Session, t: Ticket, by: Principal, reason: str) -> OpOutcome:
-        self._staff_only(by, "escalate tickets")
         if not allows(Move.escalate, t.status):
             raise InvalidTransition(f"{t.number} is {t.status}; reopen it before escalating")
         if t.tier >= TOP_TIER:
@@ -220,7 +235,7 @@ class TicketLifecycle:
         previous = t.owner_agent_id
         t.tier += 1
         t.owner_agent_id = None
-        self._resume_sla(s, t, self.now())  # waiting on the customer ends here
+        self.sla.resume(s, t, self.now())  # waiting on the customer ends here
         t.status = after(Move.escalate, t.status, owned=False)
         TicketRepository(s).add_message(
             t, direction=Direction.internal, channel=t.channel, visibility=Visibility.internal,
@@ -235,7 +250,6 @@ class TicketLifecycle:
         return self._done(s, t, released_agent=previous, enqueue=queued(t))
 
     def resolve(self, s: Session, t: Ticket, by: Principal, note: str | None) -> OpOutcome:
-        self._staff_only(by, "resolve tickets")
         if not allows(Move.resolve, t.status):
             raise InvalidTransition(f"{t.number} is already {t.status}")
         now = self.now()
@@ -342,7 +356,7 @@ class TicketLifecycle:
 
     # -- helpers ------------------------------------------------------------------------
     def _reopen(self, s: Session, t: Ticket, by: Principal, why: str) -> dict[str, Any]:
-        self._resume_sla(s, t, self.now())
+        self.sla.resume(s, t, self.now())
         t.status = after(Move.reopen, t.status, owned=bool(t.owner_agent_id))
         t.resolved_at = None
         self._event(s, t, "reopened", f"{t.number} reopened: {why}", by)
@@ -350,32 +364,6 @@ class TicketLifecycle:
             return {"reclaimed_agent": t.owner_agent_id}
         s.flush()
         return {"enqueue": queued(t)}
-
-    def _resume_sla(self, s: Session, t: Ticket, now: datetime) -> None:
-        """Move the due times on by the time their clock stood still (waiting on the customer,
-        or resolved): under a business-hours policy the business time that passed meanwhile,
-        so a pause over a night or a weekend does not hand out its hours twice."""
-        if t.sla_paused_at is None:
-            return
-        target = self.sla.targets(s).get(t.priority)
-        paused = t.sla_paused_at
-        minutes = target.elapsed(paused, now) if target else (now - paused).total_seconds() / 60
-
-        def later(due: datetime) -> datetime:
-            if minutes <= 0:
-                return due
-            return target.add(due, minutes) if target else due + timedelta(minutes=minutes)
-
-        if t.first_responded_at is None and t.first_response_due:
-            t.first_response_due = later(t.first_response_due)
-        if t.resolution_due:
-            t.resolution_due = later(t.resolution_due)
-        t.sla_paused_at = None
-
-    @staticmethod
-    def _staff_only(by: Principal, what: str) -> None:
-        if not by.is_staff:
-            raise NotAllowed(f"only support staff {what}")
 
     def _event(
         self,

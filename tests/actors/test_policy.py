@@ -40,6 +40,7 @@ TABLE = {
     Step.note: (False, True, True, True, True, True),
     Step.reopen: (True, False, True, True, True, True),
     Step.close: (True, False, True, True, True, True),
+    Step.change: (False, False, True, True, True, True),
 }
 
 

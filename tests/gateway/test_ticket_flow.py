@@ -305,3 +305,33 @@ def test_a_message_keeps_the_channel_it_came_by(desk: Desk) -> None:
         ("From my shop", "api"), ("Called back", "phone"), ("Wrote back", "email"),
         ("Note", "phone"),
     ]  # fmt: skip
+
+
+def test_a_level_1_agent_can_not_work_a_ticket_escalated_past_them(desk: Desk) -> None:
+    """Issue 8 defect 13: the policy (actors/policy.py) is enforced where the step runs."""
+    account, customer = desk.customer()
+    _, l1_token = desk.agent(1, online=False)
+    l2, l2_token = desk.agent(2, online=False)
+    with desk.http(l1_token) as c:
+        number = c.post("/api/v1/tickets", json={
+            "account_id": account.id, "subject": "Site down", "body": "500 errors",
+        }).json()["number"]  # fmt: skip
+        assert c.post(f"/api/v1/tickets/{number}/escalate", json={"reason": "php"}).is_success
+        for path, body in [
+            ("resolve", {}),
+            ("escalate", {"reason": "again"}),
+            ("handover", {"agent_id": l2.id}),
+            ("messages", {"body": "Fixed it", "visibility": "public"}),
+            ("close", None),
+        ]:
+            r = c.post(f"/api/v1/tickets/{number}/{path}", json=body)
+            assert r.status_code == 403, (path, r.text)
+            assert r.json()["error"] == "not_allowed" and "level 2" in r.json()["message"]
+        # Level 1 may still leave level 2 a note: that is how levels talk.
+        r = c.post(f"/api/v1/tickets/{number}/messages",
+                   json={"body": "customer is on PHP 7", "visibility": "internal"})  # fmt: skip
+        assert r.status_code == 201, r.text
+    assert ticket(desk, customer, number)["status"] == "new"
+    with desk.http(l2_token) as c:
+        assert c.post(f"/api/v1/tickets/{number}/take").is_success
+        assert c.post(f"/api/v1/tickets/{number}/resolve", json={}).is_success
