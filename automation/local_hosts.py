@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Self
 
 from automation.host import HostLayout, HostSpec
+from automation.loopback import free_port
 
 SSHD = "/usr/sbin/sshd"
 # nginx workers read customers' files: never as root, as Debian's web user where there is one.
@@ -40,13 +41,6 @@ def can_reach(user: pwd.struct_passwd, path: Path) -> bool:
         return os.access(path, os.X_OK)
     argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
     return subprocess.run([*argv, "test", "-x", str(path)], check=False).returncode == 0
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (also free for UDP in practice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:

@@ -64,6 +64,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from actors.directory import Directory
+from automation.loopback import free_port
 from gateway.app import create_app
 from gateway.auth import Caller
 from gateway.errors import NotFound
@@ -366,12 +367,6 @@ def seed_agents(db: Database, tag: str, count: int) -> list[int]:
             )
             ids.append(agent.id)
     return ids
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from actors.config import ActorConfig
 from automation.local_hosts import LocalHost
+from automation.loopback import free_port
 from cluster.deploy import deploy
 from cluster.ray_runtime import ray_env_defaults, start_ray
 from cluster.settings import ClusterSettings
@@ -49,12 +49,6 @@ PG_ADMIN = os.environ.get(
 )
 REDIS = os.environ.get("SITEDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 P50_TARGET, P99_TARGET = 0.150, 0.500
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], p: float) -> float:

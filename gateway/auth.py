@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from actors.principal import Principal
 from gateway.errors import Forbidden, Unauthorized, Unprocessable
@@ -42,20 +43,17 @@ def platform_of(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(platform_of)]
 
 
-def principal_of(platform: Platform, user: User) -> Principal:
-    agent_id = tier = None
-    if user.role == "agent":
-        with platform.db.read() as s:
-            agent = AgentRepository(s).by_user(user.id)
-        if agent is not None:
-            agent_id, tier = agent.id, agent.tier
+def principal_of(s: Session, user: User) -> Principal:
+    """Who `user` acts as: their role and account, and for an agent their agent id and tier
+    (the HTTP API's log-ins and the batch API's tokens alike)."""
+    agent = AgentRepository(s).by_user(user.id) if user.role == "agent" else None
     return Principal(
         user_id=user.id,
         role=user.role,
         name=user.display_name,
         account_id=user.account_id,
-        agent_id=agent_id,
-        tier=tier,
+        agent_id=agent.id if agent else None,
+        tier=agent.tier if agent else None,
     )
 
 
@@ -178,7 +176,7 @@ async def current_principal(
             found = TokenRepository(s).resolve(token)
             if found is None:
                 return None
-            return principal_of(platform, found[1])
+            return principal_of(s, found[1])
 
     principal = await asyncio.to_thread(resolve)
     if principal is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,47 +92,74 @@ def db(migrated_db: Database) -> Database:
     return migrated_db
 
 
+@pytest.fixture(scope="session")
+def hosts_base() -> Iterator[Path]:
+    """Where the session's managed hosts live: a directory every user may search but not list
+    (nginx's unprivileged workers and a customer's own login must reach the host roots;
+    pytest's own temporary directories are root's alone)."""
+    base = Path(tempfile.mkdtemp(prefix="gdcas-hosts-"))
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
 def fresh_db_url(request: pytest.FixtureRequest, postgres: PostgresServer, sqlite_dir: Path) -> str:
     """An empty, unmigrated database of the backend named by the test's `backend` param."""
     return new_database_url(request.param, postgres, sqlite_dir)
 
 
-# -- the running desk (Ray actors + gateway), once per session --------------------------------
+# -- the running desk (Ray actors + gateway) -------------------------------------------------
 @pytest.fixture(scope="session")
-def desk_session(
-    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    from actors.config import ActorConfig
-    from cluster.deploy import deploy
+def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's one local Ray, started the way `sitedesk up` starts it: private, loopback
+    only, token auth on."""
     from cluster.ray_runtime import start_ray, stop_ray
     from cluster.settings import ClusterSettings
+
+    start_ray(
+        ClusterSettings(
+            data_dir=tmp_path_factory.mktemp("ray-data"),
+            ray_address=None,
+            ray_token_file=None,
+            ray_namespace="sitedesk-tests",
+            ray_dashboard=False,
+            ray_object_store_mb=128,
+        )
+    )
+    try:
+        yield
+    finally:
+        stop_ray()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def desk_session(
+    request: pytest.FixtureRequest, ray_session: None, postgres: PostgresServer, sqlite_dir: Path
+) -> Iterator[Any]:
+    """The desk on each backend in turn: SQLite (the embedded default `./scripts/up` ships)
+    and PostgreSQL. One deployment at a time, each in its own Ray namespace on the session's
+    Ray; pytest runs every desk test of one backend before it moves to the next."""
+    from actors.config import ActorConfig
+    from cluster.deploy import deploy
     from gateway.platform import Platform
     from tests.desk import Desk, LiveServer, seed_sla
 
-    url = postgres.new_database()
+    backend = str(request.param)
+    url = new_database_url(backend, postgres, sqlite_dir)
     db = Database(url)
     db.upgrade()
     seed_sla(db)
-    # The way `sitedesk up` starts it: private, loopback only, token auth on.
-    ray_settings = ClusterSettings(
-        data_dir=tmp_path_factory.mktemp("ray-data"),
-        ray_address=None,
-        ray_token_file=None,
-        ray_namespace="sitedesk-tests",
-        ray_dashboard=False,
-        ray_object_store_mb=128,
-    )
-    start_ray(ray_settings)
-    config = ActorConfig(database_url=url, redis_url=REDIS_URL, namespace="sitedesk-tests")
+    namespace = f"sitedesk-tests-{backend}"
+    config = ActorConfig(database_url=url, redis_url=REDIS_URL, namespace=namespace)
     deployment = deploy(config, manual_clock=True)
-    platform = Platform(db=db, redis_url=REDIS_URL, directory=deployment.directory)
+    platform = Platform(db=db, redis_url=REDIS_URL, directory=deployment.directory, config=config)
     server = LiveServer(platform).start()
     try:
         yield Desk(db=db, base_url=f"http://127.0.0.1:{server.port}", deployment=deployment)
     finally:
         server.stop()
-        stop_ray()
+        deployment.stop()
         db.dispose()
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pwd
-import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,20 +14,10 @@ import pytest
 from automation.changes import Change, parse_change
 from automation.executor import ChangeRequest, Executor, OutcomeCollector
 from automation.local_hosts import LocalHost
+from tests.hosts import running_hosts
 
 ZONE = "example.com"
 CUSTOMER = "sitedesk-cust"  # a real unprivileged local user: the customer on the demo host
-
-
-@pytest.fixture(scope="session")
-def hosts_base() -> Iterator[Path]:
-    """Where the session's hosts live: a directory every user may search but not list (nginx's
-    unprivileged workers and a customer's own login must reach the host roots; pytest's own
-    temporary directories are root's alone)."""
-    base = Path(tempfile.mkdtemp(prefix="gdcas-hosts-"))
-    base.chmod(0o711)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -54,17 +42,9 @@ def as_customer(*argv: str, check: bool = True) -> subprocess.CompletedProcess[s
 
 @pytest.fixture(scope="session")
 def hosts(hosts_base: Path) -> Iterator[list[LocalHost]]:
-    base = hosts_base
-    started: list[LocalHost] = []
-    try:
-        for i in range(3):
-            host = LocalHost(base, f"host{i}", zones=(ZONE, f"site{i}.test"))
-            host.start()
-            started.append(host)
+    made = (LocalHost(hosts_base, f"host{i}", zones=(ZONE, f"site{i}.test")) for i in range(3))
+    with running_hosts(made) as started:
         yield started
-    finally:
-        for host in started:
-            host.stop()
 
 
 @pytest.fixture
@@ -93,18 +73,6 @@ def dns_add(name: str, rtype: str, value: str, zone: str = ZONE, **extra: Any) -
     return change(
         "dns_record_add", zone=zone, record={"name": name, "type": rtype, "value": value, **extra}
     )
-
-
-def dig(host: LocalHost, name: str, rtype: str) -> list[str]:
-    assert host.named is not None
-    out = subprocess.run(
-        ["dig", "+short", "+norec", "-p", str(host.named.port), "@127.0.0.1", name, rtype],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=10,
-    ).stdout
-    return sorted(line for line in out.splitlines() if line)
 
 
 def http_get(host: LocalHost, domain: str, path: str = "/") -> tuple[int, str]:

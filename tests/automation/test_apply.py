@@ -6,8 +6,9 @@ import uuid
 
 from automation.executor import ChangeRequest, Executor, OutcomeCollector
 from automation.local_hosts import LocalHost
-from tests.automation.conftest import ZONE, change, dig, dns_add, http_get, journal, request
+from tests.automation.conftest import ZONE, change, dns_add, http_get, journal, request
 from tests.automation.test_validation import make_cert
+from tests.hosts import dig
 
 
 def apply(

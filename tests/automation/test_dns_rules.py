@@ -13,8 +13,9 @@ from automation.changes.base import zone_path
 from automation.executor import Executor, OutcomeCollector
 from automation.host import HostLayout
 from automation.local_hosts import LocalHost
-from tests.automation.conftest import ZONE, dig, request
+from tests.automation.conftest import ZONE, request
 from tests.automation.test_apply import apply
+from tests.hosts import dig
 
 ZONE_TEXT = """$ORIGIN example.com.
 $TTL 3600

@@ -38,15 +38,13 @@ ACCOUNT = "cust"
 
 @pytest.fixture(scope="module")
 def host(hosts_base: Path, customer: pwd.struct_passwd) -> Iterator[LocalHost]:
-    h = LocalHost(hosts_base, f"sec-{uuid.uuid4().hex[:6]}", zones=(ZONE,))
-    h.start()
-    # The account's home as provisioning leaves it: owned by the account's local user.
-    (h.root / "home").mkdir(mode=0o755, exist_ok=True)
-    home = h.root / "home" / ACCOUNT
-    home.mkdir(mode=0o755)
-    os.chown(home, customer.pw_uid, customer.pw_gid)
-    yield h
-    h.stop()
+    with LocalHost(hosts_base, f"sec-{uuid.uuid4().hex[:6]}", zones=(ZONE,)) as h:
+        # The account's home as provisioning leaves it: owned by the account's local user.
+        (h.root / "home").mkdir(mode=0o755, exist_ok=True)
+        home = h.root / "home" / ACCOUNT
+        home.mkdir(mode=0o755)
+        os.chown(home, customer.pw_uid, customer.pw_gid)
+        yield h
 
 
 @pytest.fixture

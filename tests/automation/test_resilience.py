@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,55 @@ from typing import Any
 import pytest
 
 from automation.executor import ChangeRequest, Executor, OutcomeCollector
+from automation.host import HostSpec
 from automation.local_hosts import LocalHost, LocalSshd
-from tests.automation.conftest import ZONE, dig, dns_add, journal, request
+from tests.automation.conftest import ZONE, dns_add, journal, request
+from tests.desk import wait_until
+from tests.hosts import dig, lock_free
 
 
 @pytest.fixture
 def spare(tmp_path: Path) -> Iterator[LocalHost]:
-    host = LocalHost(tmp_path, "spare", zones=(ZONE,), with_nginx=False)
-    host.start()
-    yield host
-    host.stop()
+    with LocalHost(tmp_path, "spare", zones=(ZONE,), with_nginx=False) as host:
+        yield host
 
 
 def records(host: LocalHost) -> list[str]:
     text = (host.root / "zones" / f"{ZONE}.zone").read_text()
     return [line for line in text.splitlines() if " TXT " in line]
+
+
+class HeldCheck:
+    """A zone check that, while `hold()` is on, stops every script in its middle: the new zone
+    is installed, nothing is checked, reloaded or journaled yet. `reached` appears once a
+    script waits there, so that a test knows a batch is running on the host before it cuts."""
+
+    def __init__(self, directory: Path) -> None:
+        self.flag, self.reached = directory / "hold", directory / "reached"
+        self.command = directory / "held-checkzone"
+        self.command.write_text(
+            "#!/bin/sh\n"
+            f"if [ -e {self.flag} ]; then touch {self.reached}\n"
+            f"  while [ -e {self.flag} ]; do sleep 0.01; done\nfi\n"
+            'exec named-checkzone "$@"\n'
+        )
+        self.command.chmod(0o755)
+
+    def spec(self, host: LocalHost) -> HostSpec:
+        layout = host.layout().model_copy(update={"named_checkzone": (str(self.command),)})
+        return host.spec().model_copy(update={"layout": layout})
+
+    def hold(self) -> None:
+        self.reached.unlink(missing_ok=True)
+        self.flag.touch()
+
+    def release(self) -> None:
+        self.flag.unlink(missing_ok=True)
+
+
+def entries(host: LocalHost) -> int:
+    """How many change ids the host's journal holds."""
+    return len(list(journal(host).iterdir())) if journal(host).is_dir() else 0
 
 
 def test_down_host_holds_its_queue_and_drains(spare: LocalHost) -> None:
@@ -43,10 +76,11 @@ def test_down_host_holds_its_queue_and_drains(spare: LocalHost) -> None:
         spare.stop_ssh()  # the host goes away with changes still coming
         later = [request(spare, dns_add(f"b{i}", "TXT", f"b{i}")) for i in range(20)]
         ex.submit_many(later)
-        time.sleep(1.0)
+        lane = ex.lane(spare.host_id)
+        # The lane tried the host (up until now) and found it down: the changes are held.
+        wait_until(lambda: lane.status().state == "down", what="the host seen down")
         assert not any(col.last(r.change_id) for r in later)  # held, not failed
-        assert ex.lane(spare.host_id).status().state == "down"
-        assert ex.lane(spare.host_id).queued == 20
+        assert lane.queued == 20
         spare.start_ssh()
         got = col.wait([r.change_id for r in later], timeout=20)
         assert {o.status for o in got.values()} == {"applied"}
@@ -57,19 +91,26 @@ def test_down_host_holds_its_queue_and_drains(spare: LocalHost) -> None:
         ex.close()
 
 
-def test_host_killed_mid_run_applies_each_change_once(spare: LocalHost) -> None:
+def test_host_killed_mid_run_applies_each_change_once(spare: LocalHost, tmp_path: Path) -> None:
+    check = HeldCheck(tmp_path)
     col = OutcomeCollector()
-    ex = Executor(col, exec_timeout=3.0, connect_timeout=1.0, backoff_max=0.3, max_batch=5)
-    ex.add_host(spare.spec())
+    ex = Executor(col, exec_timeout=5.0, connect_timeout=1.0, backoff_max=0.3, max_batch=5)
+    ex.add_host(check.spec(spare))
     try:
         reqs = [request(spare, dns_add(f"k{i}", "TXT", f"k{i}")) for i in range(60)]
-        ex.submit_many(reqs)
-        time.sleep(0.3)
-        spare.stop_ssh()  # drops the connection in the middle of a batch
-        time.sleep(0.5)
+        ex.submit_many(reqs[:10])
+        col.wait([r.change_id for r in reqs[:10]])
+        check.hold()
+        ex.submit_many(reqs[10:])
+        wait_until(check.reached.exists, what="a batch stopped in its middle on the host")
+        # Killed there, with its session: the batch's zone is installed, nothing journaled.
+        spare.stop_ssh()
+        assert len(col.outcomes) == 10 and len(list(journal(spare).iterdir())) == 10
+        check.release()
         spare.start_ssh()
         got = col.wait([r.change_id for r in reqs], timeout=30)
         assert {o.status for o in got.values()} == {"applied"}
+        assert max(o.attempts for o in got.values()) >= 2  # the cut batch went again
         assert sorted(records(spare)) == sorted(set(records(spare)))
         assert len(records(spare)) == 60
         assert len(list(journal(spare).iterdir())) == 60
@@ -89,7 +130,8 @@ def test_frozen_host_stalls_only_its_own_lane(spare: LocalHost, hosts: list[Loca
         spare.freeze()  # SIGSTOP: TCP still accepts, nothing answers
         stuck = [request(spare, dns_add(f"f{i}", "TXT", f"f{i}")) for i in range(5)]
         ex.submit_many(stuck)
-        time.sleep(0.2)
+        lane = ex.lane(spare.host_id)
+        wait_until(lambda: not lane.idle(), what="a round trip to the frozen host")
         others = [request(hosts[0], dns_add(f"free{i}", "TXT", "free")) for i in range(20)]
         ex.submit_many(others)
         # The other host's lane finishes while this one is still frozen: had it waited on
@@ -128,7 +170,7 @@ def test_tampered_host_key_is_refused(hosts: list[LocalHost], tmp_path: Path) ->
 
 
 _CHILD = """
-import json, sys
+import json, sys, threading
 from automation.executor import ChangeRequest, Executor, OutcomeCollector
 from automation.host import HostSpec
 spec = HostSpec.model_validate_json(sys.argv[1])
@@ -137,15 +179,18 @@ ex = Executor(OutcomeCollector(), max_batch=7)
 ex.add_host(spec)
 ex.submit_many(reqs)
 print("submitted", flush=True)
-import time; time.sleep(60)
+threading.Event().wait()
 """
 
 
-def test_executor_killed_mid_batch_loses_nothing_applies_nothing_twice(spare: LocalHost) -> None:
+def test_executor_killed_mid_batch_loses_nothing_applies_nothing_twice(
+    spare: LocalHost, tmp_path: Path
+) -> None:
+    check = HeldCheck(tmp_path)
     reqs = [request(spare, dns_add(f"x{i}", "TXT", f"x{i}")) for i in range(150)]
     payload = json.dumps([r.model_dump(mode="json") for r in reqs])
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, spare.spec().model_dump_json()],
+        [sys.executable, "-c", _CHILD, check.spec(spare).model_dump_json()],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -154,13 +199,18 @@ def test_executor_killed_mid_batch_loses_nothing_applies_nothing_twice(spare: Lo
     child.stdin.write(payload)
     child.stdin.close()
     assert child.stdout.readline().strip() == "submitted"
-    deadline = time.monotonic() + 10
-    while len(list(journal(spare).glob("*"))) < 20 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    os.kill(child.pid, signal.SIGKILL)  # mid-run: some applied, some not
+    wait_until(lambda: entries(spare) >= 20, what="some batches applied")
+    check.hold()
+    wait_until(check.reached.exists, what="a batch running on the host")
+    os.kill(child.pid, signal.SIGKILL)  # mid-batch: its script waits on the host, unjournaled
     child.wait()
-    done_before = len(list(journal(spare).iterdir()))
-    assert 0 < done_before < 150
+    done_before = entries(spare)
+    assert 20 <= done_before < 150
+    check.release()  # the orphaned script runs to its end (it ignores the lost connection)
+    wait_until(lambda: lock_free(spare), what="the orphaned batch finished")
+    in_flight = entries(spare) - done_before
+    assert 1 <= in_flight <= 7  # the batch that was running is applied and journaled once
+    done_before += in_flight
     # The caller's outbox resends everything to a new executor.
     col = OutcomeCollector()
     ex = Executor(col)
@@ -172,7 +222,7 @@ def test_executor_killed_mid_batch_loses_nothing_applies_nothing_twice(spare: Lo
         ex.close()
     statuses = [o.status for o in got.values()]
     assert set(statuses) <= {"applied", "already_applied"}
-    assert statuses.count("already_applied") >= done_before - 7
+    assert statuses.count("already_applied") == done_before  # each one recognised, not redone
     assert len(records(spare)) == 150 and len(set(records(spare))) == 150
     assert len([p for p in journal(spare).iterdir() if not p.name.endswith(".tmp")]) == 150
 

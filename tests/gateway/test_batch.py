@@ -75,11 +75,13 @@ def test_batch_runs_as_staff_only(desk: Desk) -> None:
 
 
 def issue_token(desk: Desk, email: str, role: str, scopes: tuple[TokenScope, ...]) -> str:
+    # The customer's account first, in its own unit of work: SQLite has one writer at a time,
+    # and this thread's open one would wait for itself.
+    account_id = desk.customer()[0].id if role == "customer" else None
     with desk.db.write() as s:
         users = UserRepository(s)
         user = users.by_email(email)
         if user is None:
-            account_id = desk.customer()[0].id if role == "customer" else None
             user = users.create(email=email, display_name=email, role=role,
                                 password=PASSWORD, account_id=account_id)  # fmt: skip
         token, _ = TokenRepository(s).issue(user.id, name="job", scopes=scopes)
@@ -132,7 +134,8 @@ def test_a_batch_job_in_its_own_process_joins_with_its_token(desk: Desk) -> None
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "SITEDESK_"))}
     env.update(SITEDESK_DATA_DIR=str(data_dir), SITEDESK_DATABASE_URL=desk.db.url,
-               SITEDESK_RAY_NAMESPACE="sitedesk-tests", SITEDESK_API_TOKEN=token)  # fmt: skip
+               SITEDESK_RAY_NAMESPACE=desk.deployment.config.namespace,
+               SITEDESK_API_TOKEN=token)  # fmt: skip
     runs = [
         subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120

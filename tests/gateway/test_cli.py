@@ -19,6 +19,7 @@ import psutil
 import pytest
 import redis
 
+from automation.loopback import free_port
 from gateway.platform import REVOKED_PREFIX
 from store.repositories.user import token_digest
 from tests.conftest import REDIS_URL
@@ -40,12 +41,6 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.stderr + result.stdout
     return lines[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_invalid_port_setting(tmp_path: Path) -> None:

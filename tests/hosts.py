@@ -1,0 +1,68 @@
+"""Real managed hosts for the tests (sshd + named, nginx if asked, on loopback), and what a test
+asks them: one way to start a set of hosts for a fixture, one `dig` at a host's named, and the
+host's automation lock (free? held by a test, so that a batch waits on the host?)."""
+
+from __future__ import annotations
+
+import fcntl
+import subprocess
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from automation.local_hosts import LocalHost
+
+
+@contextmanager
+def running_hosts(hosts: Iterable[LocalHost]) -> Iterator[list[LocalHost]]:
+    """Start each host in turn; all that started are stopped on the way out (also when a later
+    one fails to start)."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(host) for host in hosts]
+
+
+def dig(host: LocalHost, name: str, rtype: str = "TXT") -> list[str]:
+    """What the host's named answers for `name` (sorted, one line an answer)."""
+    assert host.named is not None
+    out = subprocess.run(
+        ["dig", "+short", "+norec", "-p", str(host.named.port), "@127.0.0.1", name, rtype],
+        capture_output=True, text=True, check=True, timeout=10,
+    ).stdout  # fmt: skip
+    return sorted(line for line in out.splitlines() if line)
+
+
+def _lock_file(host: LocalHost) -> Path:
+    return host.root / ".gdcas" / "lock"
+
+
+def lock_free(host: LocalHost) -> bool:
+    """No script holds the host's automation lock (none runs there now)."""
+    with _lock_file(host).open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+@contextmanager
+def holding_the_lock(host: LocalHost) -> Iterator[None]:
+    """Hold the host's automation lock as another administrator's tool would: every script
+    sent meanwhile waits for it on the host (a batch running, nothing of it applied yet)."""
+    with _lock_file(host).open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def waiting_for_the_lock(host: LocalHost) -> bool:
+    """Whether a script waits for the host's automation lock (a blocked entry in /proc/locks)."""
+    inode = _lock_file(host).stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        parts = line.split()
+        if "->" in parts and parts[parts.index("->") + 5].endswith(f":{inode}"):
+            return True
+    return False
