@@ -1,4 +1,9 @@
-"""Deploys the actors of the desk as named Ray actors, with every ray.remote option in one place."""
+"""Deploys the actors of the desk as named Ray actors, with every ray.remote option in one place.
+
+An actor class that takes its collaborators (database, services, directory) in its constructor,
+so that it is a plain object in tests, is deployed as a subclass here that builds them in the
+actor's own process (they do not pickle): `AccountSessionsActor`, `ChangeExecutorActor`.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,55 @@ import ray
 
 from actors import names
 from actors.accounts.lane import AccountSessions
-from actors.changes.executor import SHARDS as CHANGE_SHARDS
 from actors.changes.executor import ChangeExecutor
+from actors.changes.hosts import HostRegistry
+from actors.changes.requests import ChangeService
+from actors.changes.settle import ChangeSettler
+from actors.changes.shards import SHARDS as CHANGE_SHARDS
 from actors.clock import OffsetClock, SystemClock
 from actors.config import ActorConfig
 from actors.directory import Directory
 from actors.notify.notifier import Notifier
 from actors.sla.sla_clock import SlaClock
 from actors.tickets.intake import Intake
+from actors.tickets.service import TicketService
 from actors.tickets.tier_pool import TierPool
+from store.db import Database
 
 TIERS = (1, 2, 3)
+EXECUTOR_DB_POOL = 3  # an executor shard's few threads: recorder, sweeper, calls
+
+
+class AccountSessionsActor(AccountSessions):
+    """An account-lane shard as Ray runs it, with its collaborators."""
+
+    def __init__(self, index: int, config: ActorConfig) -> None:
+        db = Database(config.database_url, pool_size=config.db_pool_size)
+        service = TicketService(db, config)
+        super().__init__(
+            index,
+            db,
+            service=service,
+            changes=ChangeService(db, config),
+            reads=service.projection,
+            directory=Directory(config.namespace, config.session_shards),
+        )
+
+
+class ChangeExecutorActor(ChangeExecutor):
+    """A change-executor shard as Ray runs it, with its collaborators."""
+
+    def __init__(self, index: int, shards: int, config: ActorConfig) -> None:
+        db = Database(config.database_url, pool_size=EXECUTOR_DB_POOL)
+        super().__init__(
+            index,
+            shards,
+            db,
+            changes=ChangeService(db, config),
+            settler=ChangeSettler(db, config),
+            registry=HostRegistry(db),
+            directory=Directory(config.namespace, config.session_shards),
+        )
 
 
 def _options(name: str, namespace: str, *, detached: bool) -> dict[str, Any]:
@@ -69,7 +112,7 @@ def deploy(
     for tier in TIERS:
         start(names.tier_pool(tier), TierPool, tier, config)
     for index in range(config.session_shards):
-        start(names.session_shard(index), AccountSessions, index, config)
+        start(names.session_shard(index), AccountSessionsActor, index, config)
     clock = OffsetClock() if manual_clock else SystemClock()
     start(names.SLA, SlaClock, config, None, clock)
     start(names.INTAKE, Intake, config)
@@ -78,7 +121,7 @@ def deploy(
         name = names.change_executor(index)
         opts = {**_options(name, ns, detached=detached), "max_concurrency": 8}
         handles[name] = (
-            ray.remote(ChangeExecutor).options(**opts).remote(index, CHANGE_SHARDS, config)
+            ray.remote(ChangeExecutorActor).options(**opts).remote(index, CHANGE_SHARDS, config)
         )
     # Wait until every actor has built its state, so the first request finds them ready.
     ray.get([h.__ray_ready__.remote() for h in handles.values()])

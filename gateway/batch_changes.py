@@ -7,10 +7,11 @@
                                job="quota-2025-06")
     print(report.summary())
 
-Each item is requested like `POST /api/v1/changes` (same validation and access rules, acting
-as the batch's staff user) with an idempotency key made of the job name and the service id, so
-re-running a job after a crash requests nothing twice; the change ids go to the executors in one
-call per shard, and the call waits until every change has settled on its host.
+Each item is requested like `POST /api/v1/changes`, through its account's lane actor (same
+validation and access rules, acting as the batch's staff user), with an idempotency key made of
+the job name and the service id, so re-running a job after a crash requests nothing twice; the
+lanes hand the changes to the executors, and the call waits until every change has settled on
+its host.
 """
 
 from __future__ import annotations
@@ -28,16 +29,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from actors.changes.dto import NewChange
-from actors.changes.executor import executor_name
-from actors.changes.requests import ChangeService
-from actors.config import ActorConfig
 from actors.errors import DeskError, InvalidChange
 from gateway.batch import Sitedesk
 from store.models import Service
+from store.read.changes import PENDING, ChangeDetail, ChangeReads
 from store.repositories import AccountRepository
 
 Params = dict[str, Any] | Callable[[Service], dict[str, Any]]
 POLL_SECONDS = 0.25
+IN_FLIGHT = 64  # requests waiting on the lanes at once
 
 
 @dataclass
@@ -109,8 +109,7 @@ def apply_to_services(
     name the ticket the job belongs to; administrators may leave it out.
     """
     started = time.monotonic()
-    config = ActorConfig(database_url=desk.db.url, redis_url="-")
-    service = ChangeService(desk.db, config)
+    reads = ChangeReads(desk.db)
     with desk.db.read() as s:
         accounts = AccountRepository(s)
         rows = {i: accounts.service(i) for i in service_ids}
@@ -120,52 +119,58 @@ def apply_to_services(
     bar = Progress(*columns, console=console, transient=False, disable=not progress)
     with bar:
         asked = bar.add_task(f"{kind}: requesting", total=len(service_ids))
-        by_host: dict[int, list[str]] = {}
+        waiting: list[tuple[ChangeItem, Any]] = []
         for sid in service_ids:
             row = rows[sid]
             item = ChangeItem(service_id=sid, service=row.name if row else "?")
             report.items.append(item)
-            try:
-                if row is None:
-                    raise LookupError(f"service {sid} not found")
-                p = params(row) if callable(params) else dict(params)
-                digest = hashlib.sha256(
-                    json.dumps([kind, sid, p, ticket], sort_keys=True, default=str).encode()
-                ).hexdigest()
-                detail = service.create(
-                    desk.principal,
-                    NewChange(service_id=sid, kind=kind, params=p, ticket=ticket),
-                    key=f"batch:{job}:{kind}:{sid}",
-                    request_hash=digest,
-                )
-                item.change_id, item.status, item.error = detail.id, detail.status, detail.error
-                if detail.status in ("queued", "applying") and detail.host_id is not None:
-                    by_host.setdefault(detail.host_id, []).append(detail.id)
-            except InvalidChange as exc:
-                item.status, item.error = "invalid", "; ".join(exc.errors)
-            except (DeskError, LookupError) as exc:
-                item.status, item.error = "refused", str(exc)
-            bar.advance(asked)
-        _hand_over(desk, by_host)
+            if row is None:
+                item.status, item.error = "refused", f"service {sid} not found"
+                bar.advance(asked)
+                continue
+            p = params(row) if callable(params) else dict(params)
+            digest = hashlib.sha256(
+                json.dumps([kind, sid, p, ticket], sort_keys=True, default=str).encode()
+            ).hexdigest()
+            lane = desk.directory.sessions_for(row.account_id)
+            new = NewChange(service_id=sid, kind=kind, params=p, ticket=ticket)
+            ref = lane.request_change.remote(
+                row.account_id, desk.principal, new, f"batch:{job}:{kind}:{sid}", digest
+            )
+            waiting.append((item, ref))
+            if len(waiting) >= IN_FLIGHT:
+                _answered(waiting, bar, asked)
+        _answered(waiting, bar, asked)
         applying = bar.add_task(f"{kind}: applying", total=len(service_ids))
-        _wait(desk, service, report, bar, applying, started + timeout)
+        _wait(reads, report, bar, applying, started + timeout)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _hand_over(desk: Sitedesk, by_host: dict[int, list[str]]) -> None:
-    """One submit per executor shard; a lost one is harmless (the executors sweep the SCDB)."""
-    by_shard: dict[str, list[str]] = {}
-    for host_id, ids in by_host.items():
-        by_shard.setdefault(executor_name(host_id), []).extend(ids)
-    refs = [desk.directory.get(name).submit.remote(ids) for name, ids in by_shard.items()]
-    if refs:
-        ray.get(refs)
+def _answered(waiting: list[tuple[ChangeItem, Any]], bar: Progress, task: Any) -> None:
+    """Fill in each item from its lane's answer, then empty `waiting`."""
+    for item, ref in waiting:
+        try:
+            detail: ChangeDetail = ray.get(ref)
+            item.change_id, item.status, item.error = detail.id, detail.status, detail.error
+        except DeskError as exc:
+            err = _raised(exc)
+            if isinstance(err, InvalidChange):
+                item.status, item.error = "invalid", "; ".join(err.errors)
+            else:
+                item.status, item.error = "refused", err.message
+        bar.advance(task)
+    waiting.clear()
+
+
+def _raised(exc: DeskError) -> DeskError:
+    """The error as the lane raised it (Ray hands back a wrapper; the original is `cause`)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, DeskError) else exc
 
 
 def _wait(
-    desk: Sitedesk,
-    service: ChangeService,
+    reads: ChangeReads,
     report: ChangeBatchReport,
     bar: Progress,
     task: Any,
@@ -175,13 +180,16 @@ def _wait(
     bar.advance(task, len(report.items) - len(waiting))
     while True:
         for change_id, item in list(waiting.items()):
-            if item.status not in ("queued", "applying"):
+            if item.status not in PENDING:
                 waiting.pop(change_id)
                 bar.advance(task)
                 continue
-            got = service.get(change_id, desk.principal)
+            got = reads.get(change_id)
+            if got is None:  # not possible for a change this job requested; never wait on it
+                waiting.pop(change_id)
+                continue
             item.status, item.error = got.status, got.error
-            if got.status not in ("queued", "applying"):
+            if got.status not in PENDING:
                 waiting.pop(change_id)
                 bar.advance(task)
         if not waiting:

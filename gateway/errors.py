@@ -1,4 +1,6 @@
-"""One error shape for the whole API: {"error": code, "message": ..., "detail": ...}."""
+"""One error shape for the whole API, rendered here only: {"error": code, "message": ...,
+"detail": ...}. Every refusal is a DeskError (actors/errors.py: the desk's refusals, raised in
+the actors or here; below: the gateway's own, about the request itself)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actors.errors import DeskError
@@ -14,75 +17,58 @@ from cluster.calls import ComponentRestarting
 from store.errors import ConflictError, IntegrityViolation, NotFoundError
 
 
-class ApiError(Exception):
-    """Raise from any route; rendered with its stable code, message and status."""
-
-    status_code = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, detail: Any = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
-        if code:
-            self.code = code
+class Unauthorized(DeskError):
+    code, status = "unauthorized", 401
 
 
-class Unauthorized(ApiError):
-    status_code = 401
-    code = "unauthorized"
+class Forbidden(DeskError):
+    code, status = "forbidden", 403
 
 
-class Forbidden(ApiError):
-    status_code = 403
-    code = "forbidden"
+class NotFound(DeskError):
+    code, status = "not_found", 404
 
 
-class NotFound(ApiError):
-    status_code = 404
-    code = "not_found"
+class Unprocessable(DeskError):
+    code, status = "invalid_request", 422
 
 
-class Conflict(ApiError):
-    status_code = 409
-    code = "conflict"
+class ServiceUnavailable(DeskError):
+    code, status = "unavailable", 503
 
 
-class Unprocessable(ApiError):
-    status_code = 422
-    code = "invalid_request"
-
-
-class ServiceUnavailable(ApiError):
-    status_code = 503
-    code = "unavailable"
-
-
-class RetryLater(ApiError):
+class RetryLater(DeskError):
     """Refused for now, not for good: answered with `Retry-After` (seconds)."""
-
-    status_code = 429
-    code = "rate_limited"
 
     def __init__(
         self, message: str, *, retry_after: int, detail: Any = None, code: str | None = None
     ) -> None:
-        super().__init__(message, detail=detail, code=code)
-        self.retry_after = max(1, retry_after)
+        super().__init__(message, detail=detail, code=code, retry_after=retry_after)
 
 
 class TooManyRequests(RetryLater):
-    status_code = 429
-    code = "rate_limited"
+    code, status = "rate_limited", 429
 
 
 class Overloaded(RetryLater):
-    status_code = 503
-    code = "overloaded"
+    code, status = "overloaded", 503
+
+
+class ErrorBody(BaseModel):
+    """What every error answer carries."""
+
+    error: str
+    message: str
+    detail: Any = None
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"error": code, "message": message, "detail": detail}
+
+
+def error_responses(codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of a route: for each status, the error codes it may answer with."""
+    return {status: {"model": ErrorBody, "description": text} for status, text in codes.items()}
 
 
 _HTTP_CODES = {
@@ -103,21 +89,29 @@ def _field_path(loc: Any) -> list[Any]:
     return parts[1:] if parts and parts[0] == "body" else parts
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.detail), exc.status_code, headers=headers
-        )
+def _raised(exc: DeskError) -> DeskError:
+    """The error as it was raised: from inside an actor, Ray hands back a subclass of the
+    original whose own attributes (a `code` given at raise time, `detail`) live on `cause`."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, DeskError) else exc
 
-    @app.exception_handler(RetryLater)
-    async def _retry_later(_: Request, exc: RetryLater) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.detail),
-            exc.status_code,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
+
+def desk_response(exc: DeskError) -> JSONResponse:
+    err = _raised(exc)
+    headers: dict[str, str] = {}
+    if err.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(err.retry_after)
+    return JSONResponse(
+        error_body(err.code, err.message, err.detail), err.status, headers=headers or None
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DeskError)
+    async def _desk(_: Request, exc: DeskError) -> JSONResponse:
+        return desk_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -143,7 +137,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse(error_body("not_found", str(exc)), 404)
+        code = f"{exc.what.replace(' ', '_')}_not_found"  # e.g. ticket_not_found
+        return JSONResponse(error_body(code, str(exc)), 404)
 
     @app.exception_handler(ConflictError)
     async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
@@ -152,11 +147,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityViolation)
     async def _integrity(_: Request, exc: IntegrityViolation) -> JSONResponse:
         return JSONResponse(error_body("conflict", str(exc)), 409)
-
-    @app.exception_handler(DeskError)
-    async def _desk(_: Request, exc: DeskError) -> JSONResponse:
-        # Raised inside an actor, Ray hands it back as a subclass of the original error.
-        return JSONResponse(error_body(exc.code, exc.message), exc.status)
 
     @app.exception_handler(ComponentRestarting)
     async def _restarting(_: Request, exc: ComponentRestarting) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""Liveness and readiness: is the process up, and can it reach the database, Redis and Ray."""
+"""Liveness and readiness: is the process up, and can it reach the database, Redis and Ray;
+beside them, which managed hosts the change executors can not work on."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "A dependency is not ready"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: the database is reachable and migrated, Redis and Ray answer."""
+    """Ready to serve: the database is reachable and migrated, Redis and Ray answer. `hosts`
+    lists the managed hosts that are not up (unreachable, a client key the executors can not
+    use, a host key that does not match ...) with the reason; they do not make the gateway
+    unready: it serves everything else, and their changes wait for them."""
     platform: Platform = request.app.state.platform
     checks: dict[str, dict[str, Any]] = {}
 
@@ -48,5 +52,15 @@ async def readyz(request: Request) -> JSONResponse:
         checks["ray"] = {"ok": ok, "detail": detail}
 
     ready = all(c["ok"] for c in checks.values())
-    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    if platform.uses_ray and checks["ray"]["ok"]:
+        health = await platform.host_health()
+        body["hosts"] = {
+            "up": sum(1 for h in health.values() if h.state == "up"),
+            "unhealthy": {
+                name: {"state": h.state, "detail": h.last_error}
+                for name, h in sorted(health.items())
+                if h.state != "up"
+            },
+        }
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -11,17 +11,20 @@ from typing import Any
 import redis as sync_redis
 import redis.asyncio as aioredis
 
+from actors.changes.shards import executor_names
 from actors.config import ActorConfig
 from actors.directory import Directory
 from actors.errors import DeskError
 from actors.principal import Principal
-from actors.tickets.dto import NewTicket, TicketRead
-from actors.tickets.service import TicketService
-from cluster.calls import call
+from actors.tickets.dto import NewTicket
+from cluster.calls import ComponentRestarting, call
 from gateway.event_hub import REVOKED_CHANNEL, EventHub
 from gateway.login_guard import LoginGuard
 from gateway.settings import GatewaySettings
 from store.db import Database
+from store.read import ReadModels
+from store.read.hosts import HostHealth
+from store.read.tickets import TicketRead
 
 TOKEN_CACHE_SECONDS = 10.0
 REVOKED_PREFIX = "sitedesk:revoked:"
@@ -120,7 +123,7 @@ class Platform:
     logins: LoginGuard | None = None
     _hub_opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
-    _reader: TicketService | None = None
+    _reads: ReadModels | None = None
     _known_accounts: set[int] = field(default_factory=set)
     # One router call at a time per gateway: at 200 tickets/s this cut the calls (and their
     # ~1 ms of CPU on each side) about fourfold; the router's group commit still overlaps the
@@ -176,15 +179,11 @@ class Platform:
             self.redis = None
 
     @property
-    def reader(self) -> TicketService:
-        """Ticket reads served straight from the SCDB (writes go through the actors)."""
-        if self._reader is None:
-            self._reader = TicketService(self.db, self.actor_config)
-        return self._reader
-
-    @property
-    def actor_config(self) -> ActorConfig:
-        return self.config or ActorConfig(database_url=self.db.url, redis_url=self.redis_url)
+    def reads(self) -> ReadModels:
+        """The read models, served straight from the SCDB (writes go through the actors)."""
+        if self._reads is None:
+            self._reads = ReadModels(self.db)
+        return self._reads
 
     def cached_principal(self, digest: str) -> Principal | None:
         hit = self._tokens.get(digest)
@@ -208,6 +207,19 @@ class Platform:
 
             self._intake = IntakeBatcher(send, max_in_flight=self.intake_calls_in_flight)
         return await self._intake.submit(item)
+
+    async def host_health(self) -> dict[str, HostHealth]:
+        """Each managed host's health as its executor sees it, by host name (the hosts of an
+        executor that is restarting or not started are left out)."""
+        if self.directory is None:
+            return {}
+        out: dict[str, HostHealth] = {}
+        for name in executor_names():
+            try:
+                out.update(await call(self.directory.get(name).status))
+            except (ComponentRestarting, ValueError):  # ValueError: no such actor (yet)
+                continue
+        return out
 
     def account_known(self, account_id: int) -> bool:
         """True when this gateway already saw the account exist. Accounts with tickets are

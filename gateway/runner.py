@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
+import secrets
 import signal
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import ray
 import uvicorn
 from rich.console import Console
 
+from actors.changes.dto import NewChange
 from actors.config import ActorConfig
-from automation.local_hosts import SSHD, LocalHost, can_reach, nginx_worker_user
+from actors.directory import Directory
+from cluster.demo_hosts import start_demo_hosts
 from cluster.deploy import deploy
 from cluster.ray_runtime import start_ray, stop_ray
 from cluster.redis_server import LocalRedis, check_redis
 from cluster.settings import ClusterSettings
 from gateway.app import create_app, server_options
+from gateway.batch import staff_principal
 from gateway.platform import Platform
 from gateway.settings import GatewaySettings
 from gateway.startup import bind_http, open_database, print_logins
 from store.db import Database
-from store.demo import DemoHost, demo_domains_by_host, load_demo
+from store.demo import DemoHost, load_demo
 from store.files import prepare_data_dir
+from store.repositories import AccountRepository, ChangeRepository
 from store.settings import StoreSettings
 
 
@@ -55,103 +57,31 @@ class QuietServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-DEMO_HOSTS = 2
-DEMO_TOOLS = ("named", "named-checkzone", "rndc", "nginx", "ssh-keygen", "dig")
-
-
-FALLBACK_HOSTS_DIR = Path("/var/lib/sitedesk/demo-hosts")
-
-
-def demo_hosts_dir(data_dir: Path) -> Path:
-    """Where the demo hosts live: `hosts/` in the data dir, unless nginx's unprivileged workers
-    can not reach it (a data dir under a private home such as /root); then a folder of its own
-    under /var/lib/sitedesk, named after the data dir, so each data dir keeps its hosts."""
-    preferred = (data_dir / "hosts").resolve()
-    preferred.mkdir(parents=True, exist_ok=True)
-    if can_reach(nginx_worker_user(), preferred):
-        return preferred
-    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
-    fallback = FALLBACK_HOSTS_DIR / digest
-    for folder in (FALLBACK_HOSTS_DIR.parent, FALLBACK_HOSTS_DIR, fallback):
-        folder.mkdir(mode=0o711, exist_ok=True)
-        folder.chmod(0o711)  # searchable by the workers, listed by no one
-    return fallback
-
-
-def start_demo_hosts(data_dir: Path, out: Console, stack: ExitStack) -> list[DemoHost]:
-    """Start the demo's managed hosts (sshd + named + nginx on loopback) under the data dir;
-    without those programs, say so in one line and run without them."""
-    missing = [t for t in DEMO_TOOLS if shutil.which(t) is None]
-    if not Path(SSHD).exists():
-        missing.insert(0, "sshd")
-    if missing:
-        out.print(
-            f"[yellow]no demo hosts[/]: {', '.join(missing)} not installed "
-            "(apt-get install openssh-server bind9 bind9-dnsutils nginx-light); "
-            "changes stay queued"
-        )
-        return []
-    hosts: list[DemoHost] = []
-    base = demo_hosts_dir(data_dir)
-    for i, domains in enumerate(demo_domains_by_host(DEMO_HOSTS)):
-        host = LocalHost(base, f"demo-host-{i + 1}", zones=tuple(domains))
-        try:
-            host.start()
-        except Exception as exc:
-            out.print(f"[yellow]no demo hosts[/]: demo-host-{i + 1} did not start: {exc}")
-            return []
-        stack.callback(host.stop)
-        spec = host.spec()
-        hosts.append(
-            DemoHost(
-                name=spec.host_id,
-                address=spec.address,
-                ssh_port=spec.port,
-                host_key=spec.host_key,
-                credentials_ref=spec.private_key_path,
-                root_dir=spec.layout.root,
-                services_meta=spec.layout.model_dump(mode="json", exclude={"root"}),
-            )
-        )
-    names = ", ".join(f"{h.name} (ssh {h.ssh_port})" for h in hosts)
-    out.print(f"[green]ok[/] demo hosts: {names}")
-    return hosts
-
-
-def provision_demo_mailboxes(db: Database, config: ActorConfig, directory: Any) -> int:
+def provision_demo_mailboxes(db: Database, directory: Directory) -> int:
     """Create the demo mailboxes on the demo hosts (once: a host keeps its files), so that the
-    customers' self-service mailbox changes find them. Goes through the executors."""
-    import secrets
-
-    import ray
-
-    from actors.changes.dto import NewChange
-    from actors.changes.executor import executor_name
-    from actors.changes.requests import ChangeService
-    from gateway.batch import staff_principal
-    from store.repositories import AccountRepository, ChangeRepository
-
-    service = ChangeService(db, config)
+    customers' self-service mailbox changes find them. Requested through each account's lane
+    like any change (as the demo's administrator); the lanes hand them to the executors."""
     admin = staff_principal(db, "admin@sitedesk.demo")
     with db.read() as s:
         boxes = [
-            (sv.id, sv.name)
+            (sv.id, sv.account_id, sv.name)
             for sv in AccountRepository(s).services_of_kind("mailbox", hosted=True)
             if not any(
                 c.kind == "mailbox_create" and c.service_id == sv.id and c.status != "failed"
                 for c in ChangeRepository(s).recent_for_account(sv.account_id, limit=100)
             )
         ]
-    by_shard: dict[str, list[str]] = {}
-    for sid, address in boxes:
-        detail = service.create(
-            admin,
-            NewChange(service_id=sid, kind="mailbox_create",
-                      params={"address": address, "password": secrets.token_urlsafe(16)}),
-        )  # fmt: skip
-        if detail.host_id is not None:
-            by_shard.setdefault(executor_name(detail.host_id), []).append(detail.id)
-    ray.get([directory.get(name).submit.remote(ids) for name, ids in by_shard.items()])
+    run = secrets.token_hex(8)  # a key per start: a retried call requests nothing twice
+    refs = []
+    for sid, account_id, address in boxes:
+        password = secrets.token_urlsafe(16)
+        new = NewChange(
+            service_id=sid, kind="mailbox_create", params={"address": address, "password": password}
+        )
+        key = f"demo:{run}:mailbox:{sid}"
+        lane = directory.sessions_for(account_id)
+        refs.append(lane.request_change.remote(account_id, admin, new, key, key))
+    ray.get(refs)
     return len(boxes)
 
 
@@ -202,7 +132,7 @@ def run_platform(
         deployment = deploy(config, detached=bool(cluster.ray_address))
         out.print(f"[green]ok[/] actors: {', '.join(sorted(deployment.handles))}")
         if demo_hosts:
-            made = provision_demo_mailboxes(db, config, deployment.directory)
+            made = provision_demo_mailboxes(db, deployment.directory)
             if made:
                 out.print(f"[green]ok[/] demo mailboxes requested on the demo hosts: {made}")
 

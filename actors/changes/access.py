@@ -1,4 +1,4 @@
-"""Who may ask for which change on which service, and what a customer sees of it."""
+"""Who may ask for which change on which service, and what it may reach through it."""
 
 from __future__ import annotations
 
@@ -6,38 +6,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from actors.changes.dto import (
-    CUSTOMER_ERROR,
-    CUSTOMER_OUTPUT,
-    ChangeDetail,
-)
 from actors.errors import (
     InvalidChange,
 )
 from automation.changes import (
     CHANGE_KINDS,
-    CUSTOMER_SELF_SERVICE_KINDS,
 )
 from store.models import Account, Service
 from store.repositories import (
     AccountRepository,
 )
 
-# What each staff tier may ask GDCAS for (administrators: everything). Level 1 handles the
-# everyday mail and FTP work beside the self-service kinds; sites, databases and certificates
-# are level 2's; suspending an account is level 3's.
-_TIER1_KINDS = CUSTOMER_SELF_SERVICE_KINDS | {
-    "mailbox_create", "mailbox_delete", "mail_forwarder_add", "mail_forwarder_delete",
-    "ftp_account_create",
-}  # fmt: skip
-_TIER2_KINDS = _TIER1_KINDS | {
-    "vhost_create", "vhost_delete", "database_create", "database_user_create", "tls_install",
-}  # fmt: skip
-KINDS_BY_TIER: dict[int, frozenset[str]] = {
-    1: frozenset(_TIER1_KINDS),
-    2: frozenset(_TIER2_KINDS),
-    3: frozenset(CHANGE_KINDS),
-}
 CATEGORY_OF_KIND = {
     "dns": "dns", "mailbox": "email", "mail": "email", "ftp": "ftp", "vhost": "web", "tls": "tls",
     "database": "database", "cron": "web",
@@ -130,26 +109,6 @@ def account_domains(s: Session, account_id: int) -> set[str]:
         for sv in AccountRepository(s).services(account_id)
         if sv.kind in ACCOUNT_DOMAIN_KINDS
     }
-
-
-def for_customer(detail: ChangeDetail) -> ChangeDetail:
-    """A change as its customer sees it: plain words instead of host output and paths."""
-    return detail.model_copy(
-        update={
-            "error": CUSTOMER_ERROR.get(detail.status, "The change could not be applied.")
-            if detail.error
-            else None,
-            "attempts": [
-                a.model_copy(
-                    update={
-                        "output": CUSTOMER_OUTPUT.get(a.outcome, ""),
-                        "error": CUSTOMER_ERROR.get(a.outcome, "Not applied.") if a.error else None,
-                    }
-                )
-                for a in detail.attempts
-            ],
-        }
-    )
 
 
 def _category(kind: str) -> str:

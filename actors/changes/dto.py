@@ -1,38 +1,39 @@
-"""What crosses actor boundaries about changes and hosts: these pydantic models."""
+"""What crosses actor boundaries about changes and hosts: these pydantic models, and the
+field types the API schema checks a host with (the same checks GDCAS makes)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from actors.text import Params
 from actors.tickets.dto import QueuedTicket
-from automation.changes import (
-    Change,
-)
+from automation.changes import Change
+from automation.host import AbsolutePath, HostAddress
+from automation.ssh import parse_host_key
 
-PENDING = ("queued", "applying")
 ACCEPTED = {"accepted": True}
 
-# What a customer is told of a change that did not go through; the host's output and paths
-# are for staff (GET /changes/{id} as staff, and the failure ticket's internal attachment).
-CUSTOMER_ERROR = {
-    "failed": "The change could not be applied. Support has been told and will follow up.",
-    "rolled_back": "The change did not work as expected and was undone. Support has been told.",
-}
+HOST_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+SSH_USER = r"^[a-z_][a-z0-9_-]{0,31}$"
+HOST_ROLE = r"^(shared|web|mail|dns|database|ftp)$"
 
 
-CUSTOMER_OUTPUT = {
-    "applied": "Applied.",
-    "already_applied": "Applied.",
-    "failed": "Not applied.",
-    "rolled_back": "Undone.",
-    "unknown": "Not confirmed; support will check.",
-}
+def _host_key_line(value: str) -> str:
+    try:
+        parse_host_key(value)
+    except ValueError as exc:  # binascii.Error too
+        raise ValueError(f"not an OpenSSH public key line: {exc}") from None
+    return value
+
+
+HostKeyLine = Annotated[str, AfterValidator(_host_key_line)]
+"""A host's public key as an OpenSSH line (``ssh-ed25519 AAAA... [comment]``). With GDCAS's
+HostAddress and AbsolutePath (imported here: the gateway's schema takes all three from this
+module, as it imports no automation) it is what NewHost checks."""
 
 
 # -- what crosses the boundaries ----------------------------------------------------------------
@@ -52,33 +53,6 @@ class NewChange(BaseModel):
     ticket: str | None = None  # a ticket number (TT-000123): agents link their changes
 
 
-class AttemptRead(BaseModel):
-    attempt: int
-    outcome: str
-    finished_at: datetime | None
-    output: str
-    error: str | None
-
-
-class ChangeDetail(BaseModel):
-    id: str
-    account_id: int
-    service_id: int | None
-    kind: str
-    status: str
-    source: str
-    host: str | None
-    host_id: int | None
-    ticket_number: str | None
-    params: dict[str, Any]
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
-    applied_at: datetime | None
-    attempts: list[AttemptRead] = Field(default_factory=list)
-    replayed: bool = False
-
-
 class ChangePlan(BaseModel):
     """A dry run: `summary` says in words what would change; `plan` is the exact host script,
     for staff only (it holds other tenants' lines of shared files such as a passwd file)."""
@@ -92,40 +66,18 @@ class ChangePlan(BaseModel):
 
 
 class NewHost(BaseModel):
-    name: str
-    address: str
-    ssh_port: int = 22
-    ssh_user: str = "root"
-    role: str = "shared"
-    host_key: str
-    credentials_ref: str
-    root_dir: str
+    """A managed host to register: how to reach it, the host key to pin, the client key to log
+    in with (a path where the executors run) and its file layout."""
+
+    name: str = Field(pattern=HOST_NAME)
+    address: HostAddress
+    ssh_port: int = Field(default=22, ge=1, le=65535)
+    ssh_user: str = Field(default="root", pattern=SSH_USER)
+    role: str = Field(default="shared", pattern=HOST_ROLE)
+    host_key: HostKeyLine
+    credentials_ref: AbsolutePath
+    root_dir: AbsolutePath
     layout: dict[str, Any] = Field(default_factory=dict)
-
-
-class HostHealth(BaseModel):
-    # up, down, host_key_mismatch, lock_busy (someone holds the automation lock too long),
-    # stopped, unknown (no executor has it)
-    state: str
-    queued: int = 0
-    last_error: str | None = None
-    lock_busy_since: datetime | None = None
-
-
-class HostRead(BaseModel):
-    id: int
-    name: str
-    address: str
-    ssh_port: int
-    ssh_user: str
-    role: str
-    status: str
-    host_key: str
-    credentials_ref: str
-    root_dir: str
-    layout: dict[str, Any]
-    pending_changes: int = 0
-    health: HostHealth | None = None
 
 
 @dataclass
@@ -145,6 +97,6 @@ class Prepared:
 class Recorded:
     """What the actors must hear after outcomes were committed."""
 
-    tickets: list[QueuedTicket] = field(default_factory=list)
+    tickets: list[QueuedTicket] = field(default_factory=list)  # to enqueue in their tiers
     accounts: set[int] = field(default_factory=set)
     settled: list[str] = field(default_factory=list)

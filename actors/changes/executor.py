@@ -9,28 +9,27 @@ import time
 from typing import Any
 
 from actors import names
-from actors.changes.dto import HostHealth, Recorded
-from actors.changes.hosts import HostRegistry
+from actors.changes.dto import ChangePlan, NewChange, NewHost, Recorded
+from actors.changes.hosts import HostRegistry, key_problem
+from actors.changes.requests import ChangeService
 from actors.changes.settle import RECORD_TRIES, STATUS_OF_OUTCOME, ChangeSettler
-from actors.config import ActorConfig
 from actors.directory import Directory, fire
 from actors.errors import HostUnavailable
+from actors.principal import Principal
+from actors.tickets.dto import QueuedTicket
 from automation.changes import Change
 from automation.executor import ChangeOutcome, Executor, VerifyHook
 from automation.host import HostSpec
 from automation.ssh import SshError
 from store.db import Database
+from store.read.changes import is_change_id
+from store.read.hosts import HostHealth, HostRead
+from store.repositories import ChangeRepository
 
 log = logging.getLogger(__name__)
 
-SHARDS = 2  # executor actors; hosts are hashed to them (a 2-core box: keep processes few)
 SWEEP_SECONDS = 5.0
 RECORD_BATCH = 200
-
-
-def executor_name(host_id: int) -> str:
-    """The executor shard that owns the managed host with this SCDB id."""
-    return names.change_executor(names.shard_of(host_id, SHARDS))
 
 
 class ChangeExecutor:
@@ -42,6 +41,9 @@ class ChangeExecutor:
     Recovery: on start (and every few seconds) it re-reads its hosts and hands every change
     still `queued` or `applying` back to its lane; a change applied before a crash is found in
     the host's journal and recorded as applied, never applied twice.
+    Hosts: new ones are registered here (refused while the client key is not usable where the
+    executors run); a host whose key becomes unusable later is reported down, its lane
+    stopped and its changes left queued until the key is back, the other hosts untouched.
     Isolation: a host that can not be set up (its key file unreadable) is reported down and
     holds only its own queue; an outcome that fails to record is retried alone and, after
     `RECORD_TRIES` tries, recorded failed with the reason (dead-lettered), so one bad change
@@ -52,24 +54,26 @@ class ChangeExecutor:
         self,
         index: int,
         shards: int,
-        config: ActorConfig,
-        directory: Directory | None = None,
+        db: Database,
         *,
+        changes: ChangeService,
+        settler: ChangeSettler,
+        registry: HostRegistry,
+        directory: Directory | None = None,
         exec_timeout: float = 20.0,
         connect_timeout: float = 5.0,
         backoff_max: float = 2.0,
         sweep_seconds: float = SWEEP_SECONDS,
         verify_hook: VerifyHook | None = None,
-        notify: bool = True,
     ) -> None:
+        """`directory` None: tell no other actor about outcomes (tests of the plain class)."""
         self.index = index
         self.shards = shards
-        self.db = Database(config.database_url, pool_size=3)
-        self.settler = ChangeSettler(self.db, config)
-        self.hosts = HostRegistry(self.db)
+        self.db = db
+        self.changes = changes
+        self.settler = settler
+        self.hosts = registry
         self.directory = directory
-        if directory is None and notify:
-            self.directory = Directory(config.namespace, config.session_shards)
         self.executor = Executor(
             self._reported,
             exec_timeout=exec_timeout,
@@ -80,7 +84,7 @@ class ChangeExecutor:
         self.sweep_seconds = sweep_seconds
         self.specs: dict[int, HostSpec] = {}
         self.names: dict[str, int] = {}
-        self.inflight: set[str] = set()
+        self.inflight: dict[str, int] = {}  # change id -> host id, handed to its lane
         self.broken: dict[int, tuple[str, str]] = {}  # host id -> (name, why it is not set up)
         self.record_failures: dict[str, int] = {}  # change id -> failed tries to record it
         self.outcomes: queue.Queue[ChangeOutcome] = queue.Queue()
@@ -101,10 +105,19 @@ class ChangeExecutor:
         return names.shard_of(host_id, self.shards) == self.index
 
     def sync_hosts(self) -> list[str]:
-        """Follow the SCDB: add new hosts, re-add changed ones, drop retired ones."""
+        """Follow the SCDB: add new hosts, re-add changed ones, drop retired ones. A host whose
+        client key is not usable here (any more: deleted, made readable by others) is down, its
+        lane stopped, until the key is back; the other hosts go on."""
         wanted = {i: spec for i, spec in self.hosts.host_specs().items() if self.owns(i)}
         with self._lock:
             for host_id, spec in wanted.items():
+                problem = key_problem(spec)
+                if problem is not None:
+                    if host_id not in self.broken:
+                        log.warning("host %s is down: %s", spec.host_id, problem)
+                    self._drop(host_id)
+                    self.broken[host_id] = (spec.host_id, f"client key not usable: {problem}")
+                    continue
                 if self.specs.get(host_id) != spec:
                     try:
                         self.executor.add_host(spec)
@@ -124,14 +137,28 @@ class ChangeExecutor:
             return sorted(s.host_id for s in self.specs.values())
 
     def _drop(self, host_id: int) -> None:
+        """Stop the host's lane; what it held stays pending in the SCDB and is handed over
+        again once the host is back (a change applied meanwhile is in the host's journal)."""
         spec = self.specs.pop(host_id, None)
         if spec is not None:
             self.names.pop(spec.host_id, None)
             self.executor.remove_host(spec.host_id)
+        for change_id in [c for c, h in self.inflight.items() if h == host_id]:
+            del self.inflight[change_id]
 
     def add_host(self, host_id: int) -> list[str]:
         """A host was registered or changed: pick it up now (the sweep would, a bit later)."""
         return self.sync_hosts()
+
+    def register_host(
+        self, host: NewHost, by: Principal, key: str | None = None, request_hash: str = ""
+    ) -> HostRead:
+        """Register a managed host, its client key checked here, where the executors run (see
+        HostRegistry.register_host); this shard sets it up at once if it owns it."""
+        read = self.hosts.register_host(host, by, key=key, request_hash=request_hash)
+        if self.owns(read.id):
+            self.sync_hosts()
+        return read
 
     # -- changes ------------------------------------------------------------------------
     def submit(self, change_ids: list[str]) -> int:
@@ -141,9 +168,11 @@ class ChangeExecutor:
             fresh = [i for i in dict.fromkeys(change_ids) if i not in self.inflight]
             if not fresh:
                 return 0
-            if any(h not in self.specs for h in self._hosts_of(fresh)):
+            where = self._hosts_of(fresh)
+            if any(h not in self.specs for h in where.values()):
                 self.sync_hosts()
-            started = self.settler.start(fresh)
+            # A change of a host that is down (not set up here) stays queued until it is back.
+            started = self.settler.start([i for i in fresh if where.get(i) in self.specs])
             n = 0
             for host_id, request in started:
                 if host_id not in self.specs:
@@ -154,17 +183,16 @@ class ChangeExecutor:
                     self.executor.submit(request)
                 except KeyError:  # its host is not set up (see `broken`): it stays pending
                     continue
-                self.inflight.add(request.change_id)
+                self.inflight[request.change_id] = host_id
                 n += 1
             return n
 
-    def _hosts_of(self, change_ids: list[str]) -> set[int]:
-        from store.repositories import ChangeRepository
-
+    def _hosts_of(self, change_ids: list[str]) -> dict[str, int]:
+        """The host id of each of these changes (ids of no change, or of none, left out)."""
         with self.db.read() as s:
             repo = ChangeRepository(s)
-            rows = [repo.find(i) for i in change_ids]
-            return {r.host_id for r in rows if r is not None and r.host_id is not None}
+            rows = [repo.find(i) if is_change_id(i) else None for i in change_ids]
+            return {r.id: r.host_id for r in rows if r is not None and r.host_id is not None}
 
     def _resubmit(self, older_than: float) -> int:
         with self._lock:
@@ -183,6 +211,21 @@ class ChangeExecutor:
             return self.executor.dry_run(spec.host_id, change)
         except SshError as exc:
             raise HostUnavailable(str(exc)) from None
+
+    def plan(self, by: Principal, req: NewChange) -> ChangePlan:
+        """A dry run of `req` for `by`, checked as a request would be: what it would change on
+        its host now, in words, and (for staff) the exact script. Applies and records nothing."""
+        target = self.changes.plan_target(by, req)
+        script = self.dry_run(target.host_id, target.change)
+        return ChangePlan(
+            kind=target.change.kind,
+            service_id=target.service_id,
+            host=target.host_name,
+            summary=target.change.describe(),
+            # The script holds whole files of the host, other tenants' lines of shared ones (a
+            # passwd file: their addresses and hashes) among them: staff only.
+            plan=script if by.is_staff else None,
+        )
 
     def status(self) -> dict[str, HostHealth]:
         """Queue and health of each host of this shard, by host name."""
@@ -217,7 +260,6 @@ class ChangeExecutor:
         self.executor.close()
         for t in self._threads:
             t.join(5)
-        self.db.dispose()
 
     # -- outcomes -------------------------------------------------------------------------
     def _reported(self, outcome: ChangeOutcome) -> None:
@@ -297,7 +339,7 @@ class ChangeExecutor:
     def _done(self, outcomes: list[ChangeOutcome]) -> None:
         with self._lock:
             for o in outcomes:
-                self.inflight.discard(o.change_id)
+                self.inflight.pop(o.change_id, None)
                 self.record_failures.pop(o.change_id, None)
         self.recorded += len(outcomes)
 
@@ -305,8 +347,12 @@ class ChangeExecutor:
         d = self.directory
         if d is None:
             return
-        if recorded.tickets:
-            fire(d.pool(1).enqueue, recorded.tickets)
+        if recorded.tickets:  # failure tickets (level 1), tickets back without an owner
+            by_tier: dict[int, list[QueuedTicket]] = {}
+            for t in recorded.tickets:
+                by_tier.setdefault(t.tier, []).append(t)
+            for tier, queued in by_tier.items():
+                fire(d.pool(tier).enqueue, queued)
             fire(d.sla().track, [t.id for t in recorded.tickets])
         fire(d.notifier().poke)
 

@@ -15,43 +15,38 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from actors.changes.access import (
-    KINDS_BY_TIER,
     account_domains,
     bind_to_service,
-    for_customer,
 )
 from actors.changes.dto import (
-    AttemptRead,
-    ChangeDetail,
     NewChange,
     Prepared,
 )
 from actors.changes.stored import (
-    public_params,
     stored_params,
 )
 from actors.changes.timeline import change_timeline
 from actors.config import ActorConfig
 from actors.errors import (
-    ChangeNotFound,
     InvalidChange,
     InvalidTransition,
     NotAllowed,
     RateLimited,
+    ServiceNotFound,
+    TicketNotFound,
 )
 from actors.idempotency import earlier_answer, remember_answer
+from actors.policy import Step, authorize_change_kind, authorize_ticket_step
 from actors.principal import Principal
+from actors.tickets.commands import ChangeRequested
 from actors.tickets.service import TicketService
 from automation.changes import (
-    CHANGE_KINDS,
-    CUSTOMER_SELF_SERVICE_KINDS,
     parse_change,
 )
 from automation.errors import ChangeValidationError
 from store.db import Database
-from store.models import ChangeRequest
 from store.models.base import utcnow
-from store.models.ticket import ticket_number
+from store.read.changes import ChangeDetail, change_detail
 from store.repositories import (
     AccountRepository,
     AuditRepository,
@@ -74,7 +69,7 @@ class ChangeService:
         if by.role not in ("customer", "agent", "admin"):
             raise NotAllowed("only customers, agents and administrators request changes")
         service = AccountRepository(s).service(req.service_id)
-        missing = ChangeNotFound(f"service {req.service_id} not found")
+        missing = ServiceNotFound(f"service {req.service_id} not found")
         if service is None:
             raise missing
         if by.role == "customer":
@@ -84,20 +79,9 @@ class ChangeService:
                 raise missing
             if req.ticket is not None:
                 raise NotAllowed("customers do not link changes to tickets")
-            if req.kind not in CUSTOMER_SELF_SERVICE_KINDS:
-                allowed = ", ".join(sorted(CUSTOMER_SELF_SERVICE_KINDS))
-                raise NotAllowed(
-                    f"{req.kind!r} is not a self-service change; open a ticket, or use: {allowed}"
-                )
         elif req.account_id is not None and service.account_id != req.account_id:
             raise missing
-        tier_kinds = KINDS_BY_TIER.get(by.tier or 0, frozenset())
-        if by.role == "agent" and req.kind in CHANGE_KINDS and req.kind not in tier_kinds:
-            needed = min(t for t, kinds in KINDS_BY_TIER.items() if req.kind in kinds)
-            raise NotAllowed(
-                f"level {by.tier} agents do not request {req.kind} changes; "
-                f"escalate the ticket to level {needed}"
-            )
+        authorize_change_kind(by, req.kind)
         ticket_id: int | None = None
         if by.role == "agent" and req.ticket is None:
             raise InvalidChange(
@@ -107,7 +91,8 @@ class ChangeService:
         if req.ticket is not None:
             ticket = TicketRepository(s).by_number(req.ticket)
             if ticket is None:
-                raise ChangeNotFound(f"ticket {req.ticket} not found")
+                raise TicketNotFound(f"ticket {req.ticket} not found")
+            authorize_ticket_step(by, Step.change, ticket_tier=ticket.tier, number=ticket.number)
             if ticket.account_id != service.account_id:
                 raise InvalidChange(
                     f"ticket {req.ticket} belongs to another account than service {service.id}",
@@ -173,22 +158,11 @@ class ChangeService:
             ticket = TicketRepository(s).lock(p.ticket_id) if p.ticket_id else None
             change_timeline(s, row, "requested", f"Change requested: {p.change.describe()}", by,
                            ticket=ticket)  # fmt: skip
-            if ticket is not None:
-                moved = ticket.status == "open"
-                if moved:
-                    ticket.status = "pending_change"
-                ticket.updated_at = self.now()
-                s.flush()
-                TicketRepository(s).add_event(
-                    ticket,
-                    "pending_change" if moved else "change_requested",
-                    summary=f"{ticket.number} waits for a change: {p.change.describe()}",
-                    actor_user_id=by.user_id,
-                    actor_label=by.name,
-                    data={"owner_agent_id": ticket.owner_agent_id, "change_id": row.id,
-                          "change_kind": row.kind},
-                )  # fmt: skip
-            detail = self._detail(s, row)
+            if ticket is not None:  # an open ticket now waits for the change
+                step = ChangeRequested(change_id=row.id, change_kind=row.kind,
+                                       describe=p.change.describe())  # fmt: skip
+                self.tickets.lifecycle.apply(s, ticket, step, by)
+            detail = change_detail(s, row)
             AuditRepository(s).record(
                 actor_label=by.label, actor_user_id=by.user_id, action="change_requested",
                 object_type="change", object_id=row.id, account_id=row.account_id,
@@ -212,50 +186,3 @@ class ChangeService:
                 f"at most {limit} self-service changes an hour; try again later, or open a "
                 "ticket", retry_after=int(wait) + 1,
             )  # fmt: skip
-
-    # -- reading ------------------------------------------------------------------------
-    def get(self, change_id: str, by: Principal) -> ChangeDetail:
-        """One change; a customer sees only their account's (404 otherwise)."""
-        with self.db.read() as s:
-            row = ChangeRepository(s).find(change_id) if _is_uuid(change_id) else None
-            if row is None or (by.role == "customer" and row.account_id != by.account_id):
-                raise ChangeNotFound(f"change {change_id} not found")
-            detail = self._detail(s, row)
-            return for_customer(detail) if by.role == "customer" else detail
-
-    def _detail(self, s: Session, row: ChangeRequest) -> ChangeDetail:
-        host = HostRepository(s).get(row.host_id).name if row.host_id else None
-        return ChangeDetail(
-            id=row.id,
-            account_id=row.account_id,
-            service_id=row.service_id,
-            kind=row.kind,
-            status=row.status,
-            source=row.source,
-            host=host,
-            host_id=row.host_id,
-            ticket_number=ticket_number(row.ticket_id) if row.ticket_id else None,
-            params=public_params(row.kind, row.params),
-            error=row.error,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            applied_at=row.applied_at,
-            attempts=[
-                AttemptRead(
-                    attempt=a.attempt,
-                    outcome=a.outcome,
-                    finished_at=a.finished_at,
-                    output=a.output,
-                    error=a.error,
-                )
-                for a in ChangeRepository(s).attempts(row.id)
-            ],
-        )
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

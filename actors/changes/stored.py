@@ -15,11 +15,11 @@ from automation.changes import (
     Change,
 )
 from automation.errors import ChangeValidationError
+from store.read.changes import KEPT_SECRETS, SECRETS_KEY
 
-SECRETS_KEY = "_secret_hashes"
-# Kinds whose secret goes to the host only as a hash; for the others (a TLS private key) the
-# secret itself must reach the host, so it is kept in the SCDB, the one system of record.
-_KEPT_SECRETS = {"tls_install"}  # ... until the change settles: then scrub_kept_secrets
+# Kinds whose secret goes to the host only as a hash; for the others (KEPT_SECRETS: a TLS
+# private key) the secret itself must reach the host, so it is kept in the SCDB, the one system
+# of record, until the change settles: then scrub_kept_secrets.
 SCRUBBED = "(removed once applied)"
 
 
@@ -28,7 +28,7 @@ def stored_params(change: Change) -> dict[str, Any]:
     """The change's parameters as stored: secrets masked, hashed secrets kept as their hash."""
     data = change.model_dump(mode="json")  # SecretStr dumps as "**********"
     data.pop("kind", None)
-    if change.kind in _KEPT_SECRETS:
+    if change.kind in KEPT_SECRETS:
         for name in change.secret_fields:
             data[name] = getattr(change, name).get_secret_value()
     elif change.secret_fields:
@@ -77,12 +77,3 @@ def describe_stored(kind: str, params: dict[str, Any]) -> str:
 def clean_output(text: str) -> str:
     """Host output as stored: PostgreSQL refuses NUL in text, so it is shown as U+FFFD."""
     return text.replace("\x00", "\ufffd")
-
-
-def public_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    data = {k: v for k, v in params.items() if k != SECRETS_KEY}
-    if kind in _KEPT_SECRETS:
-        for name in ("private_key",):
-            if name in data:
-                data[name] = "**********"
-    return data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from automation.changes.base import ChangeBase, ProbeResults, Workspace
 from automation.changes.cron import CronAdd, CronRemove
@@ -99,11 +99,6 @@ def parse_change(kind: str, params: dict[str, Any]) -> Change:
         return _ADAPTER.validate_json(payload)
     except ValidationError as exc:
         raise ChangeValidationError(kind, _messages(exc, kind)) from None
-
-
-def change_from_model(model: BaseModel) -> Change:
-    """Re-validate a change model (e.g. after crossing a process boundary)."""
-    return _ADAPTER.validate_python(model.model_dump(mode="python"))
 
 
 __all__ = [

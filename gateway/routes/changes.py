@@ -1,4 +1,7 @@
-"""Changes to customers' hosting (applied by GDCAS on the managed hosts), and the hosts."""
+"""Changes to customers' hosting (applied by GDCAS on the managed hosts), and the hosts.
+
+A change request goes to its account's lane actor, a dry run and a host's registration to the
+change executors; what is read comes from the read models."""
 
 from __future__ import annotations
 
@@ -9,33 +12,58 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from actors import names
-from actors.changes.access import for_customer
-from actors.changes.dto import ChangeDetail, ChangePlan, HostHealth, HostRead, NewChange, NewHost
-from actors.changes.executor import SHARDS, executor_name
-from actors.changes.hosts import HostRegistry
-from actors.changes.requests import ChangeService
-from actors.directory import fire
-from actors.errors import InvalidChange, RateLimited
+from actors.changes.dto import (
+    HOST_NAME,
+    HOST_ROLE,
+    SSH_USER,
+    AbsolutePath,
+    ChangePlan,
+    HostAddress,
+    HostKeyLine,
+    NewChange,
+    NewHost,
+)
+from actors.changes.shards import REGISTRAR, executor_name, executor_names
+from actors.errors import ChangeNotFound, HostNotFound, ServiceNotFound
 from actors.principal import Principal
 from actors.text import Params
-from automation.host import AbsolutePath, HostAddress
-from automation.ssh import parse_host_key
 from cluster.calls import ComponentRestarting, call
 from gateway.auth import Caller, PlatformDep
-from gateway.errors import Forbidden, NotFound, ServiceUnavailable, Unprocessable
+from gateway.deps import ChangeReadsDep, HostReadsDep
+from gateway.errors import Forbidden, ServiceUnavailable, error_responses
 from gateway.idempotency import request_key
 from gateway.platform import Platform
-from gateway.routes.tickets import retry_later
 from gateway.schemas import Strict
+from store.read.changes import ChangeDetail, ChangeReads, for_customer
+from store.read.hosts import HostHealth, HostRead
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["changes"])
 
-HOST_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+CHANGE_ERRORS = error_responses(
+    {
+        403: "`not_allowed`: a kind the caller's role or level may not request",
+        404: "`service_not_found` (also another account's, to customers), `ticket_not_found`",
+        409: "`invalid_transition`: the ticket is resolved or closed, the service or its host "
+        "not in service",
+        422: "`invalid_change` (one detail entry per problem), `invalid_request`, "
+        "`idempotency_key_reused`",
+        429: "`rate_limited`: self-service changes per account and hour; with Retry-After",
+        503: "`unavailable`, `host_unavailable` (a dry run could not read the host)",
+    }
+)
+HOST_ERRORS = error_responses(
+    {
+        403: "`forbidden`: managed hosts are for administrators",
+        409: "`host_exists`: the name is taken",
+        422: "`invalid_host` (the layout, or a client key the executors can not use), "
+        "`invalid_request`, `idempotency_key_reused`",
+        503: "`unavailable`: the change executors are not running",
+    }
+)
 
 
 class ChangeCreate(Strict):
@@ -75,14 +103,15 @@ class HostCreate(Strict):
     name: str = Field(pattern=HOST_NAME, description="Unique name, e.g. web-07.")
     address: HostAddress = Field(max_length=255, description="IP address or host name.")
     port: int = Field(default=22, ge=1, le=65535, description="SSH port")
-    user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
-    role: str = Field(default="shared", pattern=r"^(shared|web|mail|dns|database|ftp)$")
-    host_key: str = Field(
+    user: str = Field(default="root", pattern=SSH_USER)
+    role: str = Field(default="shared", pattern=HOST_ROLE)
+    host_key: HostKeyLine = Field(
         min_length=20, max_length=4000, description="The host's public key, an OpenSSH line."
     )
-    # The executors check the key file itself (a 0600 regular file of theirs) where they run.
     credentials_ref: AbsolutePath = Field(
-        max_length=255, description="Absolute path of the client private key."
+        max_length=255,
+        description="Absolute path of the client private key where the change executors run: "
+        "a regular file of their user, mode 0600 or 0400 (checked there: 422 otherwise).",
     )
     root_dir: AbsolutePath = Field(
         max_length=255, description="Prefix of every file GDCAS manages (not `/`)."
@@ -93,38 +122,37 @@ class HostCreate(Strict):
     )
 
 
-def changes_of(request: Request, platform: Platform) -> ChangeService:
-    service: ChangeService | None = getattr(request.app.state, "change_service", None)
-    if service is None:
-        service = ChangeService(platform.db, platform.actor_config)
-        request.app.state.change_service = service
-    return service
-
-
-def executor(platform: Platform, host_id: int) -> Any:
+def _desk(platform: Platform) -> Any:
     if platform.directory is None:
-        return None
-    return platform.directory.get(executor_name(host_id))
+        raise ServiceUnavailable("the desk (Ray actors) is not running")
+    return platform.directory
 
 
-def executors(platform: Platform) -> list[Any]:
-    if platform.directory is None:
-        return []
-    return [platform.directory.get(names.change_executor(i)) for i in range(SHARDS)]
+def _executor(platform: Platform, host_id: int) -> Any:
+    return _desk(platform).get(executor_name(host_id))
 
 
-def _invalid(exc: InvalidChange) -> Unprocessable:
-    detail = [
-        {"field": e.split(":", 1)[0] if ":" in e else "params", "problem": e} for e in exc.errors
-    ]
-    return Unprocessable(exc.message, detail=detail, code="invalid_change")
+async def _lane_account(caller: Principal, body: ChangeCreate, changes: ChangeReads) -> int:
+    """The account whose lane takes the request: the customer's own; for staff the account
+    they name, else the service's (its lane checks that the service is that account's)."""
+    if caller.role == "customer" and caller.account_id is not None:
+        return caller.account_id
+    if body.account_id is not None:
+        return body.account_id
+    place = await asyncio.to_thread(changes.service_place, body.service_id)
+    if place is None:
+        raise ServiceNotFound(f"service {body.service_id} not found")
+    return place.account_id
 
 
 @router.post(
     "/changes",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ChangeDetail | ChangePlan,
-    responses={200: {"model": ChangePlan, "description": "The plan of a dry run."}},
+    responses={
+        200: {"model": ChangePlan, "description": "The plan of a dry run."},
+        **CHANGE_ERRORS,
+    },
 )
 async def request_change(
     body: ChangeCreate,
@@ -132,6 +160,7 @@ async def request_change(
     response: Response,
     caller: Caller,
     platform: PlatformDep,
+    changes: ChangeReadsDep,
 ) -> ChangeDetail | ChangePlan:
     """Ask for a change to a service's hosting; it is applied on the host at once.
 
@@ -146,7 +175,6 @@ async def request_change(
     and the answer (200) says what would change: in words (`summary`) for customers, and also
     the exact host script (`plan`) for staff. Send an `Idempotency-Key` header to make a retry
     safe: it answers with the first change, applied once."""
-    service = changes_of(request, platform)
     new = NewChange(
         service_id=body.service_id,
         kind=body.kind,
@@ -154,56 +182,45 @@ async def request_change(
         account_id=body.account_id,
         ticket=body.ticket,
     )
-    try:
-        if body.dry_run:
-            return await _dry_run(platform, service, caller, new, response)
-        key, digest = request_key(request, body)
-        detail = await asyncio.to_thread(service.create, caller, new, key=key, request_hash=digest)
-    except InvalidChange as exc:
-        raise _invalid(exc) from None
-    except RateLimited as exc:
-        raise retry_later(exc) from None
-    if platform.directory is not None and detail.host_id is not None:
-        fire(platform.directory.notifier().poke)
-        if detail.status in ("queued", "applying"):
-            try:
-                await call(executor(platform, detail.host_id).submit, [detail.id])
-            except ComponentRestarting as exc:  # queued in the SCDB: the executor resumes it
-                log.warning("change %s stays queued: %s", detail.id, exc)
+    if body.dry_run:
+        plan = await _dry_run(platform, changes, caller, new)
+        response.status_code = status.HTTP_200_OK
+        return plan
+    account_id = await _lane_account(caller, body, changes)
+    key, digest = request_key(request, body)
+    lane = _desk(platform).sessions_for(account_id)
+    detail: ChangeDetail = await call(lane.request_change, account_id, caller, new, key, digest)
     return for_customer(detail) if caller.role == "customer" else detail
 
 
 async def _dry_run(
-    platform: Platform,
-    service: ChangeService,
-    caller: Principal,
-    new: NewChange,
-    response: Response,
+    platform: Platform, changes: ChangeReads, caller: Principal, new: NewChange
 ) -> ChangePlan:
-    target = await asyncio.to_thread(service.plan_target, caller, new)
-    handle = executor(platform, target.host_id)
-    if handle is None:
-        raise ServiceUnavailable("the change executors (Ray actors) are not running")
-    plan: str = await call(handle.dry_run, target.host_id, target.change)
-    response.status_code = status.HTTP_200_OK
-    return ChangePlan(
-        kind=target.change.kind,
-        service_id=target.service_id,
-        host=target.host_name,
-        summary=target.change.describe(),
-        # The script holds whole files of the host, other tenants' lines of shared ones (a
-        # passwd file: their addresses and hashes) among them: staff only.
-        plan=plan if caller.is_staff else None,
-    )
+    """Read-only: the executor that owns the service's host checks the request as it would be
+    checked for real and reads the host."""
+    place = await asyncio.to_thread(changes.service_place, new.service_id)
+    if place is None:
+        raise ServiceNotFound(f"service {new.service_id} not found")
+    plan: ChangePlan = await call(_executor(platform, place.host_id or 0).plan, caller, new)
+    return plan
 
 
-@router.get("/changes/{change_id}", response_model=ChangeDetail)
-async def get_change(
-    change_id: str, request: Request, caller: Caller, platform: PlatformDep
-) -> ChangeDetail:
+@router.get(
+    "/changes/{change_id}",
+    response_model=ChangeDetail,
+    responses=error_responses({404: "`change_not_found` (also another account's, to customers)"}),
+)
+async def get_change(change_id: str, caller: Caller, changes: ChangeReadsDep) -> ChangeDetail:
     """One change with its status and every attempt; customers see their own account's."""
-    service = changes_of(request, platform)
-    return await asyncio.to_thread(service.get, change_id, caller)
+    customer = caller.role == "customer"
+    missing = ChangeNotFound(f"change {change_id} not found")
+    if customer and caller.account_id is None:
+        raise missing
+    mine = caller.account_id if customer else None
+    detail = await asyncio.to_thread(changes.get, change_id, account_id=mine)
+    if detail is None:
+        raise missing
+    return for_customer(detail) if customer else detail
 
 
 # -- managed hosts (administrators) ---------------------------------------------------------
@@ -212,30 +229,20 @@ def require_admin(caller: Principal) -> None:
         raise Forbidden("managed hosts are for administrators")
 
 
-async def _health(platform: Platform) -> dict[str, HostHealth]:
-    out: dict[str, HostHealth] = {}
-    for handle in executors(platform):
-        try:
-            out.update(await call(handle.status))
-        except ComponentRestarting:
-            continue
-    return out
-
-
-@router.post("/hosts", status_code=status.HTTP_201_CREATED, response_model=HostRead)
+@router.post(
+    "/hosts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=HostRead,
+    responses=HOST_ERRORS,
+)
 async def register_host(
     body: HostCreate, request: Request, caller: Caller, platform: PlatformDep
 ) -> HostRead:
     """Register a managed host: its SSH address and port, the host key to pin (a different key
-    is refused on connect), the client key to log in with, and the file layout it serves."""
+    is refused on connect), the client key to log in with, and the file layout it serves. The
+    change executors check the client key where they run before the host is recorded. Send an
+    `Idempotency-Key` header to make a retry safe: it answers with the first registration."""
     require_admin(caller)
-    try:
-        parse_host_key(body.host_key)
-    except Exception as exc:
-        raise Unprocessable(
-            f"host_key is not an OpenSSH public key line: {exc}",
-            detail=[{"field": "host_key", "problem": str(exc)}],
-        ) from None
     new = NewHost(
         name=body.name,
         address=body.address,
@@ -247,17 +254,13 @@ async def register_host(
         root_dir=body.root_dir,
         layout=body.layout,
     )
-    try:
-        host = await asyncio.to_thread(HostRegistry(platform.db).register_host, new, caller)
-    except ValidationError as exc:
-        detail = [
-            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
-        ]
-        raise Unprocessable("the host's layout is not valid", detail=detail) from None
-    handle = executor(platform, host.id)
-    if handle is not None:
+    key, digest = request_key(request, body)
+    registrar = executor_names()[REGISTRAR]
+    host: HostRead = await call(_desk(platform).get(registrar).register_host, new, caller, key,
+                                digest)  # fmt: skip
+    if executor_name(host.id) != registrar:  # its own executor sets it up now
         try:
-            await call(handle.add_host, host.id)
+            await call(_executor(platform, host.id).add_host, host.id)
         except ComponentRestarting as exc:  # the executor reads its hosts when it is back
             log.warning("host %s registered, executor restarting: %s", host.name, exc)
     return host
@@ -267,31 +270,36 @@ class HostList(BaseModel):
     items: list[HostRead]
 
 
-@router.get("/hosts", response_model=HostList)
-async def list_hosts(request: Request, caller: Caller, platform: PlatformDep) -> HostList:
+@router.get("/hosts", response_model=HostList, responses=HOST_ERRORS)
+async def list_hosts(caller: Caller, platform: PlatformDep, hosts: HostReadsDep) -> HostList:
     """Every managed host with its queue (changes pending) and health as its executor sees it."""
     require_admin(caller)
-    hosts = await asyncio.to_thread(HostRegistry(platform.db).hosts)
-    health = await _health(platform)
+    found = await asyncio.to_thread(hosts.hosts)
+    health = await platform.host_health()
     return HostList(
         items=[
             h.model_copy(update={"health": health.get(h.name, HostHealth(state="unknown"))})
-            for h in hosts
+            for h in found
         ]
     )
 
 
-@router.get("/hosts/{name}", response_model=HostRead)
-async def get_host(name: str, request: Request, caller: Caller, platform: PlatformDep) -> HostRead:
+@router.get(
+    "/hosts/{name}",
+    response_model=HostRead,
+    responses=error_responses({403: "`forbidden`", 404: "`host_not_found`"}),
+)
+async def get_host(
+    name: str, caller: Caller, platform: PlatformDep, hosts: HostReadsDep
+) -> HostRead:
     """One managed host with its queue and health."""
     require_admin(caller)
-    hosts = await asyncio.to_thread(HostRegistry(platform.db).hosts, name)
-    if not hosts:
-        raise NotFound(f"host {name} not found")
-    host = hosts[0]
-    handle = executor(platform, host.id)
+    found = await asyncio.to_thread(hosts.hosts, name)
+    if not found:
+        raise HostNotFound(f"host {name} not found")
+    host = found[0]
     health = HostHealth(state="unknown")
-    if handle is not None:
-        with contextlib.suppress(ComponentRestarting):
-            health = (await call(handle.status)).get(name, health)
+    if platform.directory is not None:
+        with contextlib.suppress(ComponentRestarting, ValueError):
+            health = (await call(_executor(platform, host.id).status)).get(name, health)
     return host.model_copy(update={"health": health})

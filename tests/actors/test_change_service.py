@@ -2,59 +2,74 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from actors.changes.dto import CUSTOMER_ERROR, NewChange, NewHost
+from actors import names
+from actors.accounts.lane import AccountSessions
+from actors.changes.dto import NewChange, NewHost
 from actors.changes.executor import ChangeExecutor
 from actors.changes.hosts import HostRegistry
 from actors.changes.requests import ChangeService
 from actors.changes.settle import ChangeSettler
-from actors.changes.stored import SECRETS_KEY, rebuild_change
+from actors.changes.shards import executor_name
+from actors.changes.stored import rebuild_change
 from actors.config import ActorConfig
+from actors.directory import Directory
 from actors.errors import (
     ChangeNotFound,
+    HostExists,
     IdempotencyMismatch,
     InvalidChange,
+    InvalidHost,
     NotAllowed,
     RateLimited,
+    ServiceNotFound,
 )
 from actors.principal import Principal
+from actors.tickets.service import TicketService
 from automation.local_hosts import LocalHost
 from store.db import Database
 from store.models import Account, ChangeRequest, OutboxEvent, Service, TimelineEntry
-from store.repositories import AccountRepository, ChangeRepository, TicketRepository
+from store.read.changes import (
+    CUSTOMER_ERROR,
+    SECRETS_KEY,
+    ChangeDetail,
+    ChangeReads,
+    for_customer,
+)
+from store.read.tickets import TicketProjection
+from store.repositories import (
+    AccountRepository,
+    ChangeRepository,
+    HostRepository,
+    TicketRepository,
+    UserRepository,
+)
 from tests.conftest import REDIS_URL
 from tests.desk import wait_until
 from tests.factories import make_account, make_agent, make_customer, make_ticket
+from tests.hosts import dig
 
 ZONE = "shop.test"
 
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHost]:
-    h = LocalHost(tmp_path_factory.mktemp("cs-host"), "cs-host", zones=(ZONE,), with_nginx=False)
-    h.start()
-    yield h
-    h.stop()
-
-
-def dig(host: LocalHost, name: str, rtype: str) -> list[str]:
-    assert host.named is not None
-    out = subprocess.run(
-        ["dig", "+short", "+norec", "-p", str(host.named.port), "@127.0.0.1", name, rtype],
-        capture_output=True, text=True, check=True, timeout=10,
-    ).stdout  # fmt: skip
-    return sorted(line for line in out.splitlines() if line)
+    base = tmp_path_factory.mktemp("cs-host")
+    with LocalHost(base, "cs-host", zones=(ZONE,), with_nginx=False) as h:
+        yield h
 
 
 class World:
@@ -62,9 +77,11 @@ class World:
         self.db = db
         self.host = host
         config = ActorConfig(database_url=db.url, redis_url=REDIS_URL)
+        self.config = config
         self.service = ChangeService(db, config)
         self.settler = ChangeSettler(db, config)
         self.registry = HostRegistry(db)
+        self.reads = ChangeReads(db)
         spec = host.spec()
         self.host_row = self.registry.register_host(
             NewHost(
@@ -91,12 +108,21 @@ class World:
             by = Principal(user_id=user.id, role="customer", name="C", account_id=account.id)
         return account, zone, by
 
+    def get(self, change_id: str, by: Principal) -> ChangeDetail:
+        """A change as `by` reads it over the API: their own account's only, if a customer."""
+        customer = by.role == "customer"
+        got = self.reads.get(change_id, account_id=by.account_id if customer else None)
+        if got is None:
+            raise ChangeNotFound(f"change {change_id} not found")
+        return for_customer(got) if customer else got
+
     def executor(self, **kw: Any) -> ChangeExecutor:
-        config = ActorConfig(database_url=self.db.url, redis_url=REDIS_URL)
-        opts: dict[str, Any] = {"notify": False, "sweep_seconds": 0.5, "exec_timeout": 5.0,
+        """A plain executor shard owning every host, telling no other actor."""
+        opts: dict[str, Any] = {"sweep_seconds": 0.5, "exec_timeout": 5.0,
                                 "connect_timeout": 2.0, "backoff_max": 0.3}  # fmt: skip
         opts.update(kw)
-        return ChangeExecutor(0, 1, config, **opts)
+        return ChangeExecutor(0, 1, self.db, changes=self.service, settler=self.settler,
+                              registry=self.registry, **opts)  # fmt: skip
 
 
 @pytest.fixture
@@ -137,7 +163,7 @@ def test_self_service_dns_change_is_applied_and_recorded_once(world: World) -> N
         assert ex.submit([created.id]) == 0
     finally:
         ex.close()
-    got = world.service.get(created.id, by)
+    got = world.get(created.id, by)
     assert got.status == "applied" and got.applied_at is not None
     assert [a.outcome for a in got.attempts] == ["applied"]
     with world.db.read() as s:
@@ -147,10 +173,64 @@ def test_self_service_dns_change_is_applied_and_recorded_once(world: World) -> N
     assert kinds == ["change.requested", "change.applied"] and topics == kinds
 
 
+class Local:
+    """An actor handle without Ray: `handle.method.remote(...)` calls the plain object."""
+
+    def __init__(self, target: object) -> None:
+        self.target = target
+
+    def __getattr__(self, name: str) -> Any:
+        return SimpleNamespace(remote=getattr(self.target, name))
+
+
+class Quiet:
+    """The notifier, whose pokes this test does not follow."""
+
+    def poke(self) -> None:
+        return None
+
+
+class LocalDirectory(Directory):
+    """The actors a plain lane talks to, as plain objects."""
+
+    def __init__(self, actors: dict[str, object]) -> None:
+        super().__init__("local", 1)
+        self._cache = {name: Local(actor) for name, actor in actors.items()}
+
+
+def test_a_change_request_goes_through_its_accounts_lane_to_the_hosts_executor(
+    world: World,
+) -> None:
+    """The one write path, without Ray: the lane records the request and wakes the executor
+    that owns the host (whose sweep would not, for a minute)."""
+    account, zone, by = world.customer()
+    ex = world.executor(sweep_seconds=60.0)
+    directory = LocalDirectory({executor_name(world.host_row.id): ex, names.NOTIFIER: Quiet()})
+    lane = AccountSessions(
+        0, world.db, service=TicketService(world.db, world.config), changes=world.service,
+        reads=TicketProjection(world.db), directory=directory,
+    )  # fmt: skip
+    label = f"lane{secrets.token_hex(3)}"
+    change = txt(label, "v", service_id=zone.id)
+    try:
+        detail = asyncio.run(lane.request_change(account.id, by, change, "lane-1", "h"))
+        wait_until(lambda: status_of(world.db, detail.id) == "applied", 20, "the lane's change")
+        again = asyncio.run(lane.request_change(account.id, by, change, "lane-1", "h"))
+        assert again.id == detail.id and again.replayed
+        other, theirs, _ = world.customer()
+        said_theirs = change.model_copy(update={"account_id": other.id})
+        for foreign in (txt("x", "y", service_id=theirs.id), said_theirs):
+            with pytest.raises(ServiceNotFound):
+                asyncio.run(lane.request_change(account.id, by, foreign))
+    finally:
+        ex.close()
+    assert dig(world.host, f"{label}.{zone.name}", "TXT") == ['"v"']
+
+
 def test_access_rules(world: World) -> None:
     _, zone, by = world.customer()
     _, _, other = world.customer()
-    with pytest.raises(ChangeNotFound):  # another account's service: not found, not forbidden
+    with pytest.raises(ServiceNotFound):  # another account's service: not found, not forbidden
         world.service.create(other, txt("a", "b", service_id=zone.id))
     with pytest.raises(NotAllowed, match="not a self-service change"):
         world.service.create(
@@ -171,10 +251,10 @@ def test_access_rules(world: World) -> None:
     with pytest.raises(InvalidChange, match="label"):
         world.service.create(by, txt("bad;name", "x", service_id=zone.id))
     with pytest.raises(ChangeNotFound):
-        world.service.get("not-a-uuid", by)
+        world.get("not-a-uuid", by)
     mine = world.service.create(by, txt("ok", "x", service_id=zone.id))
     with pytest.raises(ChangeNotFound):
-        world.service.get(mine.id, other)
+        world.get(mine.id, other)
 
 
 def test_failed_self_service_change_opens_a_tier1_ticket(world: World) -> None:
@@ -186,7 +266,7 @@ def test_failed_self_service_change_opens_a_tier1_ticket(world: World) -> None:
         assert ex.wait_idle(20)
     finally:
         ex.close()
-    got = world.service.get(created.id, by)
+    got = world.get(created.id, by)
     assert got.status == "failed" and got.error
     assert got.ticket_number is not None
     with world.db.read() as s:
@@ -225,7 +305,7 @@ def test_agent_change_holds_the_ticket_in_pending_change(world: World) -> None:
         assert ex.wait_idle(20)
     finally:
         ex.close()
-    assert world.service.get(created.id, by).status == "applied"
+    assert world.get(created.id, by).status == "applied"
     with world.db.read() as s:
         t = TicketRepository(s).by_number(number)
         assert t is not None and t.status == "open"
@@ -242,7 +322,7 @@ def test_verify_failure_rolls_back_and_reports(world: World) -> None:
         assert ex.wait_idle(20)
     finally:
         ex.close()
-    got = world.service.get(created.id, by)
+    got = world.get(created.id, by)
     assert got.status == "rolled_back" and got.ticket_number is not None
     assert dig(world.host, f"{label}.{zone.name}", "TXT") == []
 
@@ -268,7 +348,7 @@ def test_queued_changes_are_resumed_when_the_executor_starts(world: World) -> No
     finally:
         ex.close()
     assert {status_of(world.db, i) for i in ids} == {"applied"}
-    first = world.service.get(ids[0], by)
+    first = world.get(ids[0], by)
     assert [a.outcome for a in first.attempts] == ["already_applied"]
     journal = Path(world.host.root) / ".gdcas" / "journal"
     assert all((journal / i).exists() for i in ids)
@@ -378,36 +458,102 @@ def test_a_certificate_that_expired_while_queued_is_applied_beside_the_others(
     assert dig(world.host, f"{label}.{zone.name}", "TXT") == ['"beside"']
 
 
-def test_a_host_with_a_bad_key_path_holds_only_its_own_changes(
+def host_with_key(world: World, key_path: str, name: str | None = None) -> NewHost:
+    """The world's host under another name, logging in with the client key at `key_path`."""
+    spec = world.host.spec()
+    return NewHost(
+        name=name or f"keyed-{secrets.token_hex(3)}", address=spec.address, ssh_port=spec.port,
+        host_key=spec.host_key, credentials_ref=key_path, root_dir=spec.layout.root,
+        layout=spec.layout.model_dump(mode="json", exclude={"root"}),
+    )  # fmt: skip
+
+
+def make_admin_principal(world: World) -> Principal:
+    with world.db.write() as s:
+        user = UserRepository(s).create(
+            email=f"admin.{secrets.token_hex(4)}@sitedesk.test", display_name="Admin", role="admin"
+        )
+    return Principal(user_id=user.id, role="admin", name="Admin")
+
+
+def copy_key(world: World, path: Path, mode: int = 0o600) -> str:
+    path.write_bytes(Path(world.host.spec().private_key_path).read_bytes())
+    path.chmod(mode)
+    return str(path)
+
+
+def test_a_host_whose_client_key_is_unusable_is_refused_at_registration(
     world: World, tmp_path: Path
 ) -> None:
+    """Issue 8 defect 1: such a host was recorded, and broke its executor shard."""
+    shared = copy_key(world, tmp_path / "shared-key", mode=0o644)
+    refusals = [
+        (str(tmp_path / "no-such-key"), "cannot read private key"),
+        (shared, "mode 0600 or 0400"),
+        (str(tmp_path), "not a regular file"),
+    ]
+    for path, why in refusals:
+        new = host_with_key(world, path)
+        with pytest.raises(InvalidHost) as refused:
+            world.registry.register_host(new)
+        assert refused.value.status == 422 and why in refused.value.message
+        assert refused.value.detail == [{"field": "credentials_ref", "problem": ANY}]
+        assert path in refused.value.detail[0]["problem"]
+        with world.db.read() as s:
+            assert HostRepository(s).by_name(new.name) is None
+
+
+def test_a_client_key_that_disappears_stops_only_its_hosts_lane(
+    world: World, tmp_path: Path
+) -> None:
+    """Issue 8 defect 1: a key that goes away later marks its host down and holds only its
+    changes; once the key is back, they are applied."""
     account, zone, by = world.customer()
-    spec = world.host.spec()
-    bad = world.registry.register_host(
-        NewHost(
-            name=f"badkey-{secrets.token_hex(3)}", address=spec.address, ssh_port=spec.port,
-            host_key=spec.host_key, credentials_ref=str(tmp_path / "no-such-key"),
-            root_dir=spec.layout.root, layout=spec.layout.model_dump(mode="json", exclude={"root"}),
-        )
-    )  # fmt: skip
+    key = Path(copy_key(world, tmp_path / "client-key"))
+    keyed = world.registry.register_host(host_with_key(world, str(key)))
+    name = f"k{secrets.token_hex(4)}.test"
+    world.host.add_zone(name)
     with world.db.write() as s:
         elsewhere = AccountRepository(s).add_service(
-            account.id, kind="dns_zone", name=f"b{secrets.token_hex(4)}.test", host_id=bad.id
+            account.id, kind="dns_zone", name=name, host_id=keyed.id
         )
-    stuck = world.service.create(by, txt("held", "x", service_id=elsewhere.id))
-    label = f"ok{secrets.token_hex(3)}"
-    fine = world.service.create(by, txt(label, "fine", service_id=zone.id))
     ex = world.executor()
     try:
-        wait_until(lambda: status_of(world.db, fine.id) == "applied", 20, "the good host's change")
-        ex.sync_hosts()  # a sweep: it goes on, the bad host stays down
-        health = ex.status()[bad.name]
-        assert health.state == "down" and "no-such-key" in (health.last_error or "")
+        first = world.service.create(by, txt("before", "x", service_id=elsewhere.id))
+        wait_until(lambda: status_of(world.db, first.id) == "applied", 20, "the keyed change")
+        key.unlink()
+        ex.sync_hosts()  # the sweep's check
+        health = ex.status()[keyed.name]
+        assert health.state == "down" and str(key) in (health.last_error or "")
+        held = world.service.create(by, txt("held", "x", service_id=elsewhere.id))
+        assert ex.submit([held.id]) == 0
+        label = f"ok{secrets.token_hex(3)}"
+        fine = world.service.create(by, txt(label, "fine", service_id=zone.id))
+        assert ex.submit([fine.id]) == 1
+        wait_until(lambda: status_of(world.db, fine.id) == "applied", 20, "the other host's change")
         assert ex.status()[world.host_row.name].state == "up"
+        assert status_of(world.db, held.id) == "queued"  # held, like a host that is down
+        copy_key(world, key)
+        wait_until(lambda: status_of(world.db, held.id) == "applied", 20, "the held change")
+        assert ex.status()[keyed.name].state == "up"
     finally:
         ex.close()
-    assert status_of(world.db, stuck.id) == "queued"  # held, like a host that is down
+    assert dig(world.host, f"held.{name}", "TXT") == ['"x"']
     assert dig(world.host, f"{label}.{zone.name}", "TXT") == ['"fine"']
+
+
+def test_a_retried_registration_is_answered_from_its_record(world: World) -> None:
+    """Issue 8 defect 11 (the actor's part): the same key and request answer the first
+    registration; the same key with another request is refused."""
+    admin = make_admin_principal(world)
+    new = host_with_key(world, world.host.spec().private_key_path)
+    first = world.registry.register_host(new, admin, key="h1", request_hash="a")
+    again = world.registry.register_host(new, admin, key="h1", request_hash="a")
+    assert again == first
+    with pytest.raises(IdempotencyMismatch):
+        world.registry.register_host(new, admin, key="h1", request_hash="b")
+    with pytest.raises(HostExists):
+        world.registry.register_host(new, admin, key="h2", request_hash="a")
 
 
 @pytest.mark.parametrize("migrated_db", ["postgresql"], indirect=True)
@@ -439,7 +585,7 @@ def test_an_outcome_that_can_not_be_recorded_is_dead_lettered(world: World) -> N
             s.execute(text("DROP FUNCTION refuse_poison()"))
     assert status_of(world.db, fine.id) == "applied"
     staff = Principal(role="admin", name="Admin")
-    dead = world.service.get(poison.id, staff)
+    dead = world.get(poison.id, staff)
     assert dead.status == "failed" and "recording that failed 3 times" in (dead.error or "")
     assert "poison outcome" in (dead.error or "")
 
@@ -457,7 +603,7 @@ def test_repeated_failures_of_one_service_make_one_ticket_and_customers_see_plai
             assert ex.wait_idle(20)
         finally:
             ex.close()
-    first, second = (world.service.get(i, by) for i in ids)
+    first, second = (world.get(i, by) for i in ids)
     assert first.status == second.status == "failed"
     assert first.ticket_number is not None and second.ticket_number == first.ticket_number
     with world.db.read() as s:
@@ -468,7 +614,7 @@ def test_repeated_failures_of_one_service_make_one_ticket_and_customers_see_plai
     # The customer reads plain words; staff read what the host said.
     assert first.error == CUSTOMER_ERROR["failed"]
     assert [(a.output, a.error) for a in first.attempts] == [("Not applied.", CUSTOMER_ERROR["failed"])]  # fmt: skip # noqa: E501
-    staff = world.service.get(ids[0], Principal(role="admin", name="Admin"))
+    staff = world.get(ids[0], Principal(role="admin", name="Admin"))
     assert staff.error and staff.error != CUSTOMER_ERROR["failed"] and "gone" in staff.error
     with world.db.read() as s:
         public = [e.data for e in s.query(TimelineEntry).filter_by(account_id=account.id)

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from actors.changes.dto import CUSTOMER_ERROR
-from actors.changes.executor import executor_name
+from actors.changes.shards import executor_name
 from automation.local_hosts import LocalHost
 from store.models import Account, ChangeRequest, TimelineEntry
-from store.repositories import AccountRepository, HostRepository, TicketRepository, UserRepository
+from store.read.changes import CUSTOMER_ERROR
+from store.repositories import (
+    AccountRepository,
+    ChangeRepository,
+    HostRepository,
+    TicketRepository,
+    UserRepository,
+)
 from tests.desk import PASSWORD, Desk, wait_until
+from tests.hosts import dig, holding_the_lock, running_hosts, waiting_for_the_lock
 from tests.sse import SseRecorder
 
 pytestmark = pytest.mark.ray
@@ -26,16 +33,9 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalHost]]:
     base = tmp_path_factory.mktemp("desk-hosts")
-    started: list[LocalHost] = []
-    try:
-        for i in range(2):
-            h = LocalHost(base, f"dh{i}-{secrets.token_hex(3)}", with_nginx=False)
-            h.start()
-            started.append(h)
+    made = (LocalHost(base, f"dh{i}-{secrets.token_hex(3)}", with_nginx=False) for i in range(2))
+    with running_hosts(made) as started:
         yield started
-    finally:
-        for h in started:
-            h.stop()
 
 
 def make_admin(desk: Desk) -> str:
@@ -84,15 +84,6 @@ def zone_service(desk: Desk, account: Account, h: LocalHost, host_id: int) -> tu
     return sv.id, zone
 
 
-def dig(h: LocalHost, name: str, rtype: str = "TXT") -> list[str]:
-    assert h.named is not None
-    out = subprocess.run(
-        ["dig", "+short", "+norec", "-p", str(h.named.port), "@127.0.0.1", name, rtype],
-        capture_output=True, text=True, check=True, timeout=10,
-    ).stdout  # fmt: skip
-    return sorted(line for line in out.splitlines() if line)
-
-
 def txt(service_id: int, name: str, value: str, **extra: Any) -> dict[str, Any]:
     return {
         "service_id": service_id,
@@ -107,6 +98,11 @@ def change(desk: Desk, token: str, change_id: str) -> dict[str, Any]:
         r = c.get(f"/api/v1/changes/{change_id}")
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+def statuses(desk: Desk, ids: list[str]) -> set[str]:
+    with desk.db.read() as s:
+        return set(s.scalars(select(ChangeRequest.status).where(ChangeRequest.id.in_(ids))))
 
 
 def settled(desk: Desk, token: str, change_id: str) -> dict[str, Any] | None:
@@ -160,7 +156,7 @@ def test_tenants_and_policy(desk: Desk, hosts: list[LocalHost], registered: dict
         # a kind outside self-service
         r = c.post("/api/v1/changes", json={"service_id": service_id, "kind": "account_suspend",
                                             "params": {}})  # fmt: skip
-        assert r.status_code == 403 and r.json()["error"] == "forbidden"
+        assert r.status_code == 403 and r.json()["error"] == "not_allowed"
         # hostile values: refused with the reason
         r = c.post("/api/v1/changes", json=txt(service_id, "x", "line1\nline2"))
         assert r.status_code == 422 and r.json()["error"] == "invalid_change"
@@ -176,7 +172,7 @@ def test_tenants_and_policy(desk: Desk, hosts: list[LocalHost], registered: dict
         assert r.status_code == 422 and r.json()["detail"]
     with desk.http(b_token) as c:
         r = c.post("/api/v1/changes", json=txt(service_id, "evil", "x"))
-        assert r.status_code == 404 and r.json()["error"] == "not_found"
+        assert r.status_code == 404 and r.json()["error"] == "service_not_found"
         assert c.get(f"/api/v1/changes/{mine['id']}").status_code == 404
         assert c.get("/api/v1/hosts").status_code == 403
     wait_until(lambda: settled(desk, a_token, mine["id"]), what="settled")
@@ -350,27 +346,36 @@ def test_executor_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
     account, _ = desk.customer("Kill")
     service_id, zone = zone_service(desk, account, h, registered[h.host_id])
     labels = [f"k{i:03d}" for i in range(60)]
-    ids = []
+    ids: list[str] = []
     with desk.http(admin) as c:
-        for i, label in enumerate(labels):
-            if i == 20:
-                desk.deployment.kill(executor_name(registered[h.host_id]))
-            r = c.post("/api/v1/changes", json=txt(service_id, label, label))
-            assert r.status_code == 202, r.text
-            ids.append(r.json()["id"])
-    deadline = time.monotonic() + 60
+
+        def post(labels: list[str]) -> list[str]:
+            for label in labels:
+                r = c.post("/api/v1/changes", json=txt(service_id, label, label))
+                assert r.status_code == 202, r.text
+                ids.append(r.json()["id"])
+            return ids[-len(labels) :]
+
+        first = post(labels[:20])
+        wait_until(lambda: statuses(desk, first) == {"applied"}, what="the first changes applied")
+        with holding_the_lock(h):  # the next batch is sent, and waits on the host
+            post(labels[20:30])
+            wait_until(lambda: waiting_for_the_lock(h), what="a batch running on the host")
+            desk.deployment.kill(executor_name(registered[h.host_id]))  # mid-batch
+        post(labels[30:])
+    wait_until(lambda: not statuses(desk, ids) & {"queued", "applying"}, timeout=60,
+               what="every change settled")  # fmt: skip
     with desk.db.read() as s:
-        while time.monotonic() < deadline:
-            s.expire_all()
-            rows = s.query(ChangeRequest).filter(ChangeRequest.id.in_(ids)).all()
-            if all(r.status not in ("queued", "applying") for r in rows):
-                break
-            time.sleep(0.2)
+        rows = s.query(ChangeRequest).filter(ChangeRequest.id.in_(ids)).all()
         assert {r.status for r in rows} == {"applied"}, [
             (r.status, r.error) for r in rows if r.status != "applied"
         ][:3]
         applied = s.query(TimelineEntry).filter_by(account_id=account.id, kind="change.applied")
         assert sorted(e.change_id for e in applied) == sorted(ids)  # each settled once
+        # The batch the kill cut ran to its end on the host; the new executor found it in the
+        # journal instead of applying it again.
+        cut = {a.outcome for i in ids[20:30] for a in ChangeRepository(s).attempts(i)}
+        assert "already_applied" in cut, cut
     text = (h.root / "zones" / f"{zone}.zone").read_text()
     for label in labels:
         assert sum(1 for line in text.splitlines() if line.split()[:1] == [label]) == 1
@@ -391,8 +396,10 @@ def test_hosts_registration_health_and_a_tampered_key(
         assert mine[h0.host_id]["layout"]["dns_port"] == h0.named.port  # type: ignore[union-attr]
         one = c.get(f"/api/v1/hosts/{h1.host_id}").json()
         assert one["health"]["queued"] == 0 and one["ssh_port"] == h1.sshd.port
-        assert c.get("/api/v1/hosts/nope").status_code == 404
-        assert c.post("/api/v1/hosts", json=host_body(h0)).status_code == 409
+        r = c.get("/api/v1/hosts/nope")
+        assert r.status_code == 404 and r.json()["error"] == "host_not_found"
+        r = c.post("/api/v1/hosts", json=host_body(h0))
+        assert r.status_code == 409 and r.json()["error"] == "host_exists"
         r = c.post("/api/v1/hosts", json=host_body(h0, name="bad-key", host_key="ssh-rsa !!"))
         assert r.status_code == 422
         r = c.post("/api/v1/hosts", json=host_body(h0, name="bad-root", root_dir="relative"))
@@ -459,7 +466,8 @@ def test_batch_api_applies_one_change_to_many_services(
     assert [i.status for i in report.items] == ["applied"] * 6 + ["invalid"]
     assert "mailbox" in (report.items[-1].error or "")
     passwd = (h.root / "mail" / "passwd").read_text()
-    assert sum(1 for line in passwd.splitlines() if line.endswith(":4096")) == 6
+    mine = [line for line in passwd.splitlines() if line.split(":", 1)[0].endswith(f"@{zone}")]
+    assert sum(1 for line in mine if line.endswith(":4096")) == 6  # the host is shared
     assert "a long enough secret" not in passwd
     # The same job again requests nothing new.
     again = apply_to_services(
@@ -516,3 +524,74 @@ def test_a_host_address_is_stored_canonical(
     with desk.http(registered["admin"]) as c:
         r = c.post("/api/v1/hosts", json=body)
     assert r.status_code == 422 and "root_dir" in r.text
+
+
+# -- issue 8: a host's client key where the executors run (defect 1), retried registrations (11)
+def test_a_host_whose_client_key_the_executors_can_not_use_is_refused(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any], tmp_path: Path
+) -> None:
+    """It used to be registered (201), and broke its executor shard for good."""
+    name = f"nokey-{secrets.token_hex(3)}"
+    missing = str(tmp_path / "no-such-key")
+    with desk.http(registered["admin"]) as c:
+        r = c.post("/api/v1/hosts", json=host_body(hosts[0], name=name, credentials_ref=missing))
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"] == "invalid_host" and "credentials_ref" in body["message"]
+    assert [d["field"] for d in body["detail"]] == ["credentials_ref"]
+    assert missing in body["detail"][0]["problem"]
+    with desk.db.read() as s:
+        assert HostRepository(s).by_name(name) is None
+
+
+def test_a_client_key_that_disappears_marks_only_its_host_unhealthy(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any], tmp_path: Path
+) -> None:
+    h = hosts[0]
+    key = tmp_path / "client-key"
+    key.write_bytes(Path(h.spec().private_key_path).read_bytes())
+    key.chmod(0o600)
+    name = f"fading-{secrets.token_hex(3)}"
+    with desk.http(registered["admin"]) as c:
+        r = c.post("/api/v1/hosts", json=host_body(h, name=name, credentials_ref=str(key)))
+        assert r.status_code == 201, r.text
+        host_id = r.json()["id"]
+
+        def unhealthy() -> dict[str, Any]:
+            ready = c.get("/readyz").json()
+            return dict(ready["hosts"]["unhealthy"]) if "hosts" in ready else {}
+
+        try:
+            assert name not in unhealthy()
+            key.unlink()
+            gone = wait_until(lambda: unhealthy().get(name), 20, "the host reported unhealthy")
+            assert gone["state"] == "down" and str(key) in gone["detail"]
+            assert h.host_id not in unhealthy()  # the same machine, with its own key: up
+            ready = c.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["status"] == "ready"
+            health = c.get(f"/api/v1/hosts/{name}").json()["health"]
+            assert health["state"] == "down" and str(key) in health["last_error"]
+            assert c.get(f"/api/v1/hosts/{h.host_id}").json()["health"]["state"] == "up"
+        finally:
+            with desk.db.write() as s:  # put away: the session's other tests list the hosts
+                HostRepository(s).get(host_id).status = "retired"
+
+
+def test_a_retried_host_registration_answers_with_the_first(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    """POST /hosts ignored Idempotency-Key: a retry was answered 409."""
+    name = f"retried-{secrets.token_hex(3)}"
+    body = host_body(hosts[1], name=name)
+    key = {"Idempotency-Key": f"register-{name}"}
+    with desk.http(registered["admin"]) as c:
+        first = c.post("/api/v1/hosts", json=body, headers=key)
+        again = c.post("/api/v1/hosts", json=body, headers=key)
+        other = c.post("/api/v1/hosts", json={**body, "role": "dns"}, headers=key)
+        plain = c.post("/api/v1/hosts", json=body)
+    assert first.status_code == 201, first.text
+    assert again.status_code == 201 and again.json() == first.json()
+    assert other.status_code == 422 and other.json()["error"] == "idempotency_key_reused"
+    assert plain.status_code == 409 and plain.json()["error"] == "host_exists"
+    with desk.db.read() as s:
+        assert HostRepository(s).by_name(name) is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
@@ -43,3 +45,29 @@ def test_unknown_path_gets_the_error_shape(db: Database) -> None:
         r = client.get("/no/such/thing")
     assert r.status_code == 404
     assert r.json() == {"error": "not_found", "message": "Not Found", "detail": None}
+
+
+def test_a_refusal_from_inside_an_actor_keeps_its_code_detail_and_retry_after() -> None:
+    """Ray hands an actor's error back as a wrapper whose class defaults hide what was given
+    at raise time; the one error handler renders what was raised."""
+    from ray.exceptions import RayTaskError
+
+    from actors.errors import DeskError, InvalidChange, RateLimited
+    from gateway.errors import desk_response
+
+    def through_ray(exc: DeskError) -> DeskError:
+        wrapped = RayTaskError("request_change", "Traceback ...", exc).as_instanceof_cause()
+        assert isinstance(wrapped, type(exc))
+        return wrapped
+
+    invalid = desk_response(through_ray(InvalidChange("bad zone", ["zone: must be 'a.test'"])))
+    assert invalid.status_code == 422
+    assert json.loads(invalid.body) == {
+        "error": "invalid_change",
+        "message": "bad zone",
+        "detail": [{"field": "zone", "problem": "zone: must be 'a.test'"}],
+    }
+    limited = desk_response(through_ray(RateLimited("slow down", retry_after=42)))
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "42"
+    named = desk_response(through_ray(DeskError("no such box", code="mailbox_not_found")))
+    assert json.loads(named.body)["error"] == "mailbox_not_found"

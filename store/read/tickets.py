@@ -1,33 +1,86 @@
-"""The read side of a ticket: its public view and its detail, with owner names cached."""
+"""What a ticket looks like to its readers: its public view and its detail, owner names cached.
+
+The DTOs here are the ones every layer answers with (the actors' outcomes carry a TicketRead).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from actors.errors import (
-    TicketNotFound,
-)
-from actors.tickets.dto import (
-    AttachmentRead,
-    EventRead,
-    MessageRead,
-    OwnerRead,
-    TicketDetail,
-    TicketRead,
-)
 from store.db import Database
+from store.errors import NotFoundError
 from store.models import Ticket
+from store.models.enums import Channel, Priority, TicketStatus, Visibility
 from store.models.ticket import ticket_number
-from store.repositories import (
-    AgentRepository,
-    TicketRepository,
-)
+from store.repositories import AgentRepository, TicketRepository
+from store.repositories.ticket import TicketFilter
+
+
+class OwnerRead(BaseModel):
+    agent_id: int
+    name: str
+
+
+class TicketRead(BaseModel):
+    number: str
+    account_id: int
+    subject: str
+    category: str
+    channel: Channel
+    status: TicketStatus
+    priority: Priority
+    tier: int
+    owner: OwnerRead | None
+    message_count: int
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    first_responded_at: datetime | None
+    sla_breached_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    closed_at: datetime | None
+
+
+class AttachmentRead(BaseModel):
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class MessageRead(BaseModel):
+    id: int
+    direction: str
+    channel: Channel
+    visibility: Visibility
+    author: str
+    body: str
+    created_at: datetime
+    attachments: list[AttachmentRead] = Field(default_factory=list)
+
+
+class EventRead(BaseModel):
+    id: int
+    kind: str
+    visibility: Visibility
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class TicketDetail(TicketRead):
+    messages: list[MessageRead]
+    events: list[EventRead]
 
 
 class TicketProjection:
+    """Reads tickets as TicketRead / TicketDetail; agents' display names are cached."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self._agent_names: dict[int, str] = {}
@@ -67,12 +120,30 @@ class TicketProjection:
             closed_at=t.closed_at,
         )
 
+    def search(self, flt: TicketFilter, *, offset: int, limit: int) -> tuple[list[TicketRead], int]:
+        """One page of the tickets `flt` selects, newest first, and how many it selects."""
+        with self.db.read() as s:
+            rows, total = TicketRepository(s).search(flt, offset=offset, limit=limit)
+            return [self.read(s, t) for t in rows], total
+
+    def queue(self, tier: int, *, limit: int = 500) -> list[TicketRead]:
+        """The tier's waiting tickets, most urgent and then oldest first."""
+        with self.db.read() as s:
+            return [self.read(s, t) for t in TicketRepository(s).queue(tier, limit=limit)]
+
+    def where(self, ticket_id: int) -> tuple[int, int] | None:
+        """(ticket id, account id) of a ticket, or None when there is none."""
+        with self.db.read() as s:
+            t = TicketRepository(s).find(ticket_id)
+            return (t.id, t.account_id) if t is not None else None
+
     def detail(self, ticket_id: int, *, include_internal: bool) -> TicketDetail:
+        """The ticket with its messages and events; NotFoundError when there is none."""
         with self.db.read() as s:
             repo = TicketRepository(s)
             t = repo.find(ticket_id)
             if t is None:
-                raise TicketNotFound(f"ticket {ticket_id} not found")
+                raise NotFoundError("ticket", ticket_id)
             messages = [
                 MessageRead(
                     id=m.id,
