@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from actors.tickets.dto import TicketRead
+from store.read.tickets import TicketRead
 
 
 class ContactRead(BaseModel):

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 
 from actors.principal import Principal
 from actors.text import Category, Line, Text
-from store.models.enums import Channel, Priority, TicketStatus, Visibility
+from store.models.enums import Channel, Priority
+from store.read.tickets import TicketRead
 
 
 class NewTicket(BaseModel):
@@ -25,63 +26,6 @@ class NewTicket(BaseModel):
     request_hash: str = ""
     email_message_id: str | None = None
     email_headers: dict[str, Any] = Field(default_factory=dict)
-
-
-class OwnerRead(BaseModel):
-    agent_id: int
-    name: str
-
-
-class TicketRead(BaseModel):
-    number: str
-    account_id: int
-    subject: str
-    category: str
-    channel: Channel
-    status: TicketStatus
-    priority: Priority
-    tier: int
-    owner: OwnerRead | None
-    message_count: int
-    first_response_due: datetime | None
-    resolution_due: datetime | None
-    first_responded_at: datetime | None
-    sla_breached_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    resolved_at: datetime | None
-    closed_at: datetime | None
-
-
-class AttachmentRead(BaseModel):
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-
-
-class MessageRead(BaseModel):
-    id: int
-    direction: str
-    channel: Channel
-    visibility: Visibility
-    author: str
-    body: str
-    created_at: datetime
-    attachments: list[AttachmentRead] = Field(default_factory=list)
-
-
-class EventRead(BaseModel):
-    id: int
-    kind: str
-    visibility: Visibility
-    data: dict[str, Any]
-    created_at: datetime
-
-
-class TicketDetail(TicketRead):
-    messages: list[MessageRead]
-    events: list[EventRead]
 
 
 class QueuedTicket(BaseModel):
