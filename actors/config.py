@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from store.retention import RetentionSettings
+
 
 class BusinessHours(BaseModel):
     """Weekly business hours of the support desk, in one time zone."""
@@ -28,3 +30,6 @@ class ActorConfig(BaseModel):
     # the API, and self-service changes requested.
     customer_tickets_per_hour: int = Field(default=30, ge=0)
     customer_changes_per_hour: int = Field(default=60, ge=0)
+    # How long outbox rows, idempotency answers and host journal entries are kept (read from
+    # SITEDESK_ variables where the config is made, once, and handed to the actors with it).
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)

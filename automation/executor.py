@@ -8,7 +8,9 @@ alone. After the apply the probes are judged; a change that fails verification i
 
 State: the queue and the file cache, in memory only. Recovery: the on-host journal is the truth —
 after a timeout or a dropped connection the lane re-reads the journal for the changes in doubt
-before retrying anything, and every script refuses ids already journaled.
+before retrying anything, and every script refuses ids already journaled. Housekeeping: given a
+retention, a lane removes the host's journal entries older than that, at most every
+``journal_prune_every`` seconds, after a round trip that worked.
 
 ``Executor`` holds many lanes (one thread each): a host that is down or frozen holds only its own
 queue. Outcomes are reported through a callback as ``ChangeOutcome`` models.
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from automation.changes import Change, ChangeBase, ProbeResults, Workspace
 from automation.errors import ChangeConflict, ZoneError
 from automation.host import HostSpec
+from automation.journal import prune_journal_script
 from automation.plan import (
     COMMAND,
     EXIT_CHECK,
@@ -49,7 +52,13 @@ from automation.plan import (
     render,
     sections,
 )
-from automation.ssh import HostKeyMismatch, HostUnreachable, OutcomeUnknown, SshConnection
+from automation.ssh import (
+    HostKeyMismatch,
+    HostUnreachable,
+    OutcomeUnknown,
+    SshConnection,
+    SshError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +154,14 @@ class HostLane:
         backoff_base: float = 0.1,
         backoff_max: float = 2.0,
         lock_wait: float = LOCK_WAIT,
+        journal_keep_days: float | None = None,
+        journal_prune_every: float = 3600.0,
     ) -> None:
         self.spec = spec
+        self.journal_keep_days = journal_keep_days  # None: the journal is kept whole
+        self.journal_prune_every = journal_prune_every
+        self._next_journal_prune = 0.0  # monotonic time; the first round trip that works prunes
+        self.journal_pruned = 0
         # The script waits for the host's lock well inside the round trip's timeout, so a busy
         # lock is reported as such instead of as a host whose outcome is unknown.
         self.lock_wait = min(lock_wait, exec_timeout / 4)
@@ -298,6 +313,7 @@ class HostLane:
             self._failures = 0
             self.state = "up"
             self.lock_busy_since = None
+            self._prune_journal()
         except _LockBusy as exc:
             self.state = "lock_busy"
             self.lock_busy_since = self.lock_busy_since or dt.datetime.now(dt.UTC)
@@ -366,6 +382,22 @@ class HostLane:
                     )
                     self._finish(item, state, output=f"journal: {entry}")
         return kept
+
+    def _prune_journal(self) -> None:
+        """Remove the host's journal entries past their retention, if it is time to."""
+        if self.journal_keep_days is None or time.monotonic() < self._next_journal_prune:
+            return
+        self._next_journal_prune = time.monotonic() + self.journal_prune_every
+        try:
+            status, text, _ = self._exec(prune_journal_script(self.spec.layout,
+                                                              self.journal_keep_days))  # fmt: skip
+        except SshError as exc:  # the next round trip finds out what the host is up to
+            log.warning("lane %s: pruning the journal failed: %s", self.spec.host_id, exc)
+            return
+        if status != 0 or not text.strip().isdigit():
+            log.warning("lane %s: pruning the journal failed: %s", self.spec.host_id, text[-300:])
+            return
+        self.journal_pruned += int(text.strip())
 
     def _journal(self, ids: list[str]) -> dict[str, str]:
         status, text, _ = self._exec(journal_script(self.spec.layout, ids))
@@ -580,8 +612,12 @@ class Executor:
         max_batch: int = 200,
         verify_hook: VerifyHook | None = None,
         backoff_max: float = 2.0,
+        journal_keep_days: float | None = None,
+        journal_prune_every: float = 3600.0,
     ) -> None:
         self.on_outcome = on_outcome
+        self.journal_keep_days = journal_keep_days
+        self.journal_prune_every = journal_prune_every
         self._opts = dict(
             exec_timeout=exec_timeout,
             connect_timeout=connect_timeout,
@@ -606,6 +642,8 @@ class Executor:
             max_batch=int(self._opts["max_batch"]),
             backoff_max=float(self._opts["backoff_max"]),
             verify_hook=self.verify_hook,
+            journal_keep_days=self.journal_keep_days,
+            journal_prune_every=self.journal_prune_every,
         )
         lane.start()
         with self._lock:

@@ -62,6 +62,8 @@ class ChangeExecutorActor(ChangeExecutor):
             settler=ChangeSettler(db, config),
             registry=HostRegistry(db),
             directory=Directory(config.namespace, config.session_shards),
+            journal_keep_days=config.retention.host_journal_retention_days,
+            journal_prune_every=config.retention.prune_every_seconds,
         )
 
 

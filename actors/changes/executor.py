@@ -65,8 +65,11 @@ class ChangeExecutor:
         backoff_max: float = 2.0,
         sweep_seconds: float = SWEEP_SECONDS,
         verify_hook: VerifyHook | None = None,
+        journal_keep_days: float | None = None,
+        journal_prune_every: float = 3600.0,
     ) -> None:
-        """`directory` None: tell no other actor about outcomes (tests of the plain class)."""
+        """`directory` None: tell no other actor about outcomes (tests of the plain class).
+        `journal_keep_days`: how long the hosts keep journal entries (None: for ever)."""
         self.index = index
         self.shards = shards
         self.db = db
@@ -80,6 +83,8 @@ class ChangeExecutor:
             connect_timeout=connect_timeout,
             backoff_max=backoff_max,
             verify_hook=verify_hook,
+            journal_keep_days=journal_keep_days,
+            journal_prune_every=journal_prune_every,
         )
         self.sweep_seconds = sweep_seconds
         self.specs: dict[int, HostSpec] = {}

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import time
-from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -17,11 +16,10 @@ from actors.notify.audience import channels_for
 from store.db import Database
 from store.models.base import utcnow
 from store.models.outbox import Audience
-from store.repositories import IdempotencyRepository, OutboxRepository
+from store.repositories import OutboxRepository
+from store.retention import Pruned, prune
 
 POLL_SECONDS = 1.0
-KEEP_IDEMPOTENCY = timedelta(hours=24)  # how long a retry is recognised (as Stripe does)
-PRUNE_EVERY_SECONDS = 3600.0
 COALESCE_SECONDS = 0.025  # one drain per burst: live updates wait <= 25 ms, CPU halves
 BATCH = 500
 
@@ -33,8 +31,8 @@ class Notifier:
     marked published only after Redis took it, so a crash re-sends (at least once) and the
     stream carries the outbox id for clients to drop repeats.
     Recovery: on start it drains whatever is unpublished; pokes make it prompt, a one-second
-    poll makes it certain. Housekeeping: once an hour it forgets idempotency answers older
-    than a day.
+    poll makes it certain. Housekeeping: every `prune_every_seconds` it forgets the outbox rows
+    and idempotency answers past their retention (store/retention.py).
     """
 
     def __init__(self, config: ActorConfig) -> None:
@@ -42,6 +40,7 @@ class Notifier:
         self.redis = aioredis.Redis.from_url(config.redis_url)
         self.wake: asyncio.Event | None = None
         self.published = 0
+        self.retention = config.retention
         self.next_prune = time.monotonic() + 60
         start_when_running(self._start)
 
@@ -66,15 +65,14 @@ class Notifier:
                 while await self.drain() == BATCH:
                     pass
                 if time.monotonic() >= self.next_prune:
-                    self.next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                    self.next_prune = time.monotonic() + self.retention.prune_every_seconds
                     await asyncio.to_thread(self.prune)
             except Exception:  # Redis or the database away: the rows wait in the outbox
                 await asyncio.sleep(POLL_SECONDS)
 
-    def prune(self) -> int:
-        """Housekeeping: forget idempotency answers older than a day."""
-        with self.db.write() as s:
-            return IdempotencyRepository(s).prune(utcnow() - KEEP_IDEMPOTENCY)
+    def prune(self) -> Pruned:
+        """Housekeeping: forget outbox rows and idempotency answers past their retention."""
+        return prune(self.db, self.retention, utcnow())
 
     async def drain(self) -> int:
         """Publish one batch of unpublished rows; returns how many."""

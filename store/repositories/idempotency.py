@@ -1,11 +1,11 @@
-"""Remembered answers for Idempotency-Key retries."""
+"""Remembered answers for Idempotency-Key retries (forgotten after their retention:
+store/retention.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import select, tuple_
 
 from store.models import IdempotencyRecord
 from store.repositories.base import Repository
@@ -43,10 +43,3 @@ class IdempotencyRepository(Repository):
         self.session.add(row)
         self.session.flush()
         return row
-
-    def prune(self, older_than: datetime) -> int:
-        """Forget answers older than `older_than`; returns how many."""
-        res = self.session.execute(
-            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < older_than)
-        )
-        return int(res.rowcount)  # type: ignore[attr-defined]
