@@ -24,17 +24,22 @@ MESSAGES = 40
 def post_until_acknowledged(
     client: httpx.Client, url: str, body: dict[str, str], key: str
 ) -> httpx.Response:
-    """What a careful client does: retry with the same Idempotency-Key until it gets an answer."""
+    """What a careful client does: retry with the same Idempotency-Key until it gets an answer,
+    after the wait a 503 asks for (Retry-After) while a component restarts."""
     for _ in range(50):
         try:
             r = client.post(url, json=body, headers={"Idempotency-Key": key})
-        except httpx.TransportError:
-            time.sleep(0.2)
+        except httpx.TransportError:  # no answer within the client's timeout: ask again
             continue
         if r.status_code < 500:
             return r
-        time.sleep(0.2)
+        time.sleep(float(r.headers.get("Retry-After", "1")))
     raise AssertionError(f"no answer for {key}")
+
+
+def loading(threads: list[threading.Thread]) -> bool:
+    """Requests are in flight: some of the clients are still sending."""
+    return any(t.is_alive() for t in threads)
 
 
 def test_killing_pool_sessions_and_router_mid_load(desk: Desk) -> None:
@@ -63,10 +68,12 @@ def test_killing_pool_sessions_and_router_mid_load(desk: Desk) -> None:
         t.start()
     wait_until(lambda: len(acked) >= TICKETS // 4, what="load under way")
     d = desk.deployment
+    assert loading(threads) and len(acked) < TICKETS  # the kills land mid-load
     d.kill(names.tier_pool(1))
     d.kill(names.session_shard(0))
     d.kill(names.session_shard(1))
     wait_until(lambda: len(acked) >= TICKETS // 2, what="load continues")
+    assert loading(threads) and len(acked) < TICKETS
     d.kill(names.INTAKE)
 
     # Replies into the session shards while they are being killed again.
@@ -94,6 +101,7 @@ def test_killing_pool_sessions_and_router_mid_load(desk: Desk) -> None:
     ]
     for t in repliers:
         t.start()
+    assert loading(repliers) and len(sent) < len(numbers)  # replies on their way
     d.kill(names.session_shard(0))
     for t in threads + repliers:
         t.join(120)
