@@ -16,6 +16,7 @@ nothing is left to remove: short transactions (SQLite has a single writer).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -91,23 +92,32 @@ def prune_idempotency_batch(s: Session, *, created_before: datetime, limit: int)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _in_batches(db: Database, prune_batch: Callable[[Session], int], batch: int) -> int:
+    """Run `prune_batch` in its own unit of work until it removes fewer than `batch` rows."""
+    total = 0
+    while True:
+        with db.write() as s:
+            n = prune_batch(s)
+        total += n
+        if n < batch:
+            return total
+
+
 def prune(db: Database, settings: RetentionSettings, now: datetime) -> Pruned:
     """Forget every outbox row and idempotency answer past its retention at `now`, batch by
     batch, one unit of work each."""
-    outbox = idempotency = 0
     batch = settings.prune_batch
     published_before = now - timedelta(days=settings.outbox_retention_days)
-    while True:
-        with db.write() as s:
-            n = prune_outbox_batch(s, published_before=published_before, limit=batch)
-        outbox += n
-        if n < batch:
-            break
     created_before = now - timedelta(hours=settings.idempotency_retention_hours)
-    while True:
-        with db.write() as s:
-            n = prune_idempotency_batch(s, created_before=created_before, limit=batch)
-        idempotency += n
-        if n < batch:
-            break
-    return Pruned(outbox=outbox, idempotency=idempotency)
+    return Pruned(
+        outbox=_in_batches(
+            db,
+            lambda s: prune_outbox_batch(s, published_before=published_before, limit=batch),
+            batch,
+        ),
+        idempotency=_in_batches(
+            db,
+            lambda s: prune_idempotency_batch(s, created_before=created_before, limit=batch),
+            batch,
+        ),
+    )
