@@ -19,17 +19,12 @@ from actors.changes.access import (
 )
 from actors.changes.dto import (
     ACCEPTED,
-    CUSTOMER_ERROR,
-    PENDING,
     Recorded,
 )
-from actors.changes.requests import _is_uuid
 from actors.changes.standing import record_standing
 from actors.changes.stored import (
-    _KEPT_SECRETS,
     clean_output,
     describe_stored,
-    public_params,
     rebuild_change,
     scrub_kept_secrets,
 )
@@ -40,6 +35,7 @@ from actors.errors import (
 )
 from actors.principal import SYSTEM, Principal
 from actors.text import scrub
+from actors.tickets.commands import ChangeSettled
 from actors.tickets.dto import NewTicket, QueuedTicket
 from actors.tickets.service import TicketService
 from automation.executor import ChangeOutcome
@@ -47,8 +43,9 @@ from automation.executor import ChangeRequest as HostChange
 from store.db import Database
 from store.models import ChangeRequest, Ticket
 from store.models.base import utcnow
-from store.models.enums import Channel, Priority
+from store.models.enums import ChangeStatus, Channel, Priority
 from store.models.ticket import ticket_id_from_number
+from store.read.changes import CUSTOMER_ERROR, KEPT_SECRETS, PENDING, is_change_id, public_params
 from store.repositories import (
     ChangeRepository,
     HostRepository,
@@ -96,7 +93,7 @@ class ChangeSettler:
             repo = ChangeRepository(s)
             hosts = HostRepository(s)
             for change_id in change_ids:
-                row = repo.find(change_id) if _is_uuid(change_id) else None
+                row = repo.find(change_id) if is_change_id(change_id) else None
                 if row is None or row.status not in PENDING or row.host_id is None:
                     continue
                 try:
@@ -165,7 +162,7 @@ class ChangeSettler:
         if status == "applied":  # a suspension on the hosts is one in the SCDB too
             record_standing(s, row.account_id, row.kind, now)
         describe = describe_stored(row.kind, row.params)
-        if row.kind in _KEPT_SECRETS:  # settled: the host has the secret, we need it no more
+        if row.kind in KEPT_SECRETS:  # settled: the host has the secret, we need it no more
             row.params = scrub_kept_secrets(row.params)
         ticket = TicketRepository(s).lock(row.ticket_id) if row.ticket_id else None
         opened: Ticket | None = None
@@ -180,26 +177,30 @@ class ChangeSettler:
         change_timeline(s, row, status, summary, SYSTEM, ticket=ticket or opened,
                        error=CUSTOMER_ERROR.get(status))  # fmt: skip
         if ticket is not None:
-            self._settle_ticket(s, ticket, row, status, describe)
+            self._settle_ticket(s, ticket, row, status, describe, result)
 
     def _settle_ticket(
-        self, s: Session, ticket: Ticket, row: ChangeRequest, status: str, describe: str
+        self,
+        s: Session,
+        ticket: Ticket,
+        row: ChangeRequest,
+        status: str,
+        describe: str,
+        result: Recorded,
     ) -> None:
+        """The ticket hears its change settled: with no other pending, it is back at work."""
         others = ChangeRepository(s).pending_count(PENDING, ticket_id=ticket.id, excluding=row.id)
-        if ticket.status == "pending_change" and not others:
-            ticket.status = "open" if ticket.owner_agent_id else "new"
-        ticket.updated_at = self.now()
-        s.flush()
-        word = "applied" if status == "applied" else "failed"
-        TicketRepository(s).add_event(
-            ticket,
-            f"change_{word}",
-            summary=f"{ticket.number}: change {word.replace('_', ' ')}: {describe}",
-            actor_label=SYSTEM.name,
-            data={"owner_agent_id": ticket.owner_agent_id, "change_id": row.id,
-                  "change_kind": row.kind, "change_status": status,
-                  "error": CUSTOMER_ERROR.get(status)},
-        )  # fmt: skip
+        step = ChangeSettled(
+            change_id=row.id,
+            change_kind=row.kind,
+            status=ChangeStatus(status),
+            describe=describe,
+            others_pending=bool(others),
+            error=CUSTOMER_ERROR.get(status),
+        )
+        outcome = self.tickets.lifecycle.apply(s, ticket, step, SYSTEM)
+        if outcome.enqueue is not None:  # back in its tier's queue (it had no owner)
+            result.tickets.append(outcome.enqueue)
 
     def _failure_ticket(
         self,
