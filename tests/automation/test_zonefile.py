@@ -12,13 +12,9 @@ import pytest
 
 from automation.errors import ZoneError
 from automation.zonefile import parse_ttl, parse_zone, ttl_seconds, txt_chunks
+from tests.corpora import corpora_root
 
-# shared/ lies beside the repository (in CI too: a copy beside the fresh clone).
-_CANDIDATES = [
-    Path(__file__).resolve().parents[3] / "shared" / "corpora" / "dns-zonefiles",
-    Path("/work/shared/corpora/dns-zonefiles"),
-]
-CORPUS = next((c for c in _CANDIDATES if c.exists()), _CANDIDATES[0])
+CORPUS = corpora_root() / "dns-zonefiles"
 DNSPYTHON = CORPUS / "dnspython"
 BIND = CORPUS / "bind9-checkzone"
 

@@ -10,12 +10,9 @@ from typing import Any
 
 import pytest
 
-DEFAULT_CORPORA = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora"
+from tests.corpora import corpora_root
+
 RATES: list[tuple[str, str, int, int]] = []
-
-
-def corpora_root() -> Path:
-    return Path(os.environ.get("SITEDESK_CORPORA") or DEFAULT_CORPORA).resolve()
 
 
 def corpus(name: str) -> Path:
