@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from store.models.enums import Channel
+
 Role = Literal["customer", "agent", "admin", "system"]
 
 
@@ -18,6 +20,9 @@ class Principal(BaseModel):
     account_id: int | None = None
     agent_id: int | None = None
     tier: int | None = None
+    # How a customer came in: `portal` with a log-in session (the pages log in), `api` with an
+    # API token issued for an integration; None for staff tools and the system.
+    via: Channel | None = None
 
     @property
     def is_staff(self) -> bool:

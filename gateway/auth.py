@@ -16,6 +16,7 @@ from gateway.errors import Forbidden, Unauthorized, Unprocessable
 from gateway.login_guard import LoginGuard
 from gateway.platform import Platform
 from store.models import User
+from store.models.enums import Channel
 from store.repositories import AgentRepository, AuditRepository, TokenRepository, UserRepository
 from store.repositories.user import LoginCandidate, check_password, token_digest
 
@@ -35,12 +36,14 @@ class TokenOut(BaseModel):
     role: str
 
 
-def platform_of(request: Request) -> Platform:
+async def platform_of(request: Request) -> Platform:
+    """The process's platform (async: a plain `def` dependency costs a thread-pool hop)."""
     platform: Platform = request.app.state.platform
     return platform
 
 
 PlatformDep = Annotated[Platform, Depends(platform_of)]
+LOGIN_TOKEN_NAME = "login"  # noqa: S105 - the name log-in gives its tokens (others: API tokens)
 
 
 def principal_of(s: Session, user: User) -> Principal:
@@ -137,7 +140,7 @@ def issue_token(
         user = UserRepository(s).complete_login(candidate, new_hash=new_hash)
         if user is None:  # deactivated, or the password changed, since it was read
             return None
-        token, row = TokenRepository(s).issue(user.id, name="login", ttl=ttl)
+        token, row = TokenRepository(s).issue(user.id, name=LOGIN_TOKEN_NAME, ttl=ttl)
         AuditRepository(s).record(
             actor_label=f"{user.role}:{user.email}", actor_user_id=user.id, action="login",
             object_type="user", object_id=user.id, account_id=user.account_id, ip=client,
@@ -176,7 +179,8 @@ async def current_principal(
             found = TokenRepository(s).resolve(token)
             if found is None:
                 return None
-            return principal_of(s, found[1])
+            via = Channel.portal if found[0].name == LOGIN_TOKEN_NAME else Channel.api
+            return principal_of(s, found[1]).model_copy(update={"via": via})
 
     principal = await asyncio.to_thread(resolve)
     if principal is None:

@@ -1,6 +1,7 @@
 """What a route is handed besides its request: the read models (queries returning DTOs, from
 store/read/) as FastAPI `Annotated` dependencies. Routes read through these and write by
-calling actors; none of them builds a domain service."""
+calling actors; none of them builds a domain service. The providers are `async def`: FastAPI
+runs a plain `def` dependency in its thread pool, a thread hop per request for a lookup."""
 
 from __future__ import annotations
 
@@ -16,23 +17,23 @@ from store.read.queues import QueueReads
 from store.read.tickets import TicketProjection
 
 
-def ticket_reads(platform: PlatformDep) -> TicketProjection:
+async def ticket_reads(platform: PlatformDep) -> TicketProjection:
     return platform.reads.tickets
 
 
-def account_reads(platform: PlatformDep) -> AccountReads:
+async def account_reads(platform: PlatformDep) -> AccountReads:
     return platform.reads.accounts
 
 
-def change_reads(platform: PlatformDep) -> ChangeReads:
+async def change_reads(platform: PlatformDep) -> ChangeReads:
     return platform.reads.changes
 
 
-def host_reads(platform: PlatformDep) -> HostReads:
+async def host_reads(platform: PlatformDep) -> HostReads:
     return platform.reads.hosts
 
 
-def queue_reads(platform: PlatformDep) -> QueueReads:
+async def queue_reads(platform: PlatformDep) -> QueueReads:
     return platform.reads.queues
 
 

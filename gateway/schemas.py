@@ -25,13 +25,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-# Every text field has a length limit and refuses control characters (see actors.dto.Line
+# Every text field has a length limit and refuses control characters (see actors.text.Line
 # and Text): a 422 names the field.
 class TicketCreate(Strict):
     subject: Line = Field(min_length=1, max_length=300)
     body: Text = Field(min_length=1, max_length=100_000, description="What the customer needs.")
     channel: Channel | None = Field(
-        default=None, description="Agents logging a call use 'phone'; customers get 'portal'."
+        default=None,
+        description="Agents logging a call use 'phone' (their default); a customer's ticket "
+        "has the channel they came by: 'portal' when logged in, 'api' with an API token.",
     )
     account_id: int | None = Field(default=None, description="Required for agents.")
     contact_id: int | None = None

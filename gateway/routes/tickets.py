@@ -6,7 +6,7 @@ import asyncio
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from actors.errors import AccountNotFound, RateLimited, TicketNotFound
 from actors.principal import Principal
@@ -22,7 +22,7 @@ from actors.tickets.commands import (
 )
 from actors.tickets.dto import NewTicket, OpOutcome
 from cluster.calls import call
-from gateway.auth import Caller, PlatformDep, bearer
+from gateway.auth import Caller, PlatformDep
 from gateway.deps import AccountReadsDep, TicketReadsDep
 from gateway.errors import (
     Forbidden,
@@ -36,12 +36,10 @@ from gateway.schemas import EscalateIn, HandoverIn, MessageCreate, Page, Resolve
 from store.models.enums import CUSTOMER_CHANNELS, Channel, TicketStatus, Visibility
 from store.models.ticket import ticket_id_from_number
 from store.read.tickets import TicketDetail, TicketRead
-from store.repositories import TicketRepository, TokenRepository
+from store.repositories import TicketRepository
 from store.repositories.ticket import TicketFilter
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
-
-LOGIN_TOKEN_NAME = "login"  # noqa: S105 - the name log-in gives its tokens (gateway/auth.py)
 
 
 def directory(platform: Platform) -> Any:
@@ -65,7 +63,7 @@ async def open_ticket(
         if body.account_id is not None and body.account_id != caller.account_id:
             raise AccountNotFound(f"account {body.account_id} not found")
         account_id = caller.account_id
-        channel = body.channel or Channel.portal
+        channel = body.channel or caller.via or Channel.portal
         if channel not in CUSTOMER_CHANNELS:
             raise Forbidden("customers open tickets through the portal or the API")
     else:
@@ -189,14 +187,6 @@ async def operate(
     return outcome.ticket
 
 
-def arrival_channel(platform: Platform, token: str) -> Channel:
-    """How a customer's request came: `portal` with a log-in session's token (the pages log
-    in), `api` with an API token issued for an integration (`sitedesk token create`)."""
-    with platform.db.read() as s:
-        found = TokenRepository(s).resolve(token)
-    return Channel.portal if found is None or found[0].name == LOGIN_TOKEN_NAME else Channel.api
-
-
 @router.post("/{number}/messages", status_code=201, response_model=TicketRead)
 async def add_message(
     number: str,
@@ -204,7 +194,6 @@ async def add_message(
     request: Request,
     caller: Caller,
     platform: PlatformDep,
-    token: Annotated[str | None, Depends(bearer)],
 ) -> TicketRead:
     """Add a message. Customers post public replies (a reply reopens a resolved ticket);
     agents reply publicly or add internal notes, and may set the ticket to wait on the customer.
@@ -219,8 +208,7 @@ async def add_message(
                 "a customer's message has the channel it comes by; leave `channel` out",
                 detail=[{"field": "channel", "problem": "for staff only"}],
             )
-        assert token is not None  # Caller needs one
-        channel = await asyncio.to_thread(arrival_channel, platform, token)
+        channel = caller.via or Channel.portal
     command = Reply(
         body=body.body,
         visibility=Visibility(body.visibility),

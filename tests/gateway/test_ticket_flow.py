@@ -305,6 +305,11 @@ def test_a_message_keeps_the_channel_it_came_by(desk: Desk) -> None:
         ("From my shop", "api"), ("Called back", "phone"), ("Wrote back", "email"),
         ("Note", "phone"),
     ]  # fmt: skip
+    # A ticket a customer opens has the channel they came by too, unless they name one.
+    for token, want in [(portal, "portal"), (api, "api")]:
+        with desk.http(token) as c:
+            r = c.post("/api/v1/tickets", json={"subject": "New", "body": "Hello"})
+        assert r.status_code == 201 and r.json()["channel"] == want, r.text
 
 
 def test_a_level_1_agent_can_not_work_a_ticket_escalated_past_them(desk: Desk) -> None:
