@@ -34,6 +34,13 @@ class DeskError(Exception):
         return self.message
 
 
+def as_raised(exc: DeskError) -> DeskError:
+    """The error as it was raised: from inside an actor, Ray hands back a subclass of the
+    original (its text the remote traceback) whose own attributes live on `cause`."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, DeskError) else exc
+
+
 # -- tickets ------------------------------------------------------------------------------
 class TicketNotFound(DeskError):
     """A ticket that does not exist or that the caller may not see: one answer for both."""

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from actors.config import ActorConfig
 from actors.directory import Directory
-from actors.errors import DeskError
+from actors.errors import DeskError, as_raised
 from actors.principal import Principal
 from actors.tickets.commands import Close, Escalate, Handover, Resolve, TicketCommand
 from actors.tickets.dto import NewTicket
@@ -199,7 +199,9 @@ class Sitedesk:
                 async with gate:
                     try:
                         report.items[pos] = ItemResult(item, True, await one(i, item))
-                    except (DeskError, LookupError) as exc:
+                    except DeskError as exc:
+                        report.items[pos] = ItemResult(item, False, error=as_raised(exc).message)
+                    except LookupError as exc:
                         report.items[pos] = ItemResult(item, False, error=str(exc))
                     except Exception as exc:  # keep going: the report names what failed
                         report.items[pos] = ItemResult(item, False, error=repr(exc))

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from actors.errors import DeskError
+from actors.errors import DeskError, as_raised
 from cluster.calls import ComponentRestarting
 from store.errors import ConflictError, IntegrityViolation, NotFoundError
 
@@ -89,15 +89,8 @@ def _field_path(loc: Any) -> list[Any]:
     return parts[1:] if parts and parts[0] == "body" else parts
 
 
-def _raised(exc: DeskError) -> DeskError:
-    """The error as it was raised: from inside an actor, Ray hands back a subclass of the
-    original whose own attributes (a `code` given at raise time, `detail`) live on `cause`."""
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, DeskError) else exc
-
-
 def desk_response(exc: DeskError) -> JSONResponse:
-    err = _raised(exc)
+    err = as_raised(exc)
     headers: dict[str, str] = {}
     if err.status == 401:
         headers["WWW-Authenticate"] = "Bearer"

@@ -53,6 +53,9 @@ def test_bulk_open_escalate_close_and_rerun_applies_nothing_twice(desk: Desk) ->
     assert len(closed.succeeded) == 30
     rerun = sd.close(numbers, job="t-close")  # same job: answered from the records, no 409
     assert len(rerun.succeeded) == 30
+    # A step the lane refuses is reported with the refusal's own words, not Ray's traceback.
+    refused = sd.close(numbers[:1], job="t-close-again")
+    assert [i.error for i in refused.failed] == [f"{numbers[0]} is already closed"]
 
     with desk.http(desk.customer()[1]) as c:
         assert c.get("/api/v1/tickets").json()["total"] == 0
