@@ -378,17 +378,6 @@ def parse_files(out: bytes, paths: list[str]) -> dict[str, str | None]:
     return result
 
 
-def journal_script(layout: HostLayout, ids: list[str]) -> str:
-    jdir = layout.path(JOURNAL_DIR)
-    return (
-        f"for id in {' '.join(q(i) for i in ids)}; do\n"
-        f'  if [ -e {q(jdir)}/"$id" ]; then\n'
-        f'    printf "%s %s\\n" "$id" "$(head -n1 {q(jdir)}/"$id")"\n'
-        "  fi\n"
-        "done\n"
-    )
-
-
 def sections(stdout: str) -> dict[str, str]:
     """The ``GDCAS-SECTION name`` ... ``GDCAS-END`` blocks of a script's output."""
     result: dict[str, str] = {}

@@ -35,8 +35,10 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 from automation.changes import parse_change
-from automation.executor import ChangeRequest, Executor, OutcomeCollector
-from automation.local_hosts import LocalHost
+from automation.executor.executor import Executor
+from automation.executor.outcome import OutcomeCollector
+from automation.executor.request import ChangeRequest
+from automation.local_hosts.host import LocalHost
 from automation.ssh import SshConnection
 
 ZONE = "bench.test"

@@ -34,7 +34,7 @@ from sqlalchemy import create_engine, text
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 from actors.config import ActorConfig
-from automation.local_hosts import LocalHost
+from automation.local_hosts.host import LocalHost
 from automation.loopback import free_port
 from cluster.deploy import deploy
 from cluster.ray_runtime import ray_env_defaults, start_ray

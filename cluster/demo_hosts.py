@@ -10,7 +10,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from automation.local_hosts import SSHD, LocalHost, can_reach, nginx_worker_user
+from automation.local_hosts.host import LocalHost
+from automation.local_hosts.nginx import can_reach, nginx_worker_user
+from automation.local_hosts.sshd import SSHD
 from store.demo import DemoHost, demo_domains_by_host
 
 DEMO_HOSTS = 2

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from automation.local_hosts import LocalHost
+from automation.local_hosts.host import LocalHost
 
 
 @contextmanager

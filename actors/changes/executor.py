@@ -18,7 +18,9 @@ from actors.errors import HostUnavailable
 from actors.principal import Principal
 from actors.tickets.dto import QueuedTicket
 from automation.changes import Change
-from automation.executor import ChangeOutcome, Executor, VerifyHook
+from automation.executor.batch import VerifyHook
+from automation.executor.executor import Executor
+from automation.executor.outcome import ChangeOutcome
 from automation.host import HostSpec
 from automation.ssh import SshError
 from store.db import Database

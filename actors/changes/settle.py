@@ -38,8 +38,8 @@ from actors.text import scrub
 from actors.tickets.commands import ChangeSettled
 from actors.tickets.dto import NewTicket, QueuedTicket
 from actors.tickets.service import TicketService
-from automation.executor import ChangeOutcome
-from automation.executor import ChangeRequest as HostChange
+from automation.executor.outcome import ChangeOutcome
+from automation.executor.request import ChangeRequest as HostChange
 from store.db import Database
 from store.models import ChangeRequest, Ticket
 from store.models.base import utcnow
@@ -49,9 +49,11 @@ from store.read.changes import CUSTOMER_ERROR, KEPT_SECRETS, PENDING, is_change_
 from store.repositories import (
     ChangeRepository,
     HostRepository,
+    MessageRepository,
+    TicketEventRepository,
     TicketRepository,
 )
-from store.repositories.ticket import NewAttachment
+from store.repositories.message import NewAttachment
 
 STATUS_OF_OUTCOME = {
     "applied": "applied",
@@ -232,7 +234,7 @@ class ChangeSettler:
                                 f"change of this service failed: {describe}.")  # fmt: skip
             ticket.updated_at = self.now()
             s.flush()
-            TicketRepository(s).add_event(
+            TicketEventRepository(s).add_event(
                 ticket, "change_failed",
                 summary=f"{ticket.number}: another change failed: {describe}",
                 actor_label=SYSTEM.name, visibility="internal",
@@ -278,7 +280,7 @@ class ChangeSettler:
         note: str,
     ) -> None:
         """An internal note on the ticket with the host's output of the change attached."""
-        TicketRepository(s).add_message(
+        MessageRepository(s).add_message(
             ticket,
             direction="internal",
             channel="portal",

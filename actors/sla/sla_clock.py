@@ -22,7 +22,7 @@ from store.db import Database
 from store.models.enums import OPEN_STATUSES, TicketStatus
 from store.models.ticket import ticket_id_from_number
 from store.read.tickets import TicketRead
-from store.repositories import TicketRepository
+from store.repositories import TicketEventRepository, TicketRepository
 
 DEFAULT_WARN_PERCENT = 80
 log = logging.getLogger(__name__)
@@ -132,9 +132,8 @@ class SlaClock:
     def _reload(self, ticket_ids: list[int] | None) -> None:
         """Re-read tickets (all open and resolved ones when None) and replace their timers."""
         with self.db.read() as s:
-            repo = TicketRepository(s)
-            tickets = repo.with_timers(ticket_ids)
-            fired = repo.sla_fired([t.id for t in tickets])
+            tickets = TicketRepository(s).with_timers(ticket_ids)
+            fired = TicketEventRepository(s).sla_fired([t.id for t in tickets])
             targets = self.service.sla_targets(s)
         self.warn_percent = {prio: t.warn_percent for prio, t in targets.items()}
         if ticket_ids is None:

@@ -9,9 +9,10 @@ from store.db import Database
 from store.models.ticket import ticket_number
 from store.read.tickets import TicketProjection, TicketRead
 from store.repositories import (
+    TicketEventRepository,
     TicketRepository,
 )
-from store.repositories.ticket import (
+from store.repositories.ticket_event import (
     NewEvent,
     event_payload,
 )
@@ -71,5 +72,5 @@ class TicketAssignment:
                     )
                 )
                 out.append(self.projection.read(s, row))
-            TicketRepository(s).add_events(events, at=now)
+            TicketEventRepository(s).add_events(events, at=now)
         return out

@@ -31,14 +31,12 @@ from store.models.ticket import ticket_number
 from store.read.tickets import TicketRead
 from store.repositories import (
     IdempotencyRepository,
+    TicketEventRepository,
     TicketRepository,
 )
-from store.repositories.ticket import (
-    MESSAGES,
-    TICKETS,
-    NewEvent,
-    event_payload,
-)
+from store.repositories.message import MESSAGES
+from store.repositories.ticket import TICKETS
+from store.repositories.ticket_event import NewEvent, event_payload
 from store.repositories.timeline import TIMELINE, allocate_ids, insert_all
 
 IDEMPOTENCY = cast(Table, IdempotencyRecord.__table__)
@@ -278,7 +276,7 @@ class TicketFiling:
             [
                 (TICKETS, rows),
                 (MESSAGES, messages),
-                *TicketRepository.event_rows(events, timeline_ids, at=now),
+                *TicketEventRepository.event_rows(events, timeline_ids, at=now),
                 (IDEMPOTENCY, records),
             ],
         )

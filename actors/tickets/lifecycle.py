@@ -51,7 +51,7 @@ from store.models.enums import (
     Visibility,
 )
 from store.read.tickets import TicketProjection
-from store.repositories import TicketRepository
+from store.repositories import MessageRepository, TicketEventRepository, TicketRepository
 
 # The step of the policy each command is (Reply: `reply`, or `note` when internal).
 STEP_OF: dict[type, Step] = {
@@ -201,7 +201,7 @@ class TicketLifecycle:
         # the caller does not say); staff's is the one it goes out by, the ticket's own unless
         # they choose another.
         channel = cmd.channel or (Channel.portal if customer else Channel(t.channel))
-        TicketRepository(s).add_message(
+        MessageRepository(s).add_message(
             t, direction=direction, channel=channel, body=cmd.body, author_name=by.name,
             author_user_id=by.user_id, visibility=cmd.visibility,
         )  # fmt: skip
@@ -237,7 +237,7 @@ class TicketLifecycle:
         t.owner_agent_id = None
         self.sla.resume(s, t, self.now())  # waiting on the customer ends here
         t.status = after(Move.escalate, t.status, owned=False)
-        TicketRepository(s).add_message(
+        MessageRepository(s).add_message(
             t, direction=Direction.internal, channel=t.channel, visibility=Visibility.internal,
             body=f"Escalated to level {t.tier}: {reason}", author_name=by.name,
             author_user_id=by.user_id,
@@ -254,7 +254,7 @@ class TicketLifecycle:
             raise InvalidTransition(f"{t.number} is already {t.status}")
         now = self.now()
         if note:
-            TicketRepository(s).add_message(
+            MessageRepository(s).add_message(
                 t, direction=Direction.outbound, channel=t.channel, body=note,
                 author_name=by.name, author_user_id=by.user_id,
             )  # fmt: skip
@@ -293,7 +293,7 @@ class TicketLifecycle:
             return self._done(s, t)
         if t.status not in OPEN_STATUSES or t.sla_paused_at is not None or due is None:
             return self._done(s, t)
-        if (action, which) in TicketRepository(s).sla_fired([t.id]).get(t.id, set()):
+        if (action, which) in TicketEventRepository(s).sla_fired([t.id]).get(t.id, set()):
             return self._done(s, t)
         owner = t.owner_agent_id
         if action == "warning":
@@ -379,10 +379,10 @@ class TicketLifecycle:
         **data: Any,
     ) -> None:
         """The event, heard by the account (when public), the ticket's tier and owner, and
-        `also_tiers`/`also_agents` (see TicketRepository.add_event); `data` decides nobody."""
+        `also_tiers`/`also_agents` (see TicketEventRepository.add_event); `data` decides nobody."""
         t.updated_at = self.now()
         s.flush()
-        TicketRepository(s).add_event(
+        TicketEventRepository(s).add_event(
             t,
             kind,
             summary=summary,

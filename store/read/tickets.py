@@ -17,7 +17,12 @@ from store.errors import NotFoundError
 from store.models import Ticket
 from store.models.enums import Channel, Priority, TicketStatus, Visibility
 from store.models.ticket import ticket_number
-from store.repositories import AgentRepository, TicketRepository
+from store.repositories import (
+    AgentRepository,
+    MessageRepository,
+    TicketEventRepository,
+    TicketRepository,
+)
 from store.repositories.ticket import TicketFilter
 
 
@@ -140,8 +145,7 @@ class TicketProjection:
     def detail(self, ticket_id: int, *, include_internal: bool) -> TicketDetail:
         """The ticket with its messages and events; NotFoundError when there is none."""
         with self.db.read() as s:
-            repo = TicketRepository(s)
-            t = repo.find(ticket_id)
+            t = TicketRepository(s).find(ticket_id)
             if t is None:
                 raise NotFoundError("ticket", ticket_id)
             messages = [
@@ -163,7 +167,7 @@ class TicketProjection:
                         for a in m.attachments
                     ],
                 )
-                for m in repo.messages(ticket_id, include_internal=include_internal)
+                for m in MessageRepository(s).messages(ticket_id, include_internal=include_internal)
             ]
             events = [
                 EventRead(
@@ -173,6 +177,8 @@ class TicketProjection:
                     data=e.data,
                     created_at=e.created_at,
                 )
-                for e in repo.events(ticket_id, include_internal=include_internal)
+                for e in TicketEventRepository(s).events(
+                    ticket_id, include_internal=include_internal
+                )
             ]
             return TicketDetail(**self.read(s, t).model_dump(), messages=messages, events=events)

@@ -5,9 +5,11 @@ from store.repositories.audit import AuditRepository
 from store.repositories.change import ChangeRepository
 from store.repositories.host import HostRepository
 from store.repositories.idempotency import IdempotencyRepository
+from store.repositories.message import MessageRepository
 from store.repositories.outbox import OutboxRepository
 from store.repositories.sla import SlaRepository
 from store.repositories.ticket import TicketRepository
+from store.repositories.ticket_event import TicketEventRepository
 from store.repositories.timeline import TimelineRepository
 from store.repositories.user import AgentRepository, TokenRepository, UserRepository
 
@@ -18,8 +20,10 @@ __all__ = [
     "ChangeRepository",
     "HostRepository",
     "IdempotencyRepository",
+    "MessageRepository",
     "OutboxRepository",
     "SlaRepository",
+    "TicketEventRepository",
     "TicketRepository",
     "TimelineRepository",
     "TokenRepository",

@@ -39,7 +39,7 @@ from actors.errors import (
 )
 from actors.principal import Principal
 from actors.tickets.service import TicketService
-from automation.local_hosts import LocalHost
+from automation.local_hosts.host import LocalHost
 from store.db import Database
 from store.models import Account, ChangeRequest, OutboxEvent, Service, TimelineEntry
 from store.read.changes import (
@@ -54,6 +54,8 @@ from store.repositories import (
     AccountRepository,
     ChangeRepository,
     HostRepository,
+    MessageRepository,
+    TicketEventRepository,
     TicketRepository,
     UserRepository,
 )
@@ -275,7 +277,7 @@ def test_failed_self_service_change_opens_a_tier1_ticket(world: World) -> None:
         t = tickets[0]
         assert t.tier == 1 and t.status == "new" and t.number == got.ticket_number
         assert "Self-service change failed" in t.subject
-        messages = TicketRepository(s).messages(t.id, include_internal=True)
+        messages = MessageRepository(s).messages(t.id, include_internal=True)
         files = [a.filename for m in messages for a in m.attachments]
         assert files == [f"change-{created.id}.log"]
         summary = [
@@ -309,7 +311,7 @@ def test_agent_change_holds_the_ticket_in_pending_change(world: World) -> None:
     with world.db.read() as s:
         t = TicketRepository(s).by_number(number)
         assert t is not None and t.status == "open"
-        kinds = [e.kind for e in TicketRepository(s).events(t.id, include_internal=True)]
+        kinds = [e.kind for e in TicketEventRepository(s).events(t.id, include_internal=True)]
     assert kinds == ["pending_change", "change_applied"]
 
 
@@ -334,7 +336,8 @@ def test_queued_changes_are_resumed_when_the_executor_starts(world: World) -> No
     # A crash after the first was applied but before its outcome was recorded:
     started = world.settler.start(ids[:1])
     assert status_of(world.db, ids[0]) == "applying"
-    from automation.executor import Executor, OutcomeCollector
+    from automation.executor.executor import Executor
+    from automation.executor.outcome import OutcomeCollector
 
     col = OutcomeCollector()
     raw = Executor(col, exec_timeout=5.0)
@@ -391,7 +394,7 @@ def test_change_requests_are_audited(world: World) -> None:
 
 
 def test_tls_private_key_is_scrubbed_once_the_change_settles(world: World) -> None:
-    from automation.executor import ChangeOutcome
+    from automation.executor.outcome import ChangeOutcome
     from tests.automation.test_validation import make_cert
 
     account, zone, _ = world.customer()
@@ -608,7 +611,7 @@ def test_repeated_failures_of_one_service_make_one_ticket_and_customers_see_plai
     assert first.ticket_number is not None and second.ticket_number == first.ticket_number
     with world.db.read() as s:
         [ticket] = TicketRepository(s).for_account(account.id)
-        messages = TicketRepository(s).messages(ticket.id, include_internal=True)
+        messages = MessageRepository(s).messages(ticket.id, include_internal=True)
         files = [a.filename for m in messages for a in m.attachments]
     assert files == [f"change-{ids[0]}.log", f"change-{ids[1]}.log"]
     # The customer reads plain words; staff read what the host said.

@@ -39,7 +39,7 @@ from actors.tickets.commands import (
 )
 from actors.tickets.dto import NewTicket, TicketRead
 from actors.tickets.service import TicketService
-from automation.executor import ChangeOutcome, Status
+from automation.executor.outcome import ChangeOutcome, Status
 from store.db import Database
 from store.models import OutboxEvent
 from store.models.enums import Channel
@@ -50,6 +50,7 @@ from store.repositories import (
     AgentRepository,
     HostRepository,
     OutboxRepository,
+    TicketEventRepository,
     TicketRepository,
     TimelineRepository,
     UserRepository,
@@ -340,7 +341,7 @@ def test_data_keys_decide_nothing(db: Database) -> None:
         acct = make_account(s)
         stranger = make_agent(s, tier=3)
         ticket = TicketRepository(s).create(account_id=acct.id, subject="x", channel="portal")
-        TicketRepository(s).add_event(
+        TicketEventRepository(s).add_event(
             ticket,
             "note",
             summary="n",

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from automation.changes import Change, parse_change
-from automation.executor import ChangeRequest, Executor, OutcomeCollector
-from automation.local_hosts import LocalHost
+from automation.executor.executor import Executor
+from automation.executor.outcome import OutcomeCollector
+from automation.executor.request import ChangeRequest
+from automation.local_hosts.host import LocalHost
 from tests.hosts import running_hosts
 
 ZONE = "example.com"

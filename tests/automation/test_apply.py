@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from automation.executor import ChangeRequest, Executor, OutcomeCollector
-from automation.local_hosts import LocalHost
+from automation.executor.executor import Executor
+from automation.executor.outcome import OutcomeCollector
+from automation.executor.request import ChangeRequest
+from automation.local_hosts.host import LocalHost
 from tests.automation.conftest import ZONE, change, dns_add, http_get, journal, request
 from tests.automation.test_validation import make_cert
 from tests.hosts import dig

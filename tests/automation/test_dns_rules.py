@@ -10,9 +10,10 @@ import pytest
 
 from automation.changes import ChangeConflict, ChangeValidationError, Workspace, parse_change
 from automation.changes.base import zone_path
-from automation.executor import Executor, OutcomeCollector
+from automation.executor.executor import Executor
+from automation.executor.outcome import OutcomeCollector
 from automation.host import HostLayout
-from automation.local_hosts import LocalHost
+from automation.local_hosts.host import LocalHost
 from tests.automation.conftest import ZONE, request
 from tests.automation.test_apply import apply
 from tests.hosts import dig

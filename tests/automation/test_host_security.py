@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from automation.changes import Change
-from automation.executor import Executor, OutcomeCollector
-from automation.local_hosts import LocalHost, _descendants
+from automation.executor.executor import Executor
+from automation.executor.outcome import OutcomeCollector
+from automation.local_hosts.daemon import descendants
+from automation.local_hosts.host import LocalHost
 from tests.automation.conftest import (
     CUSTOMER,
     ZONE,
@@ -300,7 +302,7 @@ def test_links_in_a_site_reach_only_the_owners_files_and_workers_are_not_root(
     assert http_get(host, "links.example.com", "/alias.txt") == (200, "mine\n")
 
     assert host.nginx is not None and host.nginx.pid is not None
-    workers = [p for p in _descendants(host.nginx.pid) if p != host.nginx.pid]
+    workers = [p for p in descendants(host.nginx.pid) if p != host.nginx.pid]
     assert workers
     for pid in workers:
         uid_line = next(

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from automation.executor import Executor, OutcomeCollector
-from automation.local_hosts import LocalHost
+from automation.executor.executor import Executor
+from automation.executor.outcome import OutcomeCollector
+from automation.local_hosts.host import LocalHost
 from tests.automation.conftest import ZONE, dns_add, journal, request
 from tests.desk import wait_until
 

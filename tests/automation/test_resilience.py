@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
-from automation.executor import ChangeRequest, Executor, OutcomeCollector
+from automation.executor.executor import Executor
+from automation.executor.outcome import OutcomeCollector
+from automation.executor.request import ChangeRequest
 from automation.host import HostSpec
-from automation.local_hosts import LocalHost, LocalSshd
+from automation.local_hosts.host import LocalHost
+from automation.local_hosts.sshd import LocalSshd
 from tests.automation.conftest import ZONE, dns_add, journal, request
 from tests.desk import wait_until
 from tests.hosts import dig, lock_free
@@ -171,7 +174,9 @@ def test_tampered_host_key_is_refused(hosts: list[LocalHost], tmp_path: Path) ->
 
 _CHILD = """
 import json, sys, threading
-from automation.executor import ChangeRequest, Executor, OutcomeCollector
+from automation.executor.request import ChangeRequest
+from automation.executor.executor import Executor
+from automation.executor.outcome import OutcomeCollector
 from automation.host import HostSpec
 spec = HostSpec.model_validate_json(sys.argv[1])
 reqs = [ChangeRequest.model_validate(r) for r in json.loads(sys.stdin.read())]

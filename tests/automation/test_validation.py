@@ -398,7 +398,7 @@ def test_privileges_are_ascii_before_upper_casing() -> None:
 def test_a_change_id_with_a_newline_is_refused() -> None:
     from pydantic import ValidationError
 
-    from automation.executor import ChangeRequest
+    from automation.executor.request import ChangeRequest
 
     ch = parse_change("account_suspend", {"account": "bob"})
     ChangeRequest(change_id="c-1", host_id="h", change=ch)

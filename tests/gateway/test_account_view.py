@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from automation.local_hosts import LocalHost
+from automation.local_hosts.host import LocalHost
 from store.models import Account
 from store.repositories import AccountRepository
 from tests.desk import Desk, wait_until

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from actors.changes.shards import executor_name
-from automation.local_hosts import LocalHost
+from automation.local_hosts.host import LocalHost
 from store.models import Account, ChangeRequest, TimelineEntry
 from store.read.changes import CUSTOMER_ERROR
 from store.repositories import (

@@ -8,7 +8,7 @@ import pytest
 
 from store.db import Database
 from store.errors import ConflictError
-from store.repositories import TicketRepository, TimelineRepository
+from store.repositories import MessageRepository, TicketRepository, TimelineRepository
 from tests.factories import make_account, make_ticket
 
 WRITERS, EACH = 6, 15
@@ -41,9 +41,8 @@ def test_concurrent_messages_keep_every_message_and_the_count(db: Database) -> N
     def writer(i: int) -> None:
         for j in range(EACH):
             with db.write() as s:
-                repo = TicketRepository(s)
-                repo.add_message(
-                    repo.get(ticket_id),
+                MessageRepository(s).add_message(
+                    TicketRepository(s).get(ticket_id),
                     direction="inbound",
                     channel="email",
                     body=f"writer {i} message {j}",
@@ -52,9 +51,8 @@ def test_concurrent_messages_keep_every_message_and_the_count(db: Database) -> N
 
     assert _run_threads(writer, WRITERS) == []
     with db.read() as s:
-        repo = TicketRepository(s)
-        messages = repo.messages(ticket_id, include_internal=True)
-        assert repo.get(ticket_id).message_count == WRITERS * EACH
+        messages = MessageRepository(s).messages(ticket_id, include_internal=True)
+        assert TicketRepository(s).get(ticket_id).message_count == WRITERS * EACH
     assert len(messages) == WRITERS * EACH
     assert len({m.body for m in messages}) == WRITERS * EACH
 

@@ -8,7 +8,12 @@ from sqlalchemy.orm import Session
 from store.db import Database
 from store.errors import IntegrityViolation
 from store.models import Message
-from store.repositories import AccountRepository, TicketRepository, UserRepository
+from store.repositories import (
+    AccountRepository,
+    MessageRepository,
+    TicketRepository,
+    UserRepository,
+)
 from tests.factories import make_account, make_agent, make_ticket
 
 
@@ -73,7 +78,7 @@ def test_internal_message_can_not_be_public(db: Database) -> None:
         ticket = make_ticket(s, make_account(s))
     with pytest.raises(IntegrityViolation), db.write() as s:
         t = TicketRepository(s).get(ticket.id)
-        TicketRepository(s).add_message(
+        MessageRepository(s).add_message(
             t, direction="internal", channel="portal", body="note", author_name="A",
             visibility="public",
         )  # fmt: skip
@@ -84,7 +89,7 @@ def test_failed_unit_of_work_leaves_nothing_behind(db: Database) -> None:
         account = make_account(s)
     with pytest.raises(RuntimeError), db.write() as s:
         t = make_ticket(s, account)
-        TicketRepository(s).add_message(
+        MessageRepository(s).add_message(
             t, direction="inbound", channel="portal", body="hi", author_name="C"
         )
         raise RuntimeError("crash between writes")

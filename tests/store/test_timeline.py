@@ -10,7 +10,7 @@ from store.db import Database
 from store.models import OutboxEvent
 from store.models.base import JsonDoc, UTCDateTime, utcnow
 from store.models.outbox import Audience
-from store.repositories import OutboxRepository, TicketRepository, TimelineRepository
+from store.repositories import OutboxRepository, TicketEventRepository, TimelineRepository
 from store.repositories.timeline import NewEntry
 from tests.factories import make_account, make_ticket
 
@@ -38,7 +38,7 @@ def test_ticket_events_land_on_the_timeline_and_in_the_outbox_together(db: Datab
     with db.write() as s:
         account = make_account(s)
         ticket = make_ticket(s, account)
-        repo = TicketRepository(s)
+        repo = TicketEventRepository(s)
         repo.add_event(ticket, "created", summary=f"{ticket.number} opened", actor_label="web")
         repo.add_event(
             ticket, "note", summary="internal triage", visibility="internal", actor_label="agent"
