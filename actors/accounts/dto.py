@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from store.read.tickets import TicketRead
 
 
 class ContactRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built straight from its ORM row
+
     id: int
     name: str
     email: str

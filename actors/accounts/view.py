@@ -37,12 +37,7 @@ def build_account_view(db: Database, tickets: TicketProjection, account_id: int)
             name=account.name,
             status=account.status,
             plan=account.plan,
-            contacts=[
-                ContactRead(
-                    id=c.id, name=c.name, email=c.email, phone=c.phone, is_primary=c.is_primary
-                )
-                for c in accounts.contacts(account_id)
-            ],
+            contacts=[ContactRead.model_validate(c) for c in accounts.contacts(account_id)],
             services=[
                 ServiceRead(
                     id=sv.id,

@@ -9,9 +9,6 @@ SLA policies; what a ticket looks like to its readers is the read model in store
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from actors.clock import Clock
@@ -31,12 +28,8 @@ from actors.tickets.dto import (
 from actors.tickets.filing import TicketFiling
 from actors.tickets.lifecycle import TicketLifecycle
 from store.db import Database
-from store.models import Ticket
 from store.models.base import utcnow
-from store.read.tickets import TicketDetail, TicketProjection, TicketRead
-from store.repositories import (
-    AccountRepository,
-)
+from store.read.tickets import TicketProjection, TicketRead
 
 
 class TicketService:
@@ -54,15 +47,6 @@ class TicketService:
 
     def sla_targets(self, s: Session) -> dict[str, SlaTargets]:
         return self.sla.targets(s)
-
-    def owner_name(self, s: Session, agent_id: int) -> str:
-        return self.projection.owner_name(s, agent_id)
-
-    def read(self, s: Session, t: Ticket | Row[Any]) -> TicketRead:
-        return self.projection.read(s, t)
-
-    def detail(self, ticket_id: int, *, include_internal: bool) -> TicketDetail:
-        return self.projection.detail(ticket_id, include_internal=include_internal)
 
     def create_many(self, items: list[NewTicket]) -> list[TicketRead | DeskError]:
         return self.filing.create_many(items)
@@ -85,7 +69,3 @@ class TicketService:
     ) -> OpOutcome:
         """Run one command on a ticket as a unit of work (see `TicketLifecycle.operate`)."""
         return self.lifecycle.operate(ticket_id, command, by, key=key, request_hash=request_hash)
-
-    def account_exists(self, account_id: int) -> bool:
-        with self.db.read() as s:
-            return AccountRepository(s).find(account_id) is not None

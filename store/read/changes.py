@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from store.db import Database
@@ -45,6 +45,8 @@ CUSTOMER_OUTPUT: dict[str, str] = {
 
 
 class AttemptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built straight from its ORM row
+
     attempt: int
     outcome: str
     finished_at: datetime | None
@@ -102,16 +104,7 @@ def change_detail(s: Session, row: ChangeRequest) -> ChangeDetail:
         created_at=row.created_at,
         updated_at=row.updated_at,
         applied_at=row.applied_at,
-        attempts=[
-            AttemptRead(
-                attempt=a.attempt,
-                outcome=a.outcome,
-                finished_at=a.finished_at,
-                output=a.output,
-                error=a.error,
-            )
-            for a in ChangeRepository(s).attempts(row.id)
-        ],
+        attempts=[AttemptRead.model_validate(a) for a in ChangeRepository(s).attempts(row.id)],
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,8 @@ class TicketRead(BaseModel):
 
 
 class AttachmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built straight from its ORM row
+
     filename: str
     content_type: str
     size: int
@@ -157,15 +159,7 @@ class TicketProjection:
                     author=m.author_name,
                     body=m.body,
                     created_at=m.created_at,
-                    attachments=[
-                        AttachmentRead(
-                            filename=a.filename,
-                            content_type=a.content_type,
-                            size=a.size,
-                            sha256=a.sha256,
-                        )
-                        for a in m.attachments
-                    ],
+                    attachments=[AttachmentRead.model_validate(a) for a in m.attachments],
                 )
                 for m in MessageRepository(s).messages(ticket_id, include_internal=include_internal)
             ]

@@ -143,7 +143,7 @@ def test_retried_operation_is_answered_from_its_record(service: TicketService) -
     first = service.operate(tid, Reply(body="once"), customer, key="m1", request_hash="h")
     again = service.operate(tid, Reply(body="once"), customer, key="m1", request_hash="h")
     assert again.replayed and again.ticket == first.ticket
-    detail = service.detail(tid, include_internal=True)
+    detail = service.projection.detail(tid, include_internal=True)
     assert [m.body for m in detail.messages].count("once") == 1
     with pytest.raises(IdempotencyMismatch):
         service.operate(tid, Reply(body="twice"), customer, key="m1", request_hash="other")
@@ -374,7 +374,7 @@ def test_a_message_has_the_channel_it_came_by(service: TicketService) -> None:
         service.operate(tid, command, by)
     with pytest.raises(NotAllowed):
         service.operate(tid, Reply(body="x", channel=Channel.phone), customer)
-    messages = service.detail(tid, include_internal=True).messages
+    messages = service.projection.detail(tid, include_internal=True).messages
     assert [(m.body.split(":")[0], m.channel) for m in messages] == [
         ("help", "phone"), ("api", "api"), ("portal", "portal"), ("call back", "phone"),
         ("by mail", "email"), ("note", "phone"), ("Escalated to level 2", "phone"),
@@ -400,7 +400,7 @@ def test_a_change_holds_an_open_ticket_until_the_last_one_settles(service: Ticke
     assert service.operate(tid, settled, SYSTEM).ticket.status == "pending_change"
     last = settled.model_copy(update={"others_pending": False, "status": ChangeStatus.failed})
     assert service.operate(tid, last, SYSTEM).ticket.status == "open"
-    kinds = [e.kind for e in service.detail(tid, include_internal=True).events]
+    kinds = [e.kind for e in service.projection.detail(tid, include_internal=True).events]
     assert kinds == ["created", "change_requested", "assigned", "pending_change",
                      "change_applied", "change_failed"]  # fmt: skip
     service.operate(tid, Resolve(), l1)
