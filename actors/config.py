@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from actors.mail.settings import MailSettings
 from store.retention import RetentionSettings
 
 
@@ -33,3 +34,4 @@ class ActorConfig(BaseModel):
     # How long outbox rows, idempotency answers and host journal entries are kept (read from
     # SITEDESK_ variables where the config is made, once, and handed to the actors with it).
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)

@@ -36,13 +36,17 @@ class Contact(IdMixin, CreatedMixin, Base):
         Index("ix_contacts_email", "email"),
     )
 
-    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
+    # None: a sender the desk does not know yet (a mail from a new address), waiting for an
+    # agent to link it to an account.
+    account_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("accounts.id", ondelete="CASCADE")
+    )
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
     is_primary: Mapped[bool] = mapped_column(default=False)
 
-    account: Mapped[Account] = relationship(back_populates="contacts", lazy="raise")
+    account: Mapped[Account | None] = relationship(back_populates="contacts", lazy="raise")
 
 
 class Service(IdMixin, CreatedMixin, Base):

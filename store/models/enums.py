@@ -141,5 +141,41 @@ class AttemptOutcome(StrEnum):
     unknown = "unknown"
 
 
+class InboundStatus(StrEnum):
+    """What became of a received mail."""
+
+    received = "received"  # stored; its ticket step not yet done (redone on redelivery)
+    ticketed = "ticketed"  # opened a new ticket
+    appended = "appended"  # a message on an existing ticket
+    bounce = "bounce"  # a delivery report, attached to the ticket of the mail it is about
+    held = "held"  # from a sender on no account: waits for an agent to link the contact
+    refused = "refused"  # kept, but no ticket step (an unmatched bounce, a refused sender)
+
+
+class MailKind(StrEnum):
+    """Why the desk sends a mail."""
+
+    customer = "customer"  # a public reply or state change of the customer's ticket
+    agent = "agent"  # assignment, escalation, SLA warning
+    auto_reply = "auto_reply"  # the acknowledgement of a new ticket received by mail
+
+
+class DeliveryStatus(StrEnum):
+    queued = "queued"
+    sent = "sent"
+    failed = "failed"  # the relay refused it for good, or it ran out of attempts
+    suppressed = "suppressed"  # not sent: the address bounced for good, or a loop rule
+
+
+class CallDirection(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class CallStatus(StrEnum):
+    ringing = "ringing"  # call.started seen, not ended yet
+    ended = "ended"
+
+
 def values(enum: type[StrEnum]) -> tuple[str, ...]:
     return tuple(m.value for m in enum)

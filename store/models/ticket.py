@@ -101,6 +101,10 @@ class Message(IdMixin, CreatedMixin, Base):
     author_name: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     email_message_id: Mapped[str | None] = mapped_column(String(998), unique=True)
+    # The received mail this message is (its raw bytes stay there), at most one message each.
+    inbound_mail_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("inbound_mails.id"), unique=True
+    )
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     attachments: Mapped[list[Attachment]] = relationship(lazy="raise")

@@ -31,11 +31,13 @@ class TicketFilter:
 
 class TicketRepository(Repository):
     def contact_accounts(self, contact_ids: set[int]) -> dict[int, int]:
-        """The account of each of these contacts that exists, by contact id."""
+        """The account of each of these contacts that exists and is on one, by contact id."""
         if not contact_ids:
             return {}
-        q = select(Contact.id, Contact.account_id).where(Contact.id.in_(contact_ids))
-        return {cid: aid for cid, aid in self.session.execute(q)}
+        q = select(Contact.id, Contact.account_id).where(
+            Contact.id.in_(contact_ids), Contact.account_id.is_not(None)
+        )
+        return {cid: aid for cid, aid in self.session.execute(q) if aid is not None}
 
     def opened_since(
         self, account_ids: set[int], since: datetime, channels: tuple[str, ...]
