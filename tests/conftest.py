@@ -21,6 +21,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "SITEDESK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("SITEDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# The desk's mail in the tests: the key of its signed Message-IDs, and the addresses it takes.
+MAIL_SECRET = bytes.fromhex("5eed" * 16)
+MAIL_ADDRESSES = {"support@sitedesk.test": "general", "billing@sitedesk.test": "billing"}
 
 
 class PostgresServer:
@@ -141,6 +144,7 @@ def desk_session(
     and PostgreSQL. One deployment at a time, each in its own Ray namespace on the session's
     Ray; pytest runs every desk test of one backend before it moves to the next."""
     from actors.config import ActorConfig
+    from actors.mail.settings import MailSettings
     from cluster.deploy import deploy
     from gateway.platform import Platform
     from tests.desk import Desk, LiveServer, seed_sla
@@ -151,7 +155,8 @@ def desk_session(
     db.upgrade()
     seed_sla(db)
     namespace = f"sitedesk-tests-{backend}"
-    config = ActorConfig(database_url=url, redis_url=REDIS_URL, namespace=namespace)
+    mail = MailSettings(mail_secret=MAIL_SECRET.hex(), mail_addresses=MAIL_ADDRESSES)
+    config = ActorConfig(database_url=url, redis_url=REDIS_URL, namespace=namespace, mail=mail)
     deployment = deploy(config, manual_clock=True)
     platform = Platform(db=db, redis_url=REDIS_URL, directory=deployment.directory, config=config)
     server = LiveServer(platform).start()

@@ -106,6 +106,38 @@ class ChangeSettled(Command):
     error: str | None = None
 
 
+class MailPart(BaseModel):
+    """A file of a received mail, stored on its message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(min_length=1, max_length=255)
+    data: bytes = Field(repr=False)
+
+
+class MailReceived(Command):
+    """A received mail that threading put on this ticket (the SMTP intake's step).
+
+    `inbound_mail_id` makes it happen once: the step claims that stored mail, and a
+    redelivered or replayed one finds it claimed and does nothing. A customer's mail reopens a
+    resolved ticket and answers one waiting on them, unless it is `auto_submitted` (an
+    out-of-office, a delivery report): stored, but nothing moves. A `bounce` is an internal
+    note for the agents."""
+
+    kind: Literal["mail_received"] = "mail_received"
+    inbound_mail_id: int
+    body: Text = Field(min_length=1, max_length=1_000_000)
+    author_name: str = Field(min_length=1, max_length=200)
+    author_user_id: int | None = None
+    email_message_id: str | None = Field(default=None, max_length=998)
+    email_headers: dict[str, str] = Field(default_factory=dict)
+    auto_submitted: bool = False
+    bounce: bool = False
+    detail: str = Field(default="", max_length=2000)  # why it was put here, for the agents
+    attachments: list[MailPart] = Field(default_factory=list)
+
+
 TicketCommand = Annotated[
     Take
     | Handover
@@ -117,6 +149,7 @@ TicketCommand = Annotated[
     | SlaFired
     | AutoClose
     | ChangeRequested
-    | ChangeSettled,
+    | ChangeSettled
+    | MailReceived,
     Field(discriminator="kind"),
 ]

@@ -28,6 +28,7 @@ from actors.tickets.commands import (
     Close,
     Escalate,
     Handover,
+    MailReceived,
     Reopen,
     Reply,
     Resolve,
@@ -47,11 +48,18 @@ from store.models.enums import (
     ChangeStatus,
     Channel,
     Direction,
+    InboundStatus,
     TicketStatus,
     Visibility,
 )
 from store.read.tickets import TicketProjection
-from store.repositories import MessageRepository, TicketEventRepository, TicketRepository
+from store.repositories import (
+    InboundMailRepository,
+    MessageRepository,
+    TicketEventRepository,
+    TicketRepository,
+)
+from store.repositories.message import NewAttachment
 
 # The step of the policy each command is (Reply: `reply`, or `note` when internal).
 STEP_OF: dict[type, Step] = {
@@ -123,7 +131,7 @@ class TicketLifecycle:
             step = Step.note
         if step is not None:
             authorize_ticket_step(by, step, ticket_tier=t.tier, number=t.number)
-        elif by.role != "system" and not isinstance(command, ChangeRequested):
+        elif by.role != "system" and not isinstance(command, ChangeRequested | MailReceived):
             raise NotAllowed(f"only the desk itself sends {command.kind}")
         match command:
             case Take():
@@ -148,6 +156,8 @@ class TicketLifecycle:
                 return self.change_requested(s, t, by, command)
             case ChangeSettled():
                 return self.change_settled(s, t, by, command)
+            case MailReceived():
+                return self.mail_received(s, t, by, command)
 
     def _done(self, s: Session, t: Ticket, **effects: Any) -> OpOutcome:
         s.flush()
@@ -352,6 +362,44 @@ class TicketLifecycle:
         self._event(s, t, f"change_{word}", f"{t.number}: change {word}: {cmd.describe}", by,
                     change_id=cmd.change_id, change_kind=cmd.change_kind,
                     change_status=cmd.status, error=cmd.error)  # fmt: skip
+        return self._done(s, t, **effects)
+
+    def mail_received(self, s: Session, t: Ticket, by: Principal, cmd: MailReceived) -> OpOutcome:
+        """A received mail on the ticket, once (it claims its stored mail first). A person's
+        mail is the customer writing: it reopens a resolved ticket and answers one waiting on
+        them; an automatic one (out-of-office, delivery report) only stays on record."""
+        settled = InboundStatus.bounce if cmd.bounce else InboundStatus.appended
+        mails = InboundMailRepository(s)
+        if not mails.claim(cmd.inbound_mail_id, settled, at=self.now(), ticket_id=t.id,
+                           detail=cmd.detail):  # fmt: skip
+            return self._done(s, t)  # this mail was put somewhere before: nothing again
+        if not allows(Move.message, t.status):
+            raise InvalidTransition(f"{t.number} is {t.status}; a mail to it opens a new ticket")
+        internal = cmd.bounce
+        visibility = Visibility.internal if internal else Visibility.public
+        MessageRepository(s).add_message(
+            t, direction=Direction.internal if internal else Direction.inbound,
+            channel=Channel.email, body=cmd.body, author_name=cmd.author_name,
+            author_user_id=cmd.author_user_id, visibility=visibility,
+            headers={**cmd.email_headers, "detail": cmd.detail},
+            email_message_id=cmd.email_message_id, inbound_mail_id=cmd.inbound_mail_id,
+            attachments=[NewAttachment(a.filename, a.content_type, a.data)
+                         for a in cmd.attachments],
+        )  # fmt: skip
+        s.expire(t, ["message_count"])
+        what = "a delivery report" if cmd.bounce else "a mail"
+        self._event(s, t, "message", f"{cmd.author_name}: {what} on {t.number}", by,
+                    visibility=visibility, direction=Direction.inbound,
+                    channel=Channel.email, automatic=cmd.auto_submitted)  # fmt: skip
+        effects: dict[str, Any] = {}
+        if cmd.bounce or cmd.auto_submitted:
+            return self._done(s, t)
+        if allows(Move.reopen, t.status):
+            effects = self._reopen(s, t, by, "the customer wrote")
+        elif allows(Move.customer_replied, t.status):
+            self.sla.resume(s, t, self.now())
+            t.status = after(Move.customer_replied, t.status, owned=bool(t.owner_agent_id))
+            self._event(s, t, "status", f"{t.number}: the customer replied", by)
         return self._done(s, t, **effects)
 
     # -- helpers ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from store.repositories.audit import AuditRepository
 from store.repositories.change import ChangeRepository
 from store.repositories.host import HostRepository
 from store.repositories.idempotency import IdempotencyRepository
+from store.repositories.mail import InboundMailRepository, SuppressionRepository
 from store.repositories.message import MessageRepository
 from store.repositories.outbox import OutboxRepository
 from store.repositories.sla import SlaRepository
@@ -20,9 +21,11 @@ __all__ = [
     "ChangeRepository",
     "HostRepository",
     "IdempotencyRepository",
+    "InboundMailRepository",
     "MessageRepository",
     "OutboxRepository",
     "SlaRepository",
+    "SuppressionRepository",
     "TicketEventRepository",
     "TicketRepository",
     "TimelineRepository",

@@ -39,6 +39,7 @@ class MessageRepository(Repository):
         headers: dict[str, Any] | None = None,
         email_message_id: str | None = None,
         attachments: list[NewAttachment] | None = None,
+        inbound_mail_id: int | None = None,
     ) -> Message:
         msg = Message(
             ticket_id=ticket.id,
@@ -50,6 +51,7 @@ class MessageRepository(Repository):
             body=body,
             headers=headers or {},
             email_message_id=email_message_id,
+            inbound_mail_id=inbound_mail_id,
         )
         self.session.add(msg)
         self.session.flush()
