@@ -27,6 +27,10 @@ class Directory:
             self._cache[name] = handle
         return handle
 
+    def forget(self, name: str) -> None:
+        """Drop a cached handle (its actor died for good and may be made anew)."""
+        self._cache.pop(name, None)
+
     def intake(self) -> Any:
         return self.get(names.INTAKE)
 

@@ -165,3 +165,23 @@ class InvalidHost(DeskError):
 
 class HostUnavailable(DeskError):
     code, status = "host_unavailable", 503
+
+
+# -- mail -------------------------------------------------------------------------------------
+class MailRefused(DeskError):
+    """A received mail the desk will not take for good (e.g. from an unknown sender when the
+    desk is set to refuse them): the SMTP door answers 550 and the sender's server bounces."""
+
+    code, status = "mail_refused", 422
+
+
+class MailAlreadySettled(DeskError):
+    """A received mail that a concurrent twin already put on a ticket: nothing to do again."""
+
+    code, status = "mail_already_settled", 409
+
+
+class ContactLinkInvalid(DeskError):
+    """Linking a sender to an account: the contact is on an account already, or no such one."""
+
+    code, status = "contact_link_invalid", 409

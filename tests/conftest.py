@@ -145,8 +145,10 @@ def desk_session(
     Ray; pytest runs every desk test of one backend before it moves to the next."""
     from actors.config import ActorConfig
     from actors.mail.settings import MailSettings
+    from automation.loopback import free_port
     from cluster.deploy import deploy
     from gateway.platform import Platform
+    from gateway.smtp import SmtpIntake
     from tests.desk import Desk, LiveServer, seed_sla
 
     backend = str(request.param)
@@ -160,9 +162,16 @@ def desk_session(
     deployment = deploy(config, manual_clock=True)
     platform = Platform(db=db, redis_url=REDIS_URL, directory=deployment.directory, config=config)
     server = LiveServer(platform).start()
+    smtp = SmtpIntake(deployment.directory, mail, port=free_port()).start()
     try:
-        yield Desk(db=db, base_url=f"http://127.0.0.1:{server.port}", deployment=deployment)
+        yield Desk(
+            db=db,
+            base_url=f"http://127.0.0.1:{server.port}",
+            deployment=deployment,
+            smtp_port=smtp.port,
+        )
     finally:
+        smtp.stop()
         server.stop()
         deployment.stop()
         db.dispose()

@@ -68,11 +68,31 @@ class Desk:
     db: Database
     base_url: str
     deployment: Deployment
+    smtp_port: int = 0  # the SMTP intake (gateway/smtp.py) on a loopback port
     agents_made: list[tuple[int, int]] = field(default_factory=list)  # (agent id, tier)
 
     def http(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+    def send_mail(
+        self, raw: bytes, *, mail_from: str = "", to: str = "support@sitedesk.test"
+    ) -> str:
+        """Deliver a message to the desk's SMTP intake over a real socket; returns the 250
+        answer (an SMTP error raises, as smtplib does)."""
+        import smtplib
+
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # on the wire: CRLF
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=60) as c:
+            c.ehlo("tests.sitedesk.test")
+            c.mail(mail_from)
+            code, answer = c.rcpt(to)
+            if code != 250:
+                raise smtplib.SMTPRecipientsRefused({to: (code, answer)})
+            code, answer = c.data(raw)
+            if code != 250:
+                raise smtplib.SMTPDataError(code, answer)
+            return answer.decode()
 
     def login(self, email: str, password: str = PASSWORD) -> str:
         with self.http() as c:

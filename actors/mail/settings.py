@@ -34,7 +34,7 @@ class MailSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SITEDESK_", extra="ignore")
 
     smtp_host: str = Field(default="127.0.0.1", description="Where the SMTP intake listens.")
-    smtp_port: int = Field(default=2525, ge=0, le=65535, description="0: any free port.")
+    smtp_port: int = Field(default=2525, ge=1, le=65535, description="Port of the SMTP intake.")
     mail_addresses: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: {"support@sitedesk.test": "general"},
         description="Accepted recipient addresses and the category each files under: "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -15,6 +15,7 @@ from actors.errors import (
     DeskError,
     IdempotencyMismatch,
     InvalidInput,
+    MailAlreadySettled,
     PriorityNotAllowed,
     RateLimited,
 )
@@ -26,15 +27,17 @@ from actors.tickets.states import FILED
 from store.db import Database
 from store.errors import IntegrityViolation
 from store.models import IdempotencyRecord
-from store.models.enums import CUSTOMER_CHANNELS, Priority
+from store.models.enums import CUSTOMER_CHANNELS, InboundStatus, Priority
 from store.models.ticket import ticket_number
 from store.read.tickets import TicketRead
 from store.repositories import (
     IdempotencyRepository,
+    InboundMailRepository,
+    MessageRepository,
     TicketEventRepository,
     TicketRepository,
 )
-from store.repositories.message import MESSAGES
+from store.repositories.message import MESSAGES, NewAttachment
 from store.repositories.ticket import TICKETS
 from store.repositories.ticket_event import NewEvent, event_payload
 from store.repositories.timeline import TIMELINE, allocate_ids, insert_all
@@ -143,27 +146,34 @@ class TicketFiling:
         contacts = repo.contact_accounts({c for i in fresh if (c := items[i].contact_id)})
         limit = self.config.customer_tickets_per_hour
         now = self.now()
-        by_customer = {items[i].account_id for i in fresh if items[i].requester.role == "customer"}
+        # What customers open themselves (the portal, the API) is limited; mail is not: an MTA
+        # would only retry it, and loops are stopped where the desk answers mail.
+        by_customer = {
+            items[i].account_id
+            for i in fresh
+            if items[i].requester.role == "customer" and items[i].channel in CUSTOMER_CHANNELS
+        }
         window = timedelta(hours=1)
         opened = repo.opened_since(by_customer, now - window, CUSTOMER_CHANNELS) if limit else {}
         kept: list[int] = []
         for i in fresh:
             item = items[i]
             customer = item.requester.role == "customer"
+            limited = customer and item.channel in CUSTOMER_CHANNELS
             if item.contact_id is not None and contacts.get(item.contact_id) != item.account_id:
                 out[i] = ContactNotFound(f"contact {item.contact_id} not found")
             elif customer and item.priority is Priority.urgent:
                 out[i] = PriorityNotAllowed(
                     "customers choose a priority up to 'high'; support sets 'urgent'"
                 )
-            elif customer and limit and opened.get(item.account_id, (0, now))[0] >= limit:
+            elif limited and limit and opened.get(item.account_id, (0, now))[0] >= limit:
                 oldest = opened[item.account_id][1]
                 out[i] = RateLimited(
                     f"at most {limit} tickets an hour per account; add to an open ticket instead",
                     retry_after=int((oldest + window - now).total_seconds()) + 1,
                 )
             else:
-                if customer and limit:
+                if limited and limit:
                     n, oldest = opened.get(item.account_id, (0, now))
                     opened[item.account_id] = (n + 1, oldest)
                 kept.append(i)
@@ -232,6 +242,7 @@ class TicketFiling:
                     "body": item.body,
                     "email_message_id": item.email_message_id,
                     "headers": item.email_headers or {},
+                    "inbound_mail_id": item.inbound_mail_id,
                     "created_at": now,
                 }
             )
@@ -280,3 +291,23 @@ class TicketFiling:
                 (IDEMPOTENCY, records),
             ],
         )
+        self._settle_mails(s, [(items[i], tid) for i, tid in zip(fresh, ids, strict=True)], now)
+
+    @staticmethod
+    def _settle_mails(s: Session, filed: list[tuple[NewTicket, int]], now: datetime) -> None:
+        """Tickets opened by received mail claim their stored mail in the same unit of work
+        (a mail claimed before fails this batch, which then files one by one: only that
+        ticket is refused) and get its files."""
+        mails = InboundMailRepository(s)
+        for item, ticket_id in filed:
+            if item.inbound_mail_id is None:
+                continue
+            if not mails.claim(item.inbound_mail_id, InboundStatus.ticketed, at=now,
+                               ticket_id=ticket_id, detail="opened a new ticket"):  # fmt: skip
+                raise MailAlreadySettled(f"mail {item.inbound_mail_id} was settled before")
+            if item.attachments:
+                message_id = MessageRepository(s).id_of_inbound(item.inbound_mail_id)
+                MessageRepository(s).add_attachments(
+                    message_id,
+                    [NewAttachment(a.filename, a.content_type, a.data) for a in item.attachments],
+                )

@@ -8,11 +8,14 @@ from typing import Any
 
 from actors.config import ActorConfig
 from actors.directory import Directory, fire
-from actors.errors import DeskError
+from actors.errors import DeskError, InvalidTransition, MailAlreadySettled, as_raised
+from actors.principal import SYSTEM
 from actors.tickets.dto import NewTicket, QueuedTicket
+from actors.tickets.mail_intake import InboundEnvelope, MailIntake, MailReceipt, Plan
 from actors.tickets.service import TicketService
 from actors.tickets.states import FILED
 from store.db import Database
+from store.models.enums import InboundStatus
 from store.models.ticket import ticket_id_from_number
 from store.read.tickets import TicketRead
 
@@ -31,6 +34,8 @@ class Intake:
         self.config = config
         self.db = Database(config.database_url, pool_size=config.db_pool_size)
         self.service = TicketService(self.db, config)
+        self.mail = MailIntake(self.db, config, self.service.now)
+        self.mails = 0
         self.directory = directory or Directory(config.namespace, config.session_shards)
         self.pending: list[tuple[NewTicket, asyncio.Future[TicketRead]]] = []
         self.wake: asyncio.Event | None = None
@@ -128,8 +133,67 @@ class Intake:
         else:
             fire(self.directory.notifier().poke)
 
+    # -- e-mail (rules in actors/tickets/mail_intake.py) ---------------------------------------
+    async def receive_mail(self, envelope: InboundEnvelope) -> MailReceipt:
+        """Keep a received mail and make its ticket step; returns once both are committed (the
+        SMTP door's 250). A database or actor failure raises: the door answers 451 and the
+        sending server retries, which settles the kept mail exactly once."""
+        plan = await asyncio.to_thread(self.mail.plan, envelope)
+        receipt = await self._carry_out(plan)
+        self.mails += 1
+        return receipt
+
+    async def release_held(self, contact_id: int, account_id: int) -> list[MailReceipt]:
+        """An agent linked a sender on no account to `account_id`: its held mails are filed
+        now, in the order they came."""
+        released = await asyncio.to_thread(self.mail.link_contact, contact_id, account_id)
+        out = []
+        for inbound_id in released:
+            mail, flags, category = await asyncio.to_thread(self.mail.parsed, inbound_id)
+            plan = await asyncio.to_thread(self.mail.plan_stored, inbound_id, mail, flags, category)
+            out.append(await self._carry_out(plan))
+        return out
+
+    async def _carry_out(self, plan: Plan) -> MailReceipt:
+        if plan.kind == "settled":
+            assert plan.receipt is not None
+            return plan.receipt
+        if plan.kind == "append":
+            assert plan.account_id is not None and plan.ticket_id is not None and plan.command
+            lane = self.directory.sessions_for(plan.account_id)
+            try:
+                outcome = await lane.operate.remote(
+                    plan.account_id, plan.ticket_id, plan.command, SYSTEM
+                )
+            except InvalidTransition as exc:  # the ticket is closed: a follow-up ticket
+                why = as_raised(exc).message
+                follow = await asyncio.to_thread(self.mail.plan_follow_up, plan, why)
+                return await self._carry_out(follow)
+            status = InboundStatus.bounce if plan.command.bounce else InboundStatus.appended
+            return MailReceipt(
+                inbound_id=plan.inbound_id,
+                status=status,
+                ticket_number=outcome.ticket.number,
+                detail=plan.detail,
+                duplicate=outcome.replayed,
+            )
+        if plan.kind == "new":
+            assert plan.ticket is not None
+            try:
+                ticket = await self.create(plan.ticket)
+            except MailAlreadySettled:  # a twin of this mail was filed meanwhile
+                return await asyncio.to_thread(self.mail.receipt_of, plan.inbound_id)
+            return MailReceipt(
+                inbound_id=plan.inbound_id,
+                status=InboundStatus.ticketed,
+                ticket_number=ticket.number,
+                detail=plan.detail,
+            )
+        return await asyncio.to_thread(self.mail.settle, plan)
+
     async def stats(self) -> dict[str, Any]:
         return {
+            "mails": self.mails,
             "filed": self.filed,
             "pending": len(self.pending),
             "batches": self.batches,

@@ -55,6 +55,7 @@ class TicketRead(BaseModel):
 class AttachmentRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)  # built straight from its ORM row
 
+    id: int  # GET /api/v1/tickets/{number}/attachments/{id} downloads it
     filename: str
     content_type: str
     size: int
@@ -70,6 +71,8 @@ class MessageRead(BaseModel):
     body: str
     created_at: datetime
     attachments: list[AttachmentRead] = Field(default_factory=list)
+    # A message that came by e-mail: the stored mail (staff download its raw bytes).
+    inbound_mail_id: int | None = None
 
 
 class EventRead(BaseModel):
@@ -160,6 +163,7 @@ class TicketProjection:
                     body=m.body,
                     created_at=m.created_at,
                     attachments=[AttachmentRead.model_validate(a) for a in m.attachments],
+                    inbound_mail_id=m.inbound_mail_id,
                 )
                 for m in MessageRepository(s).messages(ticket_id, include_internal=include_internal)
             ]

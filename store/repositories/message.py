@@ -55,17 +55,7 @@ class MessageRepository(Repository):
         )
         self.session.add(msg)
         self.session.flush()
-        for a in attachments or []:
-            self.session.add(
-                Attachment(
-                    message_id=msg.id,
-                    filename=a.filename,
-                    content_type=a.content_type,
-                    size=len(a.content),
-                    sha256=hashlib.sha256(a.content).hexdigest(),
-                    content=a.content,
-                )
-            )
+        self.add_attachments(msg.id, attachments or [])
         # An atomic increment: concurrent writers never lose a count.
         self.session.execute(
             update(Ticket)
@@ -74,6 +64,30 @@ class MessageRepository(Repository):
             .execution_options(synchronize_session=False)
         )
         return msg
+
+    def add_attachments(self, message_id: int, attachments: list[NewAttachment]) -> None:
+        for a in attachments:
+            self.session.add(
+                Attachment(
+                    message_id=message_id,
+                    filename=a.filename,
+                    content_type=a.content_type,
+                    size=len(a.content),
+                    sha256=hashlib.sha256(a.content).hexdigest(),
+                    content=a.content,
+                )
+            )
+        if attachments:
+            self.session.flush()
+
+    def id_of_inbound(self, inbound_mail_id: int) -> int:
+        """The message a received mail became."""
+        found = self.session.scalar(
+            select(Message.id).where(Message.inbound_mail_id == inbound_mail_id)
+        )
+        if found is None:
+            raise LookupError(f"no message of mail {inbound_mail_id}")
+        return found
 
     def messages(self, ticket_id: int, *, include_internal: bool) -> list[Message]:
         q = (

@@ -1,0 +1,191 @@
+"""Received mail for staff (the list, one mail in full, its raw bytes), senders waiting to be
+linked to an account, and ticket attachments for whoever may see them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from actors.errors import DeskError
+from actors.mail.parse import parse
+from actors.mail.reply import reply_of
+from actors.tickets.mail_intake import MailReceipt
+from cluster.calls import call
+from gateway.auth import Caller, PlatformDep, require_staff
+from gateway.errors import error_responses
+from gateway.platform import Platform
+from gateway.routes.tickets import directory, visible_ticket
+from gateway.schemas import Page, Strict
+from store.models.enums import InboundStatus
+from store.read.mail_in import InboundMailRead, InboundMailReads, SenderRead
+
+router = APIRouter(prefix="/api/v1", tags=["mail"])
+
+STAFF = error_responses({403: "`forbidden`: staff only"})
+INBOUND_NOT_FOUND = error_responses(
+    {403: "`forbidden`: staff only", 404: "`mail_not_found`: no received mail with this id"}
+)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+", re.ASCII)
+
+
+class MailNotFound(DeskError):
+    code, status = "mail_not_found", 404
+
+
+class AttachmentNotFound(DeskError):
+    code, status = "attachment_not_found", 404
+
+
+class InboundMailDetail(BaseModel):
+    mail: InboundMailRead
+    text: str = Field(description="The whole text, quoted history and signature included.")
+    reply_text: str = Field(description="What the ticket shows: the new text only.")
+    html: str | None = Field(description="The HTML body, sanitised (nh3), if there was one.")
+    attachments: list[dict[str, object]]
+    defects: list[str]
+
+
+class LinkIn(Strict):
+    account_id: int = Field(ge=1)
+
+
+class LinkOut(BaseModel):
+    contact_id: int
+    account_id: int
+    mails: list[MailReceipt] = Field(description="The held mails now filed, oldest first.")
+
+
+def _reads(platform: Platform) -> InboundMailReads:
+    return InboundMailReads(platform.db)
+
+
+@router.get("/mail/inbound", response_model=Page[InboundMailRead], responses=STAFF)
+async def list_inbound(
+    caller: Caller,
+    platform: PlatformDep,
+    status: InboundStatus | None = None,
+    before: Annotated[int | None, Query(description="Continue after this mail id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[InboundMailRead]:
+    """Every mail the SMTP intake received, newest first, with what became of it (`status`,
+    `detail`: threading's reason, a loop or bounce finding). Staff only."""
+    require_staff(caller)
+    items, cursor = await asyncio.to_thread(
+        _reads(platform).listing, status=status.value if status else None, before=before,
+        limit=limit,
+    )  # fmt: skip
+    return Page(items=items, limit=limit, next_before=cursor)
+
+
+@router.get(
+    "/mail/inbound/{inbound_id}", response_model=InboundMailDetail, responses=INBOUND_NOT_FOUND
+)
+async def inbound_detail(
+    inbound_id: int, caller: Caller, platform: PlatformDep
+) -> InboundMailDetail:
+    """One received mail parsed again: the whole text (the ticket shows the new text only),
+    the sanitised HTML, its files and what was wrong with it. Staff only."""
+    require_staff(caller)
+    found = await asyncio.to_thread(_reads(platform).one, inbound_id)
+    if found is None:
+        raise MailNotFound(f"mail {inbound_id} not found")
+    row, raw = found
+    mail = await asyncio.to_thread(parse, raw)
+    return InboundMailDetail(
+        mail=row,
+        text=mail.text,
+        reply_text=reply_of(mail).text,
+        html=mail.html,
+        attachments=[
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+            }
+            for a in mail.attachments
+        ],
+        defects=list(mail.defects),
+    )
+
+
+@router.get(
+    "/mail/inbound/{inbound_id}/raw",
+    response_class=Response,
+    responses={**INBOUND_NOT_FOUND, 200: {"content": {"message/rfc822": {}}}},
+)
+async def inbound_raw(inbound_id: int, caller: Caller, platform: PlatformDep) -> Response:
+    """The received mail byte for byte, as an .eml download. Staff only."""
+    require_staff(caller)
+    found = await asyncio.to_thread(_reads(platform).one, inbound_id)
+    if found is None:
+        raise MailNotFound(f"mail {inbound_id} not found")
+    return Response(
+        found[1],
+        media_type="message/rfc822",
+        headers={"Content-Disposition": f'attachment; filename="mail-{inbound_id}.eml"'},
+    )
+
+
+@router.get("/contacts/waiting", response_model=list[SenderRead], responses=STAFF)
+async def waiting_senders(caller: Caller, platform: PlatformDep) -> list[SenderRead]:
+    """Senders the desk does not know yet (contacts on no account) and how many of their mails
+    wait. Staff only."""
+    require_staff(caller)
+    return await asyncio.to_thread(_reads(platform).waiting_senders)
+
+
+@router.post(
+    "/contacts/{contact_id}/link",
+    response_model=LinkOut,
+    responses=error_responses(
+        {
+            403: "`forbidden`: staff only",
+            409: "`contact_link_invalid`: not a waiting sender, or no such account",
+        }
+    ),
+)
+async def link_contact(
+    contact_id: int, body: LinkIn, caller: Caller, platform: PlatformDep
+) -> LinkOut:
+    """Put a sender on no account onto an account: the mails held for it are filed as that
+    account's tickets (or on a ticket they reply to), in the order they came. Staff only."""
+    require_staff(caller)
+    receipts = await call(directory(platform).intake().release_held, contact_id, body.account_id)
+    return LinkOut(contact_id=contact_id, account_id=body.account_id, mails=receipts)
+
+
+@router.get(
+    "/tickets/{number}/attachments/{attachment_id}",
+    response_class=Response,
+    responses={
+        **error_responses({404: "`ticket_not_found`, `attachment_not_found`"}),
+        200: {"content": {"application/octet-stream": {}}},
+    },
+)
+async def download_attachment(
+    number: str, attachment_id: int, caller: Caller, platform: PlatformDep
+) -> Response:
+    """A file of a ticket's message, for whoever may see that message (customers: their own
+    account's public messages)."""
+    ticket_id, _ = await asyncio.to_thread(visible_ticket, platform, caller, number)
+    found = await asyncio.to_thread(
+        _reads(platform).attachment, ticket_id, attachment_id, include_internal=caller.is_staff
+    )
+    if found is None:
+        raise AttachmentNotFound(f"attachment {attachment_id} not found on {number}")
+    name = _SAFE_NAME.sub("_", found.filename)[:150] or "attachment"
+    # Served as a download, never rendered in our origin (an HTML file would run as ours).
+    return Response(
+        found.content,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

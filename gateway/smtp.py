@@ -1,0 +1,128 @@
+"""The SMTP door: the intake server the company's mail server relays support mail to (aiosmtpd).
+
+It takes mail only for the configured support addresses (`SITEDESK_MAIL_ADDRESSES`) and
+answers `250` only once the Intake actor has kept the message and committed its ticket step
+(actors/tickets/mail_intake.py). Any failure on the way (the database, an actor restarting)
+answers `451`, so the sending server keeps the message and retries: a mail is never lost, and
+the retry is settled exactly once. A refusal for good (an unknown sender the desk is set to
+refuse) is a `550`, which the sending server bounces. Limits answer cleanly: a message over
+`SITEDESK_MAIL_MAX_BYTES` is a `552` (aiosmtpd's size check), a recipient beyond
+`SITEDESK_MAIL_MAX_RECIPIENTS` a `452`, an address we do not take a `550 5.1.1`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from actors import names
+from actors.directory import Directory
+from actors.errors import DeskError, MailRefused, as_raised
+from actors.mail.settings import MailSettings
+from actors.mail.threading import canonical_address
+from actors.tickets.mail_intake import InboundEnvelope, MailReceipt
+
+log = logging.getLogger(__name__)
+
+RECEIVE_TIMEOUT_SECONDS = 120.0  # well inside an MTA's DATA timeout (Postfix: 600 s)
+TRANSIENT_STATUSES = {429, 503, 504}  # DeskErrors that are for now only
+
+
+class SmtpDoor:
+    """The aiosmtpd handler: recipient checks at RCPT, the hand-over to the Intake at DATA."""
+
+    def __init__(self, directory: Directory, settings: MailSettings) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.accepted = 0
+        self.deferred = 0
+        self.refused = 0
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        canon = canonical_address(address)
+        if canon is None or canon not in self.settings.mail_addresses:
+            return f"550 5.1.1 <{address[:320]}>: no such support address here"
+        if len(envelope.rcpt_tos) >= self.settings.mail_max_recipients:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        assert isinstance(data, bytes)
+        peer = session.peer[0] if isinstance(session.peer, tuple) else None
+        item = InboundEnvelope(
+            mail_from=str(envelope.mail_from or ""),
+            rcpt_tos=list(envelope.rcpt_tos),
+            data=data,
+            peer=peer,
+        )
+        try:
+            receipt = await asyncio.wait_for(self._receive(item), RECEIVE_TIMEOUT_SECONDS)
+        except DeskError as exc:
+            err = as_raised(exc)
+            if isinstance(err, MailRefused) or err.status not in TRANSIENT_STATUSES:
+                self.refused += 1
+                return f"550 5.7.1 {_one_line(err.message)}"
+            self.deferred += 1
+            return f"451 4.3.0 {_one_line(err.message)}; try again later"
+        except Exception as exc:  # the database, Ray, an actor restarting: the sender retries
+            self.deferred += 1
+            self.directory.forget(names.INTAKE)  # find it again: it may have been re-created
+            log.warning("mail deferred (451): %s", _one_line(str(exc)))
+            return "451 4.3.0 The support desk can not take this message now; try again later"
+        self.accepted += 1
+        where = f" {receipt.ticket_number}" if receipt.ticket_number else ""
+        again = " (received before)" if receipt.duplicate else ""
+        return f"250 2.0.0 Ok: {receipt.status.value}{where}{again}"
+
+    async def _receive(self, item: InboundEnvelope) -> MailReceipt:
+        receipt: MailReceipt = await self.directory.intake().receive_mail.remote(item)
+        return receipt
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:400] or "refused"
+
+
+class SmtpIntake:
+    """The door served on its own event-loop thread (aiosmtpd's Controller)."""
+
+    def __init__(self, directory: Directory, settings: MailSettings, port: int | None = None):
+        self.door = SmtpDoor(directory, settings)
+        self.host = settings.smtp_host
+        self.port = settings.smtp_port if port is None else port
+        self.controller: Controller | None = None
+
+    def start(self) -> SmtpIntake:
+        kwargs: dict[str, Any] = {
+            "data_size_limit": self.settings_limit,
+            "enable_SMTPUTF8": True,
+            "decode_data": False,
+            "timeout": 300,
+        }
+        self.controller = Controller(
+            self.door, hostname=self.host, port=self.port, ready_timeout=10, **kwargs
+        )
+        self.controller.start()
+        return self
+
+    @property
+    def settings_limit(self) -> int:
+        return self.door.settings.mail_max_bytes
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
