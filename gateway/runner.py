@@ -15,6 +15,7 @@ from rich.console import Console
 from actors.changes.dto import NewChange
 from actors.config import ActorConfig
 from actors.directory import Directory
+from actors.mail.settings import MailSettings
 from cluster.demo_hosts import start_demo_hosts
 from cluster.deploy import deploy
 from cluster.ray_runtime import start_ray, stop_ray
@@ -24,7 +25,14 @@ from gateway.app import create_app, server_options
 from gateway.batch import staff_principal
 from gateway.platform import Platform
 from gateway.settings import GatewaySettings
-from gateway.startup import bind_http, open_database, print_logins
+from gateway.smtp import SmtpIntake, start_smtp
+from gateway.startup import (
+    bind_http,
+    load_settings,
+    open_database,
+    print_logins,
+    with_mail_defaults,
+)
 from store.db import Database
 from store.demo import DemoHost, load_demo
 from store.files import prepare_data_dir
@@ -126,8 +134,9 @@ def run_platform(
         dash = f", dashboard {info['dashboard']}" if info.get("dashboard") else ""
         out.print(f"[green]ok[/] ray at {info.get('address')}{dash}")
 
+        mail = with_mail_defaults(load_settings(MailSettings), store.data_dir)
         config = ActorConfig(
-            database_url=db.url, redis_url=redis_url, namespace=cluster.ray_namespace
+            database_url=db.url, redis_url=redis_url, namespace=cluster.ray_namespace, mail=mail
         )
         deployment = deploy(config, detached=bool(cluster.ray_address))
         out.print(f"[green]ok[/] actors: {', '.join(sorted(deployment.handles))}")
@@ -135,6 +144,13 @@ def run_platform(
             made = provision_demo_mailboxes(db, deployment.directory)
             if made:
                 out.print(f"[green]ok[/] demo mailboxes requested on the demo hosts: {made}")
+
+        smtp = start_smtp(SmtpIntake(deployment.directory, mail))
+        stack.callback(smtp.stop)
+        addresses = ", ".join(f"{a} ({c})" for a, c in mail.mail_addresses.items())
+        out.print(f"[green]ok[/] smtp intake at {smtp.host}:{smtp.port} for {addresses}")
+        if mail.mail_sink_dir:
+            out.print(f"[green]ok[/] outgoing mail goes to the local sink {mail.mail_sink_dir}")
 
         platform = Platform(
             db=db,

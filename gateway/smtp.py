@@ -25,6 +25,7 @@ from actors.errors import DeskError, MailRefused, as_raised
 from actors.mail.settings import MailSettings
 from actors.mail.threading import canonical_address
 from actors.tickets.mail_intake import InboundEnvelope, MailReceipt
+from gateway.startup import UsageProblem
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +127,18 @@ class SmtpIntake:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
+
+
+class SmtpPortProblem(UsageProblem):
+    """The SMTP port can not be listened on: one clear line for the operator."""
+
+
+def start_smtp(intake: SmtpIntake) -> SmtpIntake:
+    """Start the door, a taken port or a bad address being a clear error."""
+    try:
+        return intake.start()
+    except (OSError, RuntimeError) as exc:
+        raise SmtpPortProblem(
+            f"cannot listen for mail on {intake.host}:{intake.port} ({exc}); stop what runs "
+            "there or set SITEDESK_SMTP_PORT / SITEDESK_SMTP_HOST"
+        ) from exc

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import errno
+import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from actors.mail.settings import MailSettings
 from store.db import Database
 from store.demo import DemoLogins
+from store.files import write_private
 from store.settings import StoreSettings
 
 T = TypeVar("T")
@@ -59,6 +62,21 @@ def bind_http(host: str, port: int) -> socket.socket:
                 "stop what runs there or set SITEDESK_HTTP_PORT to a free port"
             ) from exc
         raise UsageProblem(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def with_mail_defaults(mail: MailSettings, data_dir: Path) -> MailSettings:
+    """The embedded default's mail: a Message-ID key kept in the data directory (made once,
+    0600) unless SITEDESK_MAIL_SECRET sets one, and the local sink under it unless a relay
+    (SITEDESK_SMTP_RELAY) or a sink directory is set."""
+    update: dict[str, object] = {}
+    if not mail.mail_secret.get_secret_value():
+        path = data_dir / "mail-secret"
+        if not path.exists():
+            write_private(path, secrets.token_hex(32))
+        update["mail_secret"] = SecretStr(path.read_text().strip())
+    if not mail.smtp_relay.get_secret_value() and not mail.mail_sink_dir:
+        update["mail_sink_dir"] = str(data_dir / "sent-mail")
+    return mail.model_copy(update=update) if update else mail
 
 
 def print_logins(out: Console, logins: DemoLogins, path: Path) -> None:

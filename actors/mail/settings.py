@@ -36,7 +36,10 @@ class MailSettings(BaseSettings):
     smtp_host: str = Field(default="127.0.0.1", description="Where the SMTP intake listens.")
     smtp_port: int = Field(default=2525, ge=1, le=65535, description="Port of the SMTP intake.")
     mail_addresses: Annotated[dict[str, str], NoDecode] = Field(
-        default_factory=lambda: {"support@sitedesk.test": "general"},
+        default_factory=lambda: {
+            "support@sitedesk.demo": "general",
+            "billing@sitedesk.demo": "billing",
+        },
         description="Accepted recipient addresses and the category each files under: "
         "comma-separated address=category pairs.",
     )
@@ -47,9 +50,9 @@ class MailSettings(BaseSettings):
         default=20, ge=1, description="Recipients of one message (452 beyond)."
     )
     mail_unknown_senders: UnknownSenders = UnknownSenders.hold
-    mail_from: str = Field(default="support@sitedesk.test", description="From of our mail.")
+    mail_from: str = Field(default="support@sitedesk.demo", description="From of our mail.")
     mail_from_name: str = Field(default="Sitedesk Support")
-    mail_domain: str = Field(default="sitedesk.test", description="Domain of our Message-IDs.")
+    mail_domain: str = Field(default="sitedesk.demo", description="Domain of our Message-IDs.")
     mail_secret: SecretStr = Field(
         default=SecretStr(""), description="Hex key of our signed Message-IDs (>= 16 bytes)."
     )
