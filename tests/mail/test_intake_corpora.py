@@ -67,7 +67,7 @@ def test_every_corpus_message_is_answered_and_kept(desk: Desk) -> None:
             assert digest in kept, f"{path_text} was answered {answer!r} but not kept"
         reports = 0
         bounces_total = 0
-        for name, path, item in items:
+        for name, path, _ in items:
             if name != "sisimai-bounces":
                 continue
             if detect(path.read_bytes()) is None:
