@@ -452,6 +452,8 @@ def cpu_by_process(root: int) -> dict[str, float]:
             name = "client"
         elif "--serve-gateway" in cmd:
             name = "gateway"
+        elif "--serve-door" in cmd:  # bench/email.py's SMTP door
+            name = "smtp door"
         elif cmd.startswith("ray::"):
             name = cmd.split()[0].split(".")[0].split(":")[-1]
         else:

@@ -27,6 +27,7 @@ import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from actors.clock import Clock
 from actors.config import ActorConfig
@@ -50,7 +51,7 @@ from actors.principal import Principal
 from actors.tickets.commands import MailPart, MailReceived
 from actors.tickets.dto import NewTicket as NewTicketRequest
 from store.db import Database
-from store.models import Contact, InboundMail
+from store.models import Contact
 from store.models.enums import Channel, InboundStatus
 from store.models.ticket import ticket_number
 from store.repositories import AccountRepository, InboundMailRepository, SuppressionRepository
@@ -153,9 +154,9 @@ class MailIntake:
         self.now = now
 
     # -- 1: keep -------------------------------------------------------------------------
-    def keep(self, env: InboundEnvelope) -> tuple[InboundMail, ParsedMail]:
-        """Parse and store the mail (once per dedupe key); returns the stored row, which is
-        an earlier one for a mail received before, and the parsed mail."""
+    def parsed_row(self, env: InboundEnvelope) -> tuple[dict[str, Any], ParsedMail]:
+        """The mail parsed, and the row that keeps it (its dedupe key: the Message-ID, else
+        the SHA-256 of the bytes)."""
         mail = parse(env.data)
         sha = hashlib.sha256(env.data).hexdigest()
         dedupe = f"id:{mail.message_id}"[:1000] if mail.message_id else f"sha256:{sha}"
@@ -183,16 +184,18 @@ class MailIntake:
             "category": self.settings.category_of(env.rcpt_tos),
             "created_at": self.now(),
         }
-        with self.db.write() as s:
-            kept, _ = InboundMailRepository(s).store(row)
-            return kept, mail
+        return row, mail
 
     # -- 2, 3: decide ----------------------------------------------------------------------
     def plan(self, env: InboundEnvelope) -> Plan:
-        """Keep the mail and decide its next step (nothing of the ticket done yet)."""
-        kept, mail = self.keep(env)
-        inbound_id = kept.id
-        if kept.status != InboundStatus.received:
+        """Keep the mail and decide its next step (nothing of the ticket done yet), in one
+        unit of work: the mail is committed kept before any ticket step is tried."""
+        row, mail = self.parsed_row(env)
+        with self.db.write() as s:
+            kept, _ = InboundMailRepository(s).store(row)
+            inbound_id = kept.id
+            if kept.status == InboundStatus.received:
+                return self._plan_in(s, inbound_id, mail, kept.flags, kept.category, env.data)
             return Plan(
                 kind="settled",
                 inbound_id=inbound_id,
@@ -204,35 +207,47 @@ class MailIntake:
                     duplicate=True,
                 ),
             )
-        return self.plan_stored(inbound_id, mail, kept.flags, kept.category)
 
     def plan_stored(
         self, inbound_id: int, mail: ParsedMail, flags: dict[str, Any], category: str | None
     ) -> Plan:
-        report = bounces.detect(self._raw(inbound_id)) if self._maybe_report(mail, flags) else None
-        if report is not None:
-            return self._plan_bounce(inbound_id, mail, report)
+        """The next step of a mail kept before (a held one released)."""
+        with self.db.write() as s:
+            return self._plan_in(s, inbound_id, mail, flags, category, None)
+
+    def _plan_in(
+        self,
+        s: Session,
+        inbound_id: int,
+        mail: ParsedMail,
+        flags: dict[str, Any],
+        category: str | None,
+        raw: bytes | None,
+    ) -> Plan:
+        if self._maybe_report(mail, flags):
+            report = bounces.detect(raw if raw is not None else self._raw(s, inbound_id))
+            if report is not None:
+                return self._plan_bounce(s, inbound_id, mail, report)
         secret = self.settings.secret()
-        with self.db.read() as s:
-            lookup = InboundMailRepository(s)
-            decision: ThreadDecision = decide(mail, lookup, secret=secret)
-            match decision:
-                case Duplicate(detail=detail):
-                    return Plan(kind="refuse", inbound_id=inbound_id, detail=detail)
-                case AppendTo(ticket_id=ticket_id, detail=detail):
-                    account = lookup.ticket_account(ticket_id)
-                    sender = sender_address(mail)
-                    user_id = self._user_id(lookup, sender, account)
-                    return Plan(
-                        kind="append",
-                        inbound_id=inbound_id,
-                        account_id=account,
-                        ticket_id=ticket_id,
-                        detail=detail,
-                        command=self._command(inbound_id, mail, flags, detail, user_id),
-                    )
-                case NewTicket(detail=detail):
-                    return self._plan_new(lookup, inbound_id, mail, flags, category, detail)
+        lookup = InboundMailRepository(s)
+        decision: ThreadDecision = decide(mail, lookup, secret=secret)
+        match decision:
+            case Duplicate(detail=detail):
+                return Plan(kind="refuse", inbound_id=inbound_id, detail=detail)
+            case AppendTo(ticket_id=ticket_id, detail=detail):
+                account = lookup.ticket_account(ticket_id)
+                sender = sender_address(mail)
+                user_id = self._user_id(lookup, sender, account)
+                return Plan(
+                    kind="append",
+                    inbound_id=inbound_id,
+                    account_id=account,
+                    ticket_id=ticket_id,
+                    detail=detail,
+                    command=self._command(inbound_id, mail, flags, detail, user_id),
+                )
+            case NewTicket(detail=detail):
+                return self._plan_new(lookup, inbound_id, mail, flags, category, detail)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _maybe_report(self, mail: ParsedMail, flags: dict[str, Any]) -> bool:
@@ -244,11 +259,11 @@ class MailIntake:
             or any(a.content_type.startswith(("message/", "text/rfc822")) for a in mail.attachments)
         )
 
-    def _raw(self, inbound_id: int) -> bytes:
-        with self.db.read() as s:
-            row = InboundMailRepository(s).get(inbound_id)
-            assert row is not None
-            return bytes(row.raw)
+    @staticmethod
+    def _raw(s: Session, inbound_id: int) -> bytes:
+        row = InboundMailRepository(s).get(inbound_id)
+        assert row is not None
+        return bytes(row.raw)
 
     def _command(
         self,
@@ -340,7 +355,7 @@ class MailIntake:
         )
 
     def _plan_bounce(
-        self, inbound_id: int, mail: ParsedMail, report: bounces.DeliveryReport
+        self, s: Session, inbound_id: int, mail: ParsedMail, report: bounces.DeliveryReport
     ) -> Plan:
         secret = self.settings.secret()
         own = parse_own_message_id(secret, report.original_message_id or "")
@@ -351,19 +366,18 @@ class MailIntake:
             for r in failed[:20]
         ]
         summary = f"Delivery report ({report.kind.value}): " + ("; ".join(lines) or "no recipient")
-        with self.db.write() as s:
-            # A permanent failure stops mail to that address at once (idempotent: a
-            # redelivered report suppresses nothing twice).
-            for r in failed:
-                address = canonical_address(r.address)
-                if address and r.permanent and report.kind is bounces.ReportKind.FAILED:
-                    SuppressionRepository(s).suppress(
-                        address,
-                        status_code=r.status,
-                        diagnostic=r.diagnostic or "",
-                        inbound_mail_id=inbound_id,
-                    )
-            account = InboundMailRepository(s).ticket_account(own.ticket_id) if own else None
+        # A permanent failure stops mail to that address at once (idempotent: a redelivered
+        # report suppresses nothing twice).
+        for r in failed:
+            address = canonical_address(r.address)
+            if address and r.permanent and report.kind is bounces.ReportKind.FAILED:
+                SuppressionRepository(s).suppress(
+                    address,
+                    status_code=r.status,
+                    diagnostic=r.diagnostic or "",
+                    inbound_mail_id=inbound_id,
+                )
+        account = InboundMailRepository(s).ticket_account(own.ticket_id) if own else None
         if own is None or account is None:
             return Plan(
                 kind="refuse",
