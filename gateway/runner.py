@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import secrets
 import signal
+import smtplib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from email.message import EmailMessage
+from email.utils import make_msgid
 from urllib.parse import urlsplit, urlunsplit
 
 import ray
 import uvicorn
 from rich.console import Console
+from sqlalchemy import func, select
 
 from actors.changes.dto import NewChange
 from actors.config import ActorConfig
@@ -36,6 +40,8 @@ from gateway.startup import (
 from store.db import Database
 from store.demo import DemoHost, load_demo
 from store.files import prepare_data_dir
+from store.models import InboundMail, Ticket
+from store.models.ticket import ticket_number
 from store.repositories import AccountRepository, ChangeRepository
 from store.settings import StoreSettings
 
@@ -91,6 +97,45 @@ def provision_demo_mailboxes(db: Database, directory: Directory) -> int:
         refs.append(lane.request_change.remote(account_id, admin, new, key, key))
     ray.get(refs)
     return len(boxes)
+
+
+DEMO_MAILS = (
+    ("Ada Baker <ada@acme-bakery.test>", "The contact form sends no mail",
+     "Hello,\n\nsince yesterday the contact form on acme-bakery.test says 'sent', but no "
+     "mail arrives in info@acme-bakery.test.\n\nThanks,\nAda"),
+    ("Ada Baker <ada@acme-bakery.test>", "Re: [{number}] The contact form sends no mail",
+     "The order form has the same problem.\n\nAda\n\nOn Wed, Sitedesk Support wrote:\n"
+     "> We are looking into it."),
+    ("Greta Green <greta@greenhouse-garden.test>", "Do you offer managed WordPress?",
+     "Hi, we are moving our shop and would like to know your WordPress plans.\n\nGreta"),
+)  # fmt: skip
+
+
+def send_demo_mail(db: Database, host: str, port: int, to: str) -> int:
+    """The demo's mail threads, sent once through the real SMTP door as a customer's mail
+    server would: a new ticket, a reply threaded by its ticket number, and a mail from someone
+    on no account (held until an agent links the sender)."""
+    with db.read() as s:
+        if s.scalar(select(func.count()).select_from(InboundMail)):
+            return 0
+    number = ""
+    with smtplib.SMTP(host, port, timeout=60) as smtp:
+        for sender, subject, body in DEMO_MAILS:
+            msg = EmailMessage()
+            msg["From"], msg["To"] = sender, to
+            msg["Subject"] = subject.format(number=number)
+            msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[1].rstrip(">"))
+            msg.set_content(body)
+            answer = smtp.send_message(msg)
+            assert not answer, answer
+            number = number or _last_ticket_number(db)
+    return len(DEMO_MAILS)
+
+
+def _last_ticket_number(db: Database) -> str:
+    with db.read() as s:
+        last = s.scalar(select(func.max(Ticket.id)))
+    return ticket_number(last) if last else ""
 
 
 def run_platform(
@@ -151,6 +196,11 @@ def run_platform(
         out.print(f"[green]ok[/] smtp intake at {smtp.host}:{smtp.port} for {addresses}")
         if mail.mail_sink_dir:
             out.print(f"[green]ok[/] outgoing mail goes to the local sink {mail.mail_sink_dir}")
+        if demo:
+            support = next(iter(mail.mail_addresses))
+            sent = send_demo_mail(db, smtp.host, smtp.port, support)
+            if sent:
+                out.print(f"[green]ok[/] demo mail sent through the SMTP intake: {sent}")
 
         platform = Platform(
             db=db,

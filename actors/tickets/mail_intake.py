@@ -88,6 +88,7 @@ class Plan(BaseModel):
     inbound_id: int
     receipt: MailReceipt | None = None  # kind settled: the answer
     reject: bool = False  # kind refuse: the SMTP door answers 550 (the sender hears)
+    sender_name: str | None = None  # kind hold: the new contact's name (From's display name)
     account_id: int | None = None
     ticket_id: int | None = None
     command: MailReceived | None = None  # kind append
@@ -319,9 +320,9 @@ class MailIntake:
                 "refuse" if self.settings.mail_unknown_senders is UnknownSenders.refuse else "hold"
             )
             why = "the sender is on no account" if sender else "the mail names no sender"
-            return Plan(
-                kind=kind, inbound_id=inbound_id, detail=f"{detail}; {why}", reject=kind == "refuse"
-            )
+            name = _clean_line(mail.from_address.name or "", 200) if mail.from_address else ""
+            return Plan(kind=kind, inbound_id=inbound_id, detail=f"{detail}; {why}",
+                        reject=kind == "refuse", sender_name=name or None)  # fmt: skip
         assert known.account_id is not None
         user = lookup.user_of_contact(known)
         text, cut = _body(mail)
@@ -456,7 +457,7 @@ class MailIntake:
             )
 
     # -- settling without a ticket step ----------------------------------------------------
-    def settle(self, plan: Plan, mail_from_name: str | None = None) -> MailReceipt:
+    def settle(self, plan: Plan) -> MailReceipt:
         """A plan that makes no ticket step: hold (a new contact on no account) or refuse."""
         with self.db.write() as s:
             mails = InboundMailRepository(s)

@@ -222,6 +222,7 @@ def test_an_unknown_sender_becomes_a_contact_on_no_account_until_linked(desk: De
     with desk.db.read() as s:
         contact = s.scalar(select(Contact).where(Contact.email == stranger))
         assert contact is not None and contact.account_id is None
+        assert contact.name == "New Person"
         contact_id = contact.id
     account, _ = desk.customer("Prospect")
     _, admin = desk.agent(1)
