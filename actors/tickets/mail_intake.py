@@ -465,7 +465,7 @@ class MailIntake:
             assert row is not None
             if plan.kind == "hold" and row.from_address:
                 contact = mails.unknown_contact(
-                    row.from_address, mail_from_name or row.from_address
+                    row.from_address, plan.sender_name or row.from_address
                 )
                 mails.claim(plan.inbound_id, InboundStatus.held, at=self.now(),
                             contact_id=contact.id, detail=plan.detail)  # fmt: skip
