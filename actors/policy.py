@@ -15,6 +15,7 @@ table at the end; administrators may request every change kind.
 | internal note   | no                     | any ticket (notes are how levels talk) | yes   |
 | reopen, close   | yes                    | tickets of their level or below        | yes   |
 | change for it   | no (self-service only) | tickets of their level or below        | yes   |
+| log a call      | no                     | internal: any; public: as a reply      | yes   |
 
 A level-1 agent can not resolve a ticket escalated to level 3, nor reply in its name, nor hand
 it over: the ticket was escalated because level 1 could not finish it.
@@ -39,10 +40,13 @@ class Step(StrEnum):
     reopen = "reopen"
     close = "close"
     change = "change"  # request a change to the customer's hosting for the ticket
+    call = "call"  # log a phone call on the ticket (internal; a public one is also a reply)
 
 
 CUSTOMER_STEPS = frozenset({Step.reply, Step.reopen, Step.close})
-ANY_LEVEL_STEPS = frozenset({Step.note})  # every agent may add an internal note
+# Every agent may add an internal note, and log the call they took (whoever picks up the
+# phone); a public call log speaks to the customer, so it is also a reply (`reply` rules).
+ANY_LEVEL_STEPS = frozenset({Step.note, Step.call})
 WORDS = {
     Step.take: "take",
     Step.handover: "hand over",
@@ -53,6 +57,7 @@ WORDS = {
     Step.reopen: "reopen",
     Step.close: "close",
     Step.change: "request changes for",
+    Step.call: "log calls on",
 }
 
 

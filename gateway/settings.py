@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -53,6 +53,25 @@ class GatewaySettings(BaseSettings):
     limits_redis_pool_size: int = Field(
         default=32, ge=1, description="Connections of the rate limiter's own Redis pool."
     )
+
+    # The telephony webhook (POST /api/v1/calls/events): the secret the provider signs with.
+    # Comma-separated to rotate (the new one first; any one matching is enough). Unset: the
+    # webhook answers 503 `telephony_not_configured`.
+    telephony_secret: SecretStr = Field(
+        default=SecretStr(""), description="Shared secret(s) of the telephony webhook."
+    )
+
+    @property
+    def telephony_secrets(self) -> list[str]:
+        return [p.strip() for p in self.telephony_secret.get_secret_value().split(",") if p.strip()]
+
+    @field_validator("telephony_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        for part in value.get_secret_value().split(","):
+            if part.strip() and len(part.strip().encode()) < 16:
+                raise ValueError("a telephony secret has at least 16 bytes")
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

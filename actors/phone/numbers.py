@@ -9,9 +9,9 @@ import unicodedata
 import phonenumbers
 
 from actors.errors import DeskError
+from store.phone import DEFAULT_REGION
 
 MAX_RAW_CHARS = 64  # a number with spaces, dashes, a prefix and an extension fits easily
-DEFAULT_REGION = "DE"
 
 
 class InvalidPhoneNumber(DeskError, ValueError):

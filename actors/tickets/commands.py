@@ -10,10 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from actors.phone.numbers import to_e164
 from actors.text import Text
-from store.models.enums import ChangeStatus, Channel, Visibility
+from store.models.enums import CallDirection, ChangeStatus, Channel, Visibility
+
+
+def _e164(value: str) -> str:
+    return to_e164(value)  # InvalidPhoneNumber is a ValueError: a field error with the reason
 
 
 class Command(BaseModel):
@@ -138,6 +143,39 @@ class MailReceived(Command):
     attachments: list[MailPart] = Field(default_factory=list)
 
 
+CallId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$")
+]
+E164 = Annotated[str, AfterValidator(_e164)]
+
+
+class LogCall(Command):
+    """A phone call with the customer, on this ticket: a `calls` row and a message (channel
+    `phone`, the notes). Internal by default, as helpdesks keep call notes for the agents; a
+    public one tells the customer what was said and counts as the first response.
+
+    Numbers are E.164 (actors/phone/numbers.py); `started_at` defaults to the end of the call
+    being now. A `provider_call_id` makes it happen once: the call the provider reported (or
+    logged before) is filled in, never a second one."""
+
+    kind: Literal["log_call"] = "log_call"
+    caller_number: E164
+    callee_number: E164 | None = None
+    direction: CallDirection = CallDirection.inbound
+    duration_seconds: int = Field(default=0, ge=0, le=24 * 3600)
+    notes: Text = Field(default="", max_length=100_000)
+    visibility: Visibility = Visibility.internal
+    started_at: AwareDatetime | None = None
+    provider_call_id: CallId | None = None
+
+    @property
+    def customer_number(self) -> str:
+        """The customer's end of the call: the caller inbound, the callee outbound."""
+        if self.direction is CallDirection.outbound and self.callee_number is not None:
+            return self.callee_number
+        return self.caller_number
+
+
 TicketCommand = Annotated[
     Take
     | Handover
@@ -150,6 +188,7 @@ TicketCommand = Annotated[
     | AutoClose
     | ChangeRequested
     | ChangeSettled
-    | MailReceived,
+    | MailReceived
+    | LogCall,
     Field(discriminator="kind"),
 ]

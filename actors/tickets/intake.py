@@ -9,7 +9,10 @@ from typing import Any
 from actors.config import ActorConfig
 from actors.directory import Directory, fire
 from actors.errors import DeskError, InvalidTransition, MailAlreadySettled, as_raised
-from actors.principal import SYSTEM
+from actors.phone.webhook import CallEnded, CallStarted
+from actors.principal import SYSTEM, Principal
+from actors.tickets.calls import CallDesk, CallOpen, CallReceipt
+from actors.tickets.commands import LogCall
 from actors.tickets.dto import NewTicket, QueuedTicket
 from actors.tickets.mail_intake import InboundEnvelope, MailIntake, MailReceipt, Plan
 from actors.tickets.service import TicketService
@@ -200,3 +203,81 @@ class Intake:
             "mean_batch": self.batched / self.batches if self.batches else 0.0,
             "mean_commit_ms": 1000 * self.commit_seconds / self.batches if self.batches else 0.0,
         }
+
+    # -- phone calls (rules in actors/tickets/calls.py) ----------------------------------------
+    def _phone(self) -> tuple[CallDesk, dict[str, asyncio.Lock]]:
+        if not hasattr(self, "_call_desk"):
+            self._call_desk = CallDesk(self.db, self.service.now)
+            self._call_locks: dict[str, asyncio.Lock] = {}
+        return self._call_desk, self._call_locks
+
+    async def open_from_call(
+        self, call: CallOpen, by: Principal, key: str | None = None, request_hash: str = ""
+    ) -> CallReceipt:
+        """A call an agent took becomes a phone ticket with the call logged on it; a retried
+        idempotency key returns the same ticket and logs nothing twice."""
+        desk, _ = self._phone()
+        item = await asyncio.to_thread(desk.plan_open, call, by, key, request_hash)
+        ticket = await self.create(item)
+        step_key = f"{key}:call" if key else None
+        return await self._log_call(ticket, desk.log_of(call), by, step_key, request_hash)
+
+    async def call_started(self, event: CallStarted) -> CallReceipt:
+        """The provider says a call rings: kept once, and the answering agent's console opens
+        the caller's account (the `call.started` event, published now)."""
+        desk, _ = self._phone()
+        receipt = await asyncio.to_thread(desk.started, event)
+        if receipt.status == "ringing":
+            fire(self.directory.notifier().poke)
+        return receipt
+
+    async def call_ended(self, event: CallEnded) -> CallReceipt:
+        """The provider says a call ended: logged on the caller's open ticket, or on a new
+        phone ticket; a repeated event finds it logged and changes nothing."""
+        desk, locks = self._phone()
+        if len(locks) > 10_000:
+            for done in [k for k, lk in locks.items() if not lk.locked()]:
+                del locks[done]
+        async with locks.setdefault(event.call_id, asyncio.Lock()):  # one plan per call at once
+            plan = await asyncio.to_thread(desk.plan_ended, event)
+            if plan.kind == "append":
+                assert plan.ticket_id is not None and plan.command is not None
+                try:
+                    return await self._log_call(plan.ticket_id, plan.command, plan.by)
+                except InvalidTransition:  # the ticket was closed meanwhile: a new one
+                    plan = await asyncio.to_thread(desk.follow_up, plan, event)
+            if plan.kind == "new":
+                assert plan.ticket is not None and plan.command is not None
+                ticket = await self.create(plan.ticket)
+                return await self._log_call(ticket, plan.command, plan.by)
+            assert plan.receipt is not None
+            return plan.receipt
+
+    async def _log_call(
+        self,
+        ticket: TicketRead | int,
+        command: LogCall,
+        by: Principal,
+        key: str | None = None,
+        request_hash: str = "",
+    ) -> CallReceipt:
+        """Log the call on the ticket through its account's lane."""
+        if isinstance(ticket, int):
+            ticket_id = ticket
+            where = await asyncio.to_thread(self.service.projection.where, ticket_id)
+            if where is None:
+                raise InvalidTransition(f"ticket {ticket_id} is gone")
+            account_id = where[1]
+        else:
+            ticket_id = ticket_id_from_number(ticket.number) or 0
+            account_id = ticket.account_id
+        lane = self.directory.sessions_for(account_id)
+        outcome = await lane.operate.remote(account_id, ticket_id, command, by, key, request_hash)
+        return CallReceipt(
+            status="duplicate" if outcome.replayed else "logged",
+            provider_call_id=command.provider_call_id,
+            account_id=account_id,
+            agent_id=by.agent_id,
+            ticket_number=outcome.ticket.number,
+            ticket=outcome.ticket,
+        )

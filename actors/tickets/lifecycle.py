@@ -28,6 +28,7 @@ from actors.tickets.commands import (
     Close,
     Escalate,
     Handover,
+    LogCall,
     MailReceived,
     Reopen,
     Reply,
@@ -45,6 +46,8 @@ from store.models.enums import (
     CUSTOMER_CHANNELS,
     OPEN_STATUSES,
     OWNED_STATUSES,
+    CallDirection,
+    CallStatus,
     ChangeStatus,
     Channel,
     Direction,
@@ -54,6 +57,7 @@ from store.models.enums import (
 )
 from store.read.tickets import TicketProjection
 from store.repositories import (
+    CallRepository,
     InboundMailRepository,
     MessageRepository,
     TicketEventRepository,
@@ -70,6 +74,7 @@ STEP_OF: dict[type, Step] = {
     Reply: Step.reply,
     Reopen: Step.reopen,
     Close: Step.close,
+    LogCall: Step.call,
 }
 
 
@@ -158,6 +163,8 @@ class TicketLifecycle:
                 return self.change_settled(s, t, by, command)
             case MailReceived():
                 return self.mail_received(s, t, by, command)
+            case LogCall():
+                return self.log_call(s, t, by, command)
 
     def _done(self, s: Session, t: Ticket, **effects: Any) -> OpOutcome:
         s.flush()
@@ -402,6 +409,67 @@ class TicketLifecycle:
             self._event(s, t, "status", f"{t.number}: the customer replied", by)
         return self._done(s, t, **effects)
 
+    def log_call(self, s: Session, t: Ticket, by: Principal, cmd: LogCall) -> OpOutcome:
+        """A phone call on the ticket: its `calls` row and a message on the `phone` channel.
+        With a provider call id it happens once: a call the provider reported ringing is
+        filled in, one logged before is left as it is. A public log speaks to the customer (a
+        reply's rules, and the first response when none was given)."""
+        public = cmd.visibility is Visibility.public
+        if public:
+            authorize_ticket_step(by, Step.reply, ticket_tier=t.tier, number=t.number)
+        if not allows(Move.message, t.status):
+            raise InvalidTransition(f"{t.number} is {t.status}; log the call on a new ticket")
+        now = self.now()
+        duration = timedelta(seconds=cmd.duration_seconds)
+        started = cmd.started_at or now - duration
+        calls = CallRepository(s)
+        contact = next(
+            (
+                c
+                for c in calls.contacts_by_phone(cmd.customer_number)
+                if c.account_id == t.account_id
+            ),
+            None,
+        )
+        facts: dict[str, Any] = {
+            "direction": cmd.direction.value, "caller_number": cmd.caller_number,
+            "callee_number": cmd.callee_number, "started_at": started,
+        }  # fmt: skip
+        if cmd.provider_call_id is not None:
+            call, _ = calls.record_once(
+                {**facts, "provider_call_id": cmd.provider_call_id,
+                 "status": CallStatus.ringing.value, "created_at": now}
+            )  # fmt: skip
+            if call.message_id is not None:
+                return self._done(s, t)  # this call is on a ticket already: nothing again
+        else:
+            call = calls.add(**facts, status=CallStatus.ringing.value)
+        way = "from" if cmd.direction is CallDirection.inbound else "to"
+        summary = f"Phone call {way} {cmd.customer_number}, {_duration(duration)}"
+        message = MessageRepository(s).add_message(
+            t, direction=Direction.outbound if public else Direction.internal,
+            channel=Channel.phone, body=f"{summary}.\n\n{cmd.notes}".rstrip(),
+            author_name=by.name, author_user_id=by.user_id, visibility=cmd.visibility,
+            headers={"call_id": call.id},
+        )  # fmt: skip
+        call.status = CallStatus.ended.value
+        call.account_id = t.account_id
+        call.contact_id = call.contact_id or (contact.id if contact else None)
+        call.ticket_id, call.message_id = t.id, message.id
+        call.agent_id = call.agent_id or by.agent_id
+        call.started_at = call.started_at if cmd.started_at is None else cmd.started_at
+        call.ended_at = call.started_at + duration
+        call.duration_seconds = cmd.duration_seconds
+        call.notes = cmd.notes
+        if public and t.first_responded_at is None:
+            t.first_responded_at = now  # the customer was answered on the phone
+        s.expire(t, ["message_count"])
+        self._event(s, t, "call_logged", f"{by.name} logged a call on {t.number}: {summary}",
+                    by, visibility=cmd.visibility, call_id=call.id,
+                    direction=cmd.direction.value, duration_seconds=cmd.duration_seconds,
+                    channel=Channel.phone)  # fmt: skip
+        return self._done(s, t)
+
     # -- helpers ------------------------------------------------------------------------
     def _reopen(self, s: Session, t: Ticket, by: Principal, why: str) -> dict[str, Any]:
         self.sla.resume(s, t, self.now())
@@ -441,3 +509,9 @@ class TicketLifecycle:
             also_tiers=also_tiers,
             also_agents=also_agents,
         )
+
+
+def _duration(span: timedelta) -> str:
+    """A call's length as people say it: "45 s", "3 min 05 s"."""
+    minutes, seconds = divmod(int(span.total_seconds()), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"

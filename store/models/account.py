@@ -34,6 +34,7 @@ class Contact(IdMixin, CreatedMixin, Base):
     __table_args__ = (
         UniqueConstraint("account_id", "email", name="uq_contacts_account_email"),
         Index("ix_contacts_email", "email"),
+        Index("ix_contacts_phone", "phone"),  # a caller's E.164 number finds its contact
     )
 
     # None: a sender the desk does not know yet (a mail from a new address), waiting for an
@@ -43,7 +44,7 @@ class Contact(IdMixin, CreatedMixin, Base):
     )
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(32))
+    phone: Mapped[str | None] = mapped_column(String(32))  # E.164 when a valid number
     is_primary: Mapped[bool] = mapped_column(default=False)
 
     account: Mapped[Account | None] = relationship(back_populates="contacts", lazy="raise")

@@ -2,6 +2,7 @@
 
 from store.repositories.account import AccountRepository
 from store.repositories.audit import AuditRepository
+from store.repositories.call import CallRepository
 from store.repositories.change import ChangeRepository
 from store.repositories.host import HostRepository
 from store.repositories.idempotency import IdempotencyRepository
@@ -18,6 +19,7 @@ __all__ = [
     "AccountRepository",
     "AgentRepository",
     "AuditRepository",
+    "CallRepository",
     "ChangeRepository",
     "HostRepository",
     "IdempotencyRepository",

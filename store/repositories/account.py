@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from store.models import Account, Contact, Service
+from store.phone import stored_phone
 from store.repositories.base import Repository
 
 
@@ -46,7 +47,7 @@ class AccountRepository(Repository):
             account_id=account_id,
             name=name,
             email=email.lower(),
-            phone=phone,
+            phone=stored_phone(phone),  # E.164 when it is a valid number
             is_primary=is_primary,
         )
         self.session.add(contact)

@@ -25,11 +25,14 @@ from actors.notify.audience import (
     subscriptions,
     tier,
 )
+from actors.phone.webhook import CallStarted
 from actors.principal import SYSTEM, Principal
+from actors.tickets.calls import CallDesk
 from actors.tickets.commands import (
     Close,
     Escalate,
     Handover,
+    LogCall,
     Reopen,
     Reply,
     Resolve,
@@ -42,6 +45,7 @@ from actors.tickets.service import TicketService
 from automation.executor.outcome import ChangeOutcome, Status
 from store.db import Database
 from store.models import OutboxEvent
+from store.models.base import utcnow
 from store.models.enums import Channel
 from store.models.outbox import Audience, Listener
 from store.models.ticket import ticket_id_from_number, ticket_number
@@ -255,6 +259,23 @@ def escalated(w: World) -> tuple[int | None, dict[str, Principal]]:
     return tid, roles
 
 
+def call_ringing(w: World) -> tuple[int | None, dict[str, Principal]]:
+    """A call rings for a contact of the account, the provider naming the agent who answers."""
+    l1, l2 = w.agents[1], w.agents[2]
+    number = f"+4930{secrets.randbelow(9 * 10**7) + 10**7}"
+    with w.db.write() as s:
+        AccountRepository(s).add_contact(w.account_id, name="Caller", email=f"{number}@x.test",
+                                         phone=number)  # fmt: skip
+        assert l1[0].user_id is not None
+        email = UserRepository(s).get(l1[0].user_id).email
+    event = CallStarted.model_validate({
+        "type": "call.started", "call_id": secrets.token_hex(6), "from": number,
+        "to": "+4930901820", "agent": email, "started_at": datetime.now(UTC),
+    })  # fmt: skip
+    CallDesk(w.db, utcnow).started(event)
+    return None, dict(owner=l1[0], same_tier=l1[1], other_tier=l2[0])
+
+
 def self_service(
     status: Status | None,
 ) -> Callable[[World], tuple[int | None, dict[str, Principal]]]:
@@ -293,6 +314,12 @@ CASES = [
     Case("change.requested", on_owned(change_for_ticket), CHANGE, "change.requested: ticket"),
     Case("change.applied", on_owned(settled("applied")), CHANGE, "change.applied: ticket"),
     Case("change.failed", on_owned(settled("failed")), CHANGE, "change.failed: ticket"),
+    Case("ticket.call_logged", on_owned(by_owner(LogCall(caller_number="+4930901820"))),
+         INTERNAL, "call_logged: internal"),
+    Case("ticket.call_logged",
+         on_owned(by_owner(LogCall(caller_number="+4930901820", visibility="public"))), PUBLIC,
+         "call_logged: public"),
+    Case("call.started", call_ringing, {"owner", "admin"}, "call.started: the answering agent"),
     Case("change.requested", self_service(None), {"customer", "admin"},
          "change.requested: self-service"),
     Case("change.applied", self_service("applied"), {"customer", "admin"},

@@ -41,6 +41,7 @@ TABLE = {
     Step.reopen: (True, False, True, True, True, True),
     Step.close: (True, False, True, True, True, True),
     Step.change: (False, False, True, True, True, True),
+    Step.call: (False, True, True, True, True, True),
 }
 
 
