@@ -300,8 +300,9 @@ export function ticketHref(number) {
 // What both pages share: the log-in form, the role check, log-out, the live stream and the
 // hash routing. A page gives its `session`, `refuse(me)` (a message when this page is not
 // for that user, else null), `enter(me)` (fill the page; its first load), `refresh()` (reload
-// after a live event), `show()` (render the route) and optional `leave()`.
-export function runPage({ session, refuse, enter, refresh, show, leave = () => {} }) {
+// after a live event), `show()` (render the route), optional `leave()` and optional
+// `onEvent(event)` (every live event as it comes, before the debounced refresh).
+export function runPage({ session, refuse, enter, refresh, show, leave = () => {}, onEvent = null }) {
   const $ = (id) => document.getElementById(id);
   const page = { me: null, live: null };
 
@@ -337,7 +338,11 @@ export function runPage({ session, refuse, enter, refresh, show, leave = () => {
     $("app-view").hidden = false;
     $("logout").hidden = false;
     $("who").textContent = me.name;
-    page.live = new LiveStream(session, $("live"), debounce(refresh, 100));
+    const later = debounce(refresh, 100);
+    page.live = new LiveStream(session, $("live"), (event) => {
+      if (onEvent) onEvent(event);
+      later(event);
+    });
     page.live.start();
     await enter(me);
   }

@@ -14,6 +14,7 @@ let current = null; // the ticket number on screen
 let ticket = null; // ...and its last answer
 let accountId = null; // the account beside it
 let timelineBefore = null;
+let callAccount = null; // a ringing call's account, shown until its banner is dismissed
 
 async function refresh() {
   await Promise.all([loadQueue(), loadMine(), show()]);
@@ -110,7 +111,7 @@ async function loadTicket(number) {
         ),
       ),
     );
-    await loadAccount(t.account_id);
+    await loadAccount(callAccount ?? t.account_id);
   } catch (err) {
     if (current !== number) return;
     ticket = null;
@@ -217,6 +218,39 @@ onSubmit($("message-form"), $("message-error"), async (data, submitter) => {
   await refresh();
 });
 
+onSubmit($("call-form"), $("call-error"), async (data) => {
+  await session.post(`/tickets/${encodeURIComponent(current)}/calls`, {
+    number: String(data.get("number")),
+    direction: String(data.get("direction")),
+    duration_seconds: Math.round(Number(data.get("minutes")) * 60),
+    notes: String(data.get("notes")),
+    visibility: data.get("public") === "on" ? "public" : "internal",
+  }, { "Idempotency-Key": crypto.randomUUID() });
+  $("call-form").reset();
+  $("call-log").open = false;
+  await refresh();
+});
+
+// A call rings for me (the telephony webhook's call.started): the caller's account opens
+// beside whatever ticket is on screen, with who is calling and their open ticket.
+function callStarted(e) {
+  if (!me || e.topic !== "call.started" || e.agent_id !== me.agent_id) return;
+  const who = e.contact ? `${e.contact.name} (${e.number})` : e.number || "a withheld number";
+  $("call-banner-text").textContent =
+    `Call from ${who}${e.account ? ` · ${e.account.name} (${e.account.code})` : " · unknown number"}`;
+  clear($("call-banner-ticket"), e.open_ticket
+    ? el("a", { href: ticketHref(e.open_ticket), class: "mono" }, e.open_ticket) : "");
+  $("call-banner").hidden = false;
+  callAccount = e.account ? e.account.id : null;
+  if (callAccount !== null) loadAccount(callAccount);
+}
+
+$("call-banner-close").addEventListener("click", () => {
+  $("call-banner").hidden = true;
+  callAccount = null;
+  if (ticket) loadAccount(ticket.account_id);
+});
+
 $("presence").addEventListener("change", async () => {
   showError($("top-error"), null);
   try {
@@ -256,6 +290,7 @@ runPage({
   },
   refresh,
   show,
+  onEvent: callStarted,
   leave: () => {
     me = null;
     $("presence-form").hidden = true;

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,33 +17,16 @@ import pytest
 from sqlalchemy import func, select
 
 from actors.phone.webhook import SIGNATURE_HEADER, sign
-from gateway.platform import Platform
-from gateway.settings import GatewaySettings
 from store.models import Account, Call, Ticket, User
 from store.repositories import AccountRepository
-from tests.conftest import REDIS_URL
-from tests.desk import Desk, LiveServer
+from tests.desk import Desk
+from tests.phone.conftest import SECRET
 from tests.phone.test_calls import call_logs, detail, fresh_number, staff_ticket
 from tests.sse import SseRecorder
 
 pytestmark = pytest.mark.ray
 
-SECRET = "telephony-test-secret-" + "7" * 16
 SUPPORT_LINE = "+4930901820"
-
-
-@pytest.fixture(scope="module")
-def phone_gateway(desk_session: Desk) -> Iterator[str]:
-    """A gateway with the telephony secret set, beside the desk's own (which has none)."""
-    settings = GatewaySettings(telephony_secret=SECRET)
-    platform = Platform(db=desk_session.db, redis_url=REDIS_URL, settings=settings,
-                        directory=desk_session.deployment.directory,
-                        config=desk_session.deployment.config)  # fmt: skip
-    server = LiveServer(platform).start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.stop()
 
 
 def event(kind: str, caller: str | None, **fields: Any) -> dict[str, Any]:
