@@ -15,11 +15,17 @@ from typing import Any
 
 from store.db import Database
 from store.files import write_private
+from store.models import Account, Contact, User
+from store.models.base import utcnow
 from store.repositories import (
     AccountRepository,
     AgentRepository,
+    CallRepository,
     HostRepository,
+    MessageRepository,
     SlaRepository,
+    TicketEventRepository,
+    TicketRepository,
     UserRepository,
 )
 
@@ -41,12 +47,12 @@ AGENTS = [  # email, name, tier, skills
 ]
 
 CUSTOMERS = [  # code, company, unix user, contact name, email, phone, domain
-    ("DEMO-0001", "Acme Bakery", "acme", "Ada Baker", "ada@acme-bakery.test", "+1 555 0101",
-     "acme-bakery.test"),
-    ("DEMO-0002", "Blue Fern Studio", "bluefern", "Ben Fern", "ben@bluefern.test", "+1 555 0102",
-     "bluefern.test"),
-    ("DEMO-0003", "Corvid Consulting", "corvid", "Cleo Crow", "cleo@corvid.test", "+1 555 0103",
-     "corvid.test"),
+    ("DEMO-0001", "Acme Bakery", "acme", "Ada Baker", "ada@acme-bakery.test",
+     "+1 202 555 0101", "acme-bakery.test"),
+    ("DEMO-0002", "Blue Fern Studio", "bluefern", "Ben Fern", "ben@bluefern.test",
+     "+1 202 555 0102", "bluefern.test"),
+    ("DEMO-0003", "Corvid Consulting", "corvid", "Cleo Crow", "cleo@corvid.test",
+     "+1 202 555 0103", "corvid.test"),
 ]  # fmt: skip
 
 
@@ -198,10 +204,56 @@ def load_demo(db: Database, logins_path: Path, hosts: list[DemoHost] | None = No
                 contact_id=contact.id,
             )
             out.append(DemoLogin("customer", email, pw, person, account_code=code))
+            if code == DEMO_MARKER_CODE:
+                _demo_call(s, acct, contact, users.by_email(AGENTS[0][0]))
 
         logins = DemoLogins(out)
         logins.write(logins_path)
         return logins
+
+
+def _demo_call(session: Any, account: Account, contact: Contact, agent: User | None) -> None:
+    """A phone ticket with the call logged on it: Ada rang level 1 about a slow shop (the rows
+    the LogCall step writes: the call, its internal phone message, the ticket's events)."""
+    assert agent is not None
+    now = utcnow()
+    first, resolve, _ = SLA_TARGETS["normal"]
+    ticket = TicketRepository(session).create(
+        account_id=account.id, subject="Phone call from Ada Baker: the shop is slow",
+        channel="phone", category="web", contact_id=contact.id, requester_user_id=agent.id,
+        first_response_due=now + dt.timedelta(minutes=first),
+        resolution_due=now + dt.timedelta(minutes=resolve),
+    )  # fmt: skip
+    messages, events = MessageRepository(session), TicketEventRepository(session)
+    messages.add_message(
+        ticket, direction="inbound", channel="phone", author_name=agent.display_name,
+        author_user_id=agent.id,
+        body="Ada called: the shop at acme-bakery.test takes ten seconds to load since Monday.",
+    )  # fmt: skip
+    events.add_event(ticket, "created", summary=f"{ticket.number} opened by phone: "
+                     f"{ticket.subject}", actor_user_id=agent.id,
+                     actor_label=agent.display_name,
+                     data={"owner_agent_id": None, "channel": "phone"})  # fmt: skip
+    started = now - dt.timedelta(minutes=7)
+    calls = CallRepository(session)
+    call = calls.add(
+        direction="inbound", status="ended", caller_number=contact.phone,
+        callee_number="+4930901820", account_id=account.id,
+        contact_id=contact.id, ticket_id=ticket.id, started_at=started,
+        ended_at=started + dt.timedelta(seconds=252), duration_seconds=252,
+        notes="Slow since Monday's plugin update; asked her to send the plugin list by mail.",
+    )  # fmt: skip
+    note = messages.add_message(
+        ticket, direction="internal", channel="phone", visibility="internal",
+        author_name=agent.display_name, author_user_id=agent.id,
+        body=f"Phone call from {contact.phone}, 4 min 12 s.\n\n{call.notes}",
+        headers={"call_id": call.id},
+    )  # fmt: skip
+    call.message_id = note.id
+    events.add_event(ticket, "call_logged", summary=f"{agent.display_name} logged a call on "
+                     f"{ticket.number}", actor_user_id=agent.id, actor_label=agent.display_name,
+                     visibility="internal", data={"call_id": call.id, "direction": "inbound",
+                                                  "duration_seconds": 252})  # fmt: skip
 
 
 def _reset_passwords(session: Any, logins_path: Path) -> DemoLogins:
