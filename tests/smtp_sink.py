@@ -35,6 +35,7 @@ class SmtpSink:
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
     reply: str | None = None
+    attempts: int = 0  # DATA commands seen, refused ones included
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changed: threading.Condition = field(init=False)
     _controller: Controller | None = None
@@ -43,6 +44,9 @@ class SmtpSink:
         self._changed = threading.Condition(self._lock)
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        with self._changed:
+            self.attempts += 1
+            self._changed.notify_all()
         if self.reply is not None:
             return self.reply
         data = envelope.original_content or envelope.content or b""
