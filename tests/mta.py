@@ -18,10 +18,10 @@ package with the `postdrop` group); the tests run as root.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
-import grp
 import re
 import shutil
 import signal
@@ -39,7 +39,8 @@ from types import TracebackType
 
 from automation.loopback import free_port
 
-_DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"(?=.{{1,253}}\Z)(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?")
 _POLL = 0.05  # between looks at the queue or the process table while waiting on a condition
 
 # Every service Postfix needs to accept, queue and relay mail over SMTP, none chrooted (the
@@ -116,7 +117,7 @@ class Postfix:
         for name in (*self.domains, self.hostname):
             if not _DOMAIN.fullmatch(name):
                 raise ValueError(f"not a lower-case domain name: {name!r}")
-        if not (0 < self.queue_run_delay and 0 < self.minimal_backoff <= self.maximal_backoff):
+        if not (self.queue_run_delay > 0 and 0 < self.minimal_backoff <= self.maximal_backoff):
             raise ValueError("retry timings must be positive, minimal_backoff <= maximal_backoff")
 
     # -- paths ---------------------------------------------------------------------------
@@ -194,7 +195,9 @@ class Postfix:
     ) -> dict[str, tuple[int, bytes]]:
         """Hand a mail to this Postfix over SMTP, as a sending server would; returns the refused
         recipients (smtplib raises when all are refused). Bytes go as given: CRLF line ends."""
-        data = message.as_bytes(policy=policy.SMTP) if isinstance(message, EmailMessage) else message
+        data = (
+            message.as_bytes(policy=policy.SMTP) if isinstance(message, EmailMessage) else message
+        )
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as smtp:
             return smtp.sendmail(mail_from, list(rcpt_tos), data)
 
@@ -312,10 +315,11 @@ class Postfix:
     def _read_master_pid(self, missing_ok: bool = False) -> int | None:
         try:
             return int((self.queue_dir / "pid" / "master.pid").read_text().split()[0])
-        except (FileNotFoundError, IndexError, ValueError):
+        except (FileNotFoundError, IndexError, ValueError) as e:
             if missing_ok:
                 return None
-            raise PostfixError(f"no master pid in {self.queue_dir / 'pid'}\n{self._log_tail()}")
+            pid_dir = self.queue_dir / "pid"
+            raise PostfixError(f"no master pid in {pid_dir}\n{self._log_tail()}") from e
 
     def _accepts(self) -> bool:
         try:
