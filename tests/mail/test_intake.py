@@ -18,8 +18,11 @@ from store.models import Contact, InboundMail, MailSuppression, Message, Ticket
 from store.models.ticket import ticket_id_from_number
 from tests.conftest import MAIL_SECRET
 from tests.desk import Desk
+from tests.mta import PostfixFactory
 
 pytestmark = pytest.mark.ray
+
+HOUR = 3600
 
 
 def mail(
@@ -309,3 +312,53 @@ def test_the_door_answers_451_while_the_intake_is_down_and_loses_nothing(desk: D
             .where(Message.email_message_id == mid.strip("<>"))
         )
     assert n == 1
+
+
+def test_postfix_in_front_redelivers_after_451_and_each_mail_makes_one_ticket(
+    desk: Desk, postfix_factory: PostfixFactory
+) -> None:
+    """The company's MTA (a real Postfix) relays to the intake; while the intake answers 451
+    the mails wait in Postfix's queue, and its redelivery after the restore files each once."""
+    from cluster.deploy import deploy
+
+    # Retries an hour apart: only the flush below brings the redelivery within the test.
+    mta = postfix_factory(desk.smtp_port, minimal_backoff=HOUR, maximal_backoff=HOUR)
+    account, _ = desk.customer("Ida")
+    address = contact_email(desk, account.id)
+    sent = [mail(address, f"Outage {i}") for i in range(3)]
+
+    desk.deployment.kill(names.INTAKE, restart=False)
+    for raw, _ in sent:
+        assert mta.send(address, ["support@sitedesk.test"], raw) == {}  # Postfix took it
+    deferred = mta.wait_deferred(len(sent), timeout=60)
+    assert all("451" in (r.delay_reason or "") for m in deferred for r in m.recipients)
+    with desk.db.read() as s:
+        for _, mid in sent:
+            kept = s.scalar(
+                select(func.count())
+                .select_from(InboundMail)
+                .where(InboundMail.message_id == mid.strip("<>"))
+            )
+            assert kept == 0  # 451 means not kept: the mail is Postfix's to retry
+
+    again = deploy(desk.deployment.config, manual_clock=True)  # the operator restores it
+    desk.deployment.handles[names.INTAKE] = again.handles[names.INTAKE]
+    mta.flush()
+    mta.wait_queue_empty(timeout=60)
+
+    tickets = set()
+    with desk.db.read() as s:
+        for _, mid in sent:
+            rows = list(
+                s.execute(
+                    select(Message.ticket_id, Ticket.account_id, Ticket.subject)
+                    .join(Ticket, Ticket.id == Message.ticket_id)
+                    .where(Message.email_message_id == mid.strip("<>"))
+                )
+            )
+            assert len(rows) == 1, (mid, rows)  # one message per mail, not two
+            ticket_id, account_id, subject = rows[0]
+            assert account_id == account.id and subject.startswith("Outage ")
+            tickets.add(ticket_id)
+    assert len(tickets) == len(sent)  # one ticket per mail
+    assert mta.log().count("status=sent") >= len(sent)
