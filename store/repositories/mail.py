@@ -21,9 +21,13 @@ class InboundMailRepository(Repository):
         dialect = self.session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         stmt = (
-            insert(InboundMail).values(**row).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            insert(InboundMail)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(InboundMail.id)
         )
-        created = int(self.session.execute(stmt).rowcount) == 1  # type: ignore[attr-defined]
+        # RETURNING, not rowcount: PostgreSQL's driver reports -1 for ON CONFLICT DO NOTHING.
+        created = self.session.execute(stmt).scalar() is not None
         kept = self.session.scalar(
             select(InboundMail).where(InboundMail.dedupe_key == row["dedupe_key"])
         )
