@@ -197,6 +197,11 @@ def require_staff(caller: Principal) -> None:
         raise Forbidden("this needs a support agent or an administrator")
 
 
+def require_admin(caller: Principal, what: str = "this") -> None:
+    if caller.role != "admin":
+        raise Forbidden(f"{what} is for administrators")
+
+
 @router.post("/auth/logout", status_code=204)
 async def logout(
     platform: PlatformDep, caller: Caller, token: Annotated[str | None, Depends(bearer)]

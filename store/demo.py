@@ -54,6 +54,7 @@ CUSTOMERS = [  # code, company, unix user, contact name, email, phone, domain
     ("DEMO-0003", "Corvid Consulting", "corvid", "Cleo Crow", "cleo@corvid.test",
      "+1 202 555 0103", "corvid.test"),
 ]  # fmt: skip
+LANGUAGES = {"DEMO-0003": "de"}  # Cleo reads the desk's mail in German
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,12 @@ def load_demo(db: Database, logins_path: Path, hosts: list[DemoHost] | None = No
         for i, (code, company, unix, person, email, phone, domain) in enumerate(CUSTOMERS):
             acct = accounts.create(code=code, name=company, unix_user=unix)
             contact = accounts.add_contact(
-                acct.id, name=person, email=email, phone=phone, is_primary=True
+                acct.id,
+                name=person,
+                email=email,
+                phone=phone,
+                is_primary=True,
+                language=LANGUAGES.get(code),
             )
             host_id = host_ids[i % len(host_ids)] if host_ids else None
             services: list[tuple[str, str, dict[str, Any]]] = [

@@ -24,6 +24,7 @@ REDIS_URL = os.environ.get("SITEDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 # The desk's mail in the tests: the key of its signed Message-IDs, and the addresses it takes.
 MAIL_SECRET = bytes.fromhex("5eed" * 16)
 MAIL_ADDRESSES = {"support@sitedesk.test": "general", "billing@sitedesk.test": "billing"}
+AUTO_REPLIES_PER_HOUR = 3  # the desk's cap on auto-replies to one address, in the tests
 
 
 class PostgresServer:
@@ -150,6 +151,7 @@ def desk_session(
     from gateway.platform import Platform
     from gateway.smtp import SmtpIntake
     from tests.desk import Desk, LiveServer, seed_sla
+    from tests.smtp_sink import SmtpSink
 
     backend = str(request.param)
     url = new_database_url(backend, postgres, sqlite_dir)
@@ -157,7 +159,17 @@ def desk_session(
     db.upgrade()
     seed_sla(db)
     namespace = f"sitedesk-tests-{backend}"
-    mail = MailSettings(mail_secret=MAIL_SECRET.hex(), mail_addresses=MAIL_ADDRESSES)
+    # The desk's outgoing mail goes through a relay: a real SMTP server the tests read back.
+    outgoing = SmtpSink().start()
+    mail = MailSettings(
+        mail_secret=MAIL_SECRET.hex(),
+        mail_addresses=MAIL_ADDRESSES,
+        mail_from="support@sitedesk.test",
+        mail_domain="sitedesk.test",
+        smtp_relay=f"smtp://127.0.0.1:{outgoing.port}",
+        mail_retry_seconds=0.5,
+        mail_auto_replies_per_hour=AUTO_REPLIES_PER_HOUR,
+    )
     config = ActorConfig(database_url=url, redis_url=REDIS_URL, namespace=namespace, mail=mail)
     deployment = deploy(config, manual_clock=True)
     platform = Platform(db=db, redis_url=REDIS_URL, directory=deployment.directory, config=config)
@@ -169,9 +181,11 @@ def desk_session(
             base_url=f"http://127.0.0.1:{server.port}",
             deployment=deployment,
             smtp_port=smtp.port,
+            outgoing=outgoing,
         )
     finally:
         smtp.stop()
+        outgoing.stop()
         server.stop()
         deployment.stop()
         db.dispose()

@@ -69,6 +69,7 @@ class Desk:
     base_url: str
     deployment: Deployment
     smtp_port: int = 0  # the SMTP intake (gateway/smtp.py) on a loopback port
+    outgoing: Any = None  # the relay of the desk's outgoing mail: a tests.smtp_sink.SmtpSink
     agents_made: list[tuple[int, int]] = field(default_factory=list)  # (agent id, tier)
 
     def http(self, token: str | None = None) -> httpx.Client:
@@ -99,6 +100,15 @@ class Desk:
             r = c.post("/api/v1/auth/token", data={"username": email, "password": password})
         assert r.status_code == 200, r.text
         return str(r.json()["access_token"])
+
+    def admin(self) -> str:
+        """A new administrator's login; returns a token."""
+        email = f"admin.{secrets.token_hex(4)}@sitedesk.test"
+        with self.db.write() as s:
+            UserRepository(s).create(
+                email=email, display_name="Admin", role="admin", password=PASSWORD
+            )
+        return self.login(email)
 
     def customer(self, name: str = "Customer") -> tuple[Account, str]:
         """A new account with one customer login; returns the account and a token."""

@@ -35,6 +35,7 @@ class SmtpSink:
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
     reply: str | None = None
+    refuse: set[str] = field(default_factory=set)  # recipients answered 550 5.1.1 at RCPT
     attempts: int = 0  # DATA commands seen, refused ones included
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changed: threading.Condition = field(init=False)
@@ -42,6 +43,14 @@ class SmtpSink:
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
+
+    async def handle_RCPT(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if address.lower() in self.refuse:
+            return "550 5.1.1 <" + address + ">: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         with self._changed:

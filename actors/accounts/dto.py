@@ -18,6 +18,9 @@ class ContactRead(BaseModel):
     email: str
     phone: str | None
     is_primary: bool
+    language: str | None = None  # of the mail the desk sends it; None: the desk's default
+    # Why mail to this address stopped (it bounced for good, or the relay refused it), if it did.
+    undeliverable: str | None = None
 
 
 class ServiceRead(BaseModel):

@@ -18,6 +18,7 @@ from store.repositories import (
     AccountRepository,
     ChangeRepository,
     HostRepository,
+    SuppressionRepository,
     TicketRepository,
     TimelineRepository,
 )
@@ -31,13 +32,18 @@ def build_account_view(db: Database, tickets: TicketProjection, account_id: int)
             raise AccountNotFound(f"account {account_id} not found")
         hosts = {h.id: h.name for h in HostRepository(s).all()}
         reads = [tickets.read(s, t) for t in TicketRepository(s).for_account(account_id)]
+        contacts = [ContactRead.model_validate(c) for c in accounts.contacts(account_id)]
+        stopped = SuppressionRepository(s).suppressed({c.email for c in contacts})
+        for c in contacts:
+            if (row := stopped.get(c.email.lower())) is not None:
+                c.undeliverable = " ".join(filter(None, [row.status_code, row.diagnostic]))[:300]
         return AccountView(
             id=account.id,
             code=account.code,
             name=account.name,
             status=account.status,
             plan=account.plan,
-            contacts=[ContactRead.model_validate(c) for c in accounts.contacts(account_id)],
+            contacts=contacts,
             services=[
                 ServiceRead(
                     id=sv.id,

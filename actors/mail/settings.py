@@ -63,6 +63,15 @@ class MailSettings(BaseSettings):
     mail_auto_replies_per_hour: int = Field(
         default=10, ge=0, description="Automatic answers to one address an hour."
     )
+    mail_retry_seconds: float = Field(
+        default=60, gt=0, description="First wait before a relay is tried again (doubling)."
+    )
+    mail_max_attempts: int = Field(
+        default=12, ge=1, description="Attempts of one mail before it is marked failed."
+    )
+    mail_language: str = Field(
+        default="en", pattern=r"^(en|de)$", description="Language of mail to contacts without one."
+    )
 
     @field_validator("mail_addresses", mode="before")
     @classmethod

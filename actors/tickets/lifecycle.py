@@ -218,13 +218,14 @@ class TicketLifecycle:
         # the caller does not say); staff's is the one it goes out by, the ticket's own unless
         # they choose another.
         channel = cmd.channel or (Channel.portal if customer else Channel(t.channel))
-        MessageRepository(s).add_message(
+        msg = MessageRepository(s).add_message(
             t, direction=direction, channel=channel, body=cmd.body, author_name=by.name,
             author_user_id=by.user_id, visibility=cmd.visibility,
         )  # fmt: skip
         effects: dict[str, Any] = {}
         self._event(s, t, "message", f"{by.name} wrote on {t.number}", by,
-                    visibility=cmd.visibility, direction=direction)  # fmt: skip
+                    visibility=cmd.visibility, direction=direction,
+                    message_id=msg.id)  # fmt: skip
         if customer:
             if allows(Move.reopen, t.status):
                 effects = self._reopen(s, t, by, "the customer replied")
@@ -505,7 +506,12 @@ class TicketLifecycle:
             actor_user_id=by.user_id,
             actor_label=by.name,
             visibility=visibility,
-            data={"owner_agent_id": t.owner_agent_id, "status": t.status, **data},
+            data={
+                "owner_agent_id": t.owner_agent_id,
+                "status": t.status,
+                "by_user_id": by.user_id,  # who acted: mail out tells nobody what they did
+                **data,
+            },
             also_tiers=also_tiers,
             also_agents=also_agents,
         )

@@ -1,10 +1,14 @@
 """Received mail for staff (the list, one mail in full, its raw bytes), senders waiting to be
-linked to an account, and ticket attachments for whoever may see them."""
+linked to an account, ticket attachments for whoever may see them, and the desk's outgoing mail
+for admins ("sent mail": what went out, or would have, and what the relay answered)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -16,13 +20,15 @@ from actors.mail.parse import parse
 from actors.mail.reply import reply_of
 from actors.tickets.mail_intake import MailReceipt
 from cluster.calls import call
-from gateway.auth import Caller, PlatformDep, require_staff
+from gateway.auth import Caller, PlatformDep, require_admin, require_staff
 from gateway.errors import error_responses
 from gateway.platform import Platform
 from gateway.routes.tickets import directory, visible_ticket
 from gateway.schemas import Page, Strict
-from store.models.enums import InboundStatus
+from store.models.enums import DeliveryStatus, InboundStatus
+from store.models.ticket import ticket_id_from_number
 from store.read.mail_in import InboundMailRead, InboundMailReads, SenderRead
+from store.read.mail_out import DeliveryRead, DeliveryReads
 
 router = APIRouter(prefix="/api/v1", tags=["mail"])
 
@@ -39,6 +45,16 @@ class MailNotFound(DeskError):
 
 class AttachmentNotFound(DeskError):
     code, status = "attachment_not_found", 404
+
+
+class BadTicketNumber(DeskError):
+    code, status = "invalid_ticket_number", 422
+
+
+ADMIN = error_responses({403: "`forbidden`: administrators only"})
+OUTGOING_NOT_FOUND = error_responses(
+    {403: "`forbidden`: administrators only", 404: "`mail_not_found`: no sent mail with this id"}
+)
 
 
 class InboundMailDetail(BaseModel):
@@ -188,4 +204,88 @@ async def download_attachment(
             "Content-Disposition": f'attachment; filename="{name}"',
             "X-Content-Type-Options": "nosniff",
         },
+    )
+
+
+# -- sent mail (admins) -------------------------------------------------------------------------
+class DeliveryDetail(BaseModel):
+    mail: DeliveryRead
+    headers: dict[str, str] = Field(description="The mail's headers as sent.")
+    text: str = Field(description="The plain-text body.")
+    html: str | None = Field(description="The HTML body, as sent (show it sandboxed).")
+
+
+@router.get(
+    "/mail/outgoing",
+    response_model=Page[DeliveryRead],
+    responses=error_responses(
+        {403: "`forbidden`: administrators only",
+         422: "`invalid_ticket_number`: `ticket` is not a ticket number like TT-000123"}
+    ),
+)  # fmt: skip
+async def list_outgoing(
+    caller: Caller,
+    platform: PlatformDep,
+    status: DeliveryStatus | None = None,
+    recipient: Annotated[str | None, Query(max_length=320)] = None,
+    ticket: Annotated[str | None, Query(description="A ticket number, e.g. TT-000123.")] = None,
+    before: Annotated[int | None, Query(description="Continue after this mail id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[DeliveryRead]:
+    """Every mail the desk sent or means to send, newest first: notifications, auto-replies,
+    agents' mail, with the relay's last answer (`queued` waits for its next attempt,
+    `suppressed` says why it was not sent). Without a relay these are the local sink's mail:
+    what would have gone out. Administrators only."""
+    require_admin(caller, "sent mail")
+    ticket_id = None
+    if ticket is not None:
+        ticket_id = ticket_id_from_number(ticket)
+        if ticket_id is None:
+            raise BadTicketNumber(f"{ticket!r} is not a ticket number like TT-000123")
+    items, cursor = await asyncio.to_thread(
+        DeliveryReads(platform.db).listing, status=status, recipient=recipient,
+        ticket_id=ticket_id, before=before, limit=limit,
+    )  # fmt: skip
+    return Page(items=items, limit=limit, next_before=cursor)
+
+
+@router.get(
+    "/mail/outgoing/{delivery_id}", response_model=DeliveryDetail, responses=OUTGOING_NOT_FOUND
+)
+async def outgoing_detail(
+    delivery_id: int, caller: Caller, platform: PlatformDep
+) -> DeliveryDetail:
+    """One mail of the desk's, parsed: its headers, text and HTML. Administrators only."""
+    require_admin(caller, "sent mail")
+    found = await asyncio.to_thread(DeliveryReads(platform.db).one, delivery_id)
+    if found is None:
+        raise MailNotFound(f"sent mail {delivery_id} not found")
+    row, raw = found
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    text = msg.get_body(preferencelist=("plain",))
+    html = msg.get_body(preferencelist=("html",))
+    return DeliveryDetail(
+        mail=row,
+        headers={k: str(v) for k, v in msg.items()},
+        text=str(text.get_content()) if text is not None else "",
+        html=str(html.get_content()) if html is not None else None,
+    )
+
+
+@router.get(
+    "/mail/outgoing/{delivery_id}/raw",
+    response_class=Response,
+    responses={**OUTGOING_NOT_FOUND, 200: {"content": {"message/rfc822": {}}}},
+)
+async def outgoing_raw(delivery_id: int, caller: Caller, platform: PlatformDep) -> Response:
+    """The mail byte for byte as the relay got it (or would have), as an .eml download."""
+    require_admin(caller, "sent mail")
+    found = await asyncio.to_thread(DeliveryReads(platform.db).one, delivery_id)
+    if found is None:
+        raise MailNotFound(f"sent mail {delivery_id} not found")
+    return Response(
+        found[1],
+        media_type="message/rfc822",
+        headers={"Content-Disposition": f'attachment; filename="sent-{delivery_id}.eml"'},
     )

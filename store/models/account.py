@@ -46,6 +46,8 @@ class Contact(IdMixin, CreatedMixin, Base):
     email: Mapped[str] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))  # E.164 when a valid number
     is_primary: Mapped[bool] = mapped_column(default=False)
+    # The language of the mails the desk sends it ("en", "de"; None: the desk's default).
+    language: Mapped[str | None] = mapped_column(String(8))
 
     account: Mapped[Account | None] = relationship(back_populates="contacts", lazy="raise")
 

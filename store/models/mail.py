@@ -65,7 +65,8 @@ class MailDelivery(IdMixin, CreatedMixin, Base):
     ticket_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tickets.id"), index=True)
     kind: Mapped[str] = mapped_column(String(24))
     recipient: Mapped[str] = mapped_column(String(320))
-    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    # One mail to several recipients (an escalation to a tier's agents) has one Message-ID.
+    message_id: Mapped[str] = mapped_column(String(998), index=True)
     subject: Mapped[str] = mapped_column(String(300))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.queued.value)

@@ -42,6 +42,7 @@ class AccountRepository(Repository):
         email: str,
         phone: str | None = None,
         is_primary: bool = False,
+        language: str | None = None,
     ) -> Contact:
         contact = Contact(
             account_id=account_id,
@@ -49,6 +50,7 @@ class AccountRepository(Repository):
             email=email.lower(),
             phone=stored_phone(phone),  # E.164 when it is a valid number
             is_primary=is_primary,
+            language=language,
         )
         self.session.add(contact)
         self.session.flush()

@@ -154,7 +154,12 @@ class SuppressionRepository(Repository):
     """Addresses that bounced for good: no mail goes to them until an agent lifts it."""
 
     def suppress(
-        self, address: str, *, status_code: str | None, diagnostic: str, inbound_mail_id: int
+        self,
+        address: str,
+        *,
+        status_code: str | None,
+        diagnostic: str,
+        inbound_mail_id: int | None = None,
     ) -> None:
         dialect = self.session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert

@@ -39,10 +39,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalHost]]
 
 
 def make_admin(desk: Desk) -> str:
-    email = f"admin.{secrets.token_hex(4)}@sitedesk.test"
-    with desk.db.write() as s:
-        UserRepository(s).create(email=email, display_name="Admin", role="admin", password=PASSWORD)
-    return desk.login(email)
+    return desk.admin()
 
 
 def host_body(h: LocalHost, name: str | None = None, **over: Any) -> dict[str, Any]:

@@ -1,0 +1,352 @@
+"""Which mails an outbox event sends, to whom, and their bytes: the desk's rules for e-mail out.
+
+Customers (the ticket's contact, or its requester) hear: the opening of their ticket (for a
+ticket that came by mail, an auto-reply, unless loop protection forbids one or the address had
+its hourly cap), every public reply of an agent (with its text), an escalation, the ticket
+resolved and closed. Agents hear: a ticket assigned to them by someone else (or the system), an
+escalation to their tier, an SLA warning on a ticket of theirs (or their tier's, unowned).
+Nobody hears of what they did themselves.
+
+Each mail is rendered once, when planned (templates/: plain text and HTML, in the contact's
+language where known), with a signed Message-ID that carries the outbox id, so a resend is
+the same mail; `In-Reply-To`/`References` thread it with the customer's mails and the desk's
+earlier ones to the same address. A mail that must not go (a suppressed address, a loop rule,
+the auto-reply cap) is recorded as `suppressed` with the reason, for the admins' view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from actors.mail.loops import LOOP_HEADER
+from actors.mail.message_id import make_message_id
+from actors.mail.settings import MailSettings
+from actors.mail.threading import canonical_address
+from store.models import Account, Agent, Contact, InboundMail, Message, Ticket, User
+from store.models.enums import DeliveryStatus, MailKind
+from store.repositories.delivery import DeliveryRepository
+from store.repositories.mail import SuppressionRepository
+
+TEMPLATES = Path(__file__).parent / "templates"
+LANGUAGES = ("en", "de")
+CUSTOMER_KINDS = {"created", "message", "escalated", "resolved", "closed"}
+AGENT_KINDS = {"assigned", "escalated", "sla_warning"}
+TOPICS = {f"ticket.{k}" for k in CUSTOMER_KINDS | AGENT_KINDS}
+THREAD_IDS = 5  # Message-IDs of a ticket's thread in References, newest kept
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str  # canonical
+    name: str
+    language: str
+    user_id: int | None = None
+
+
+class Renderer:
+    """The templates: one environment for the plain text (no escaping), one for the HTML
+    (autoescaped), the same files."""
+
+    def __init__(self) -> None:
+        loader = FileSystemLoader(TEMPLATES)
+        # Plain text: nothing to escape (the HTML environment below escapes).
+        self.text = Environment(
+            loader=loader,
+            autoescape=False,  # noqa: S701
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self.html = Environment(
+            loader=loader, autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True
+        )
+
+    def render(self, kind: str, language: str, **context: Any) -> tuple[str, str, str]:
+        """(subject, text, html) of a mail of `kind`; agents' kinds exist in English only."""
+        lang = language if (TEMPLATES / language / f"{kind}.j2").exists() else "en"
+        ctx = {"kind": f"{lang}/{kind}.j2", **context}
+        module = self.text.get_template(f"{lang}/{kind}.j2").make_module(ctx)
+        subject = one_line(str(module.subject()))  # type: ignore[attr-defined]
+        text = self.text.get_template(f"{lang}/layout.txt.j2").render(ctx)
+        html = self.html.get_template(f"{lang}/layout.html.j2").render(ctx)
+        return subject, text, html
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A header value from free text: one line, no control characters, bounded."""
+    clean = "".join(c if c.isprintable() else " " for c in text)
+    return _SPACE.sub(" ", clean).strip()[:limit]
+
+
+class MailPlanner:
+    """Turns outbox events into planned mails (rows of `mail_deliveries`), in the caller's
+    unit of work: the one that marks the events published, so each event is planned once."""
+
+    def __init__(self, settings: MailSettings) -> None:
+        self.settings = settings
+        self.secret = settings.secret()
+        self.renderer = Renderer()
+        self.ours = set(settings.mail_addresses) | {canonical_address(settings.mail_from) or ""}
+
+    def plan(self, s: Session, events: Iterable[dict[str, Any]], now: datetime) -> int:
+        """Plan the mails of `events` (outbox envelopes); returns how many rows are new."""
+        wanted = [e for e in events if e.get("topic") in TOPICS and e.get("ticket_id")]
+        if not wanted:
+            return 0
+        ids = {int(e["ticket_id"]) for e in wanted}
+        tickets = {t.id: t for t in s.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
+        rows: list[dict[str, Any]] = []
+        for event in wanted:
+            ticket = tickets.get(int(event["ticket_id"]))
+            if ticket is not None:
+                rows += self._for_event(s, event, ticket, now)
+        return DeliveryRepository(s).plan(rows)
+
+    # -- who hears what ----------------------------------------------------------------------
+    def _for_event(
+        self, s: Session, event: dict[str, Any], t: Ticket, now: datetime
+    ) -> list[dict[str, Any]]:
+        kind = str(event["topic"]).removeprefix("ticket.")
+        data: dict[str, Any] = event.get("data") or {}
+        by_user = data.get("by_user_id")
+        rows: list[dict[str, Any]] = []
+        if kind in CUSTOMER_KINDS and event.get("visibility", "public") == "public":
+            rows += self._customer(s, event, t, kind, data, by_user, now)
+        if kind in AGENT_KINDS:
+            rows += self._agents(s, event, t, kind, data, by_user, now)
+        return rows
+
+    def _customer(
+        self,
+        s: Session,
+        event: dict[str, Any],
+        t: Ticket,
+        kind: str,
+        data: dict[str, Any],
+        by_user: int | None,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        to = self._requester(s, t)
+        if to is None or (by_user is not None and by_user == to.user_id and kind != "created"):
+            return []
+        body = None
+        mail_kind = MailKind.customer
+        template = kind
+        reason = None
+        if kind == "message":
+            if data.get("direction") != "outbound" or not data.get("message_id"):
+                return []  # the customer's own words, or an internal note: nothing to send
+            msg = s.get(Message, int(data["message_id"]))
+            if msg is None or msg.visibility != "public":
+                return []
+            body = msg.body
+        if kind == "created" and t.channel == "email":
+            mail_kind, template = MailKind.auto_reply, "auto_reply"
+            reason = self._auto_reply_refused(s, t, to, now)
+        return [
+            self._row(s, event, t, to, mail_kind, template, now, reason=reason, body=body,
+                      by=event.get("actor") or "", account=None)
+        ]  # fmt: skip
+
+    def _agents(
+        self,
+        s: Session,
+        event: dict[str, Any],
+        t: Ticket,
+        kind: str,
+        data: dict[str, Any],
+        by_user: int | None,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        agents: list[int | None]
+        if kind == "assigned":
+            agents = [data.get("owner_agent_id")]
+        elif kind == "sla_warning":
+            owner = t.owner_agent_id
+            agents = [owner] if owner else list(self._tier_agents(s, t.tier))
+        else:  # escalated: the agents of the tier it reached
+            agents = list(self._tier_agents(s, t.tier))
+        rows = []
+        account = s.scalar(select(Account.code).where(Account.id == t.account_id)) or ""
+        for to in self._agent_recipients(s, [a for a in agents if a is not None]):
+            if by_user is not None and to.user_id == by_user:
+                continue  # an agent who took the ticket, or escalated it, knows
+            template = "escalated_agent" if kind == "escalated" else kind
+            rows.append(
+                self._row(s, event, t, to, MailKind.agent, template, now, by=event.get("actor")
+                          or "", account=account, which=data.get("which", ""),
+                          reason_text=data.get("reason", ""))
+            )  # fmt: skip
+        return rows
+
+    def _requester(self, s: Session, t: Ticket) -> Recipient | None:
+        if t.contact_id is not None:
+            c = s.get(Contact, t.contact_id)
+            if c is not None and (address := canonical_address(c.email)):
+                login = s.scalar(select(User.id).where(User.contact_id == c.id).limit(1))
+                return Recipient(address, c.name, self._language(c.language), login)
+        if t.requester_user_id is not None:
+            u = s.get(User, t.requester_user_id)
+            if u is not None and u.is_active and (address := canonical_address(u.email)):
+                contact = s.get(Contact, u.contact_id) if u.contact_id is not None else None
+                language = self._language(contact.language if contact else None)
+                return Recipient(address, u.display_name, language, u.id)
+        return None
+
+    def _language(self, value: str | None) -> str:
+        return value if value in LANGUAGES else self.settings.mail_language
+
+    @staticmethod
+    def _tier_agents(s: Session, tier: int) -> list[int]:
+        q = select(Agent.id).join(User, User.id == Agent.user_id)
+        return list(s.scalars(q.where(Agent.tier == tier, User.is_active).order_by(Agent.id)))
+
+    @staticmethod
+    def _agent_recipients(s: Session, agent_ids: list[int]) -> list[Recipient]:
+        if not agent_ids:
+            return []
+        q = (
+            select(User.id, User.email, User.display_name)
+            .join(Agent, Agent.user_id == User.id)
+            .where(Agent.id.in_(agent_ids), User.is_active)
+            .order_by(Agent.id)
+        )
+        out = []
+        for user_id, email, name in s.execute(q):
+            if address := canonical_address(email):
+                out.append(Recipient(address, name, "en", user_id))
+        return out
+
+    def _auto_reply_refused(
+        self, s: Session, t: Ticket, to: Recipient, now: datetime
+    ) -> str | None:
+        """Why the ticket's mail gets no auto-reply: a loop rule, or the address's cap."""
+        flags = s.scalar(
+            select(InboundMail.flags)
+            .join(Message, Message.inbound_mail_id == InboundMail.id)
+            .where(Message.ticket_id == t.id)
+            .order_by(Message.id)
+            .limit(1)
+        )
+        if flags and flags.get("no_auto_reply"):
+            return "no auto-reply: " + ", ".join(flags.get("loop_reasons") or ["loop rule"])
+        cap = self.settings.mail_auto_replies_per_hour
+        sent = DeliveryRepository(s).auto_replies_since(to.address, now - timedelta(hours=1))
+        if sent >= cap:
+            return f"no auto-reply: {to.address} had {cap} in the last hour"
+        return None
+
+    # -- the mail ----------------------------------------------------------------------------
+    def _row(
+        self,
+        s: Session,
+        event: dict[str, Any],
+        t: Ticket,
+        to: Recipient,
+        kind: MailKind,
+        template: str,
+        now: datetime,
+        *,
+        reason: str | None = None,
+        body: str | None = None,
+        by: str = "",
+        account: str | None = None,
+        which: str = "",
+        reason_text: str = "",
+    ) -> dict[str, Any]:
+        outbox_id = int(event["id"])
+        if reason is None and to.address in self.ours:
+            reason = "not sent: the address is the desk's own"
+        if reason is None and SuppressionRepository(s).suppressed({to.address}):
+            reason = "not sent: the address bounced for good (suppressed)"
+        message_id = make_message_id(
+            self.secret, ticket_id=t.id, outbox_id=outbox_id, domain=self.settings.mail_domain
+        )
+        subject, text, html = self.renderer.render(
+            template,
+            to.language,
+            ticket={"number": t.number, "subject": one_line(t.subject), "status": t.status,
+                    "tier": t.tier},
+            recipient={"name": one_line(to.name) or to.address},
+            body=body, by=one_line(by), desk=self.settings.mail_from_name,
+            account=account or "", which=which, reason=one_line(reason_text),
+        )  # fmt: skip
+        subject = f"[{t.number}] {subject}"[:300]
+        raw = self._compose(s, t, to, kind, subject, text, html, message_id, now)
+        digest = hashlib.sha256(to.address.encode()).hexdigest()[:16]
+        return {
+            "source": f"outbox:{outbox_id}:{kind.value}:{digest}",
+            "outbox_event_id": outbox_id,
+            "ticket_id": t.id,
+            "kind": kind.value,
+            "recipient": to.address,
+            "message_id": message_id.strip("<>"),
+            "subject": subject,
+            "raw": raw,
+            "status": (DeliveryStatus.suppressed if reason else DeliveryStatus.queued).value,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "last_answer": reason or "",
+            "sent_at": None,
+            "created_at": now,
+        }
+
+    def _compose(
+        self,
+        s: Session,
+        t: Ticket,
+        to: Recipient,
+        kind: MailKind,
+        subject: str,
+        text: str,
+        html: str,
+        message_id: str,
+        now: datetime,
+    ) -> bytes:
+        msg = EmailMessage(policy=policy.SMTP)
+        local, _, domain = (canonical_address(self.settings.mail_from) or "").partition("@")
+        msg["From"] = Address(one_line(self.settings.mail_from_name), local, domain)
+        to_local, _, to_domain = to.address.partition("@")
+        msg["To"] = Address(one_line(to.name), to_local, to_domain)
+        msg["Subject"] = subject
+        msg["Date"] = format_datetime(now)
+        msg["Message-ID"] = message_id
+        thread = self._thread(s, t, to) if kind is not MailKind.agent else []
+        if thread:
+            msg["In-Reply-To"] = thread[-1]
+            msg["References"] = " ".join(thread)
+        msg["Auto-Submitted"] = "auto-replied" if kind is MailKind.auto_reply else "auto-generated"
+        msg["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office to this mail
+        msg[LOOP_HEADER] = self.settings.mail_domain
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        msg["Content-Language"] = to.language  # after the body: set_content clears Content-*
+        return msg.as_bytes()
+
+    def _thread(self, s: Session, t: Ticket, to: Recipient) -> list[str]:
+        """The customer's mails on the ticket and our earlier ones to them, oldest first."""
+        theirs = list(
+            s.scalars(
+                select(Message.email_message_id)
+                .where(Message.ticket_id == t.id, Message.email_message_id.is_not(None))
+                .order_by(Message.id.desc())
+                .limit(THREAD_IDS)
+            )
+        )
+        ours = DeliveryRepository(s).thread_of(t.id, to.address, limit=THREAD_IDS)
+        ids = [f"<{i}>" for i in [*ours, *reversed(theirs)] if i]
+        return list(dict.fromkeys(ids))[-THREAD_IDS * 2 :]
