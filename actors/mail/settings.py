@@ -59,6 +59,10 @@ class MailSettings(BaseSettings):
     smtp_relay: SecretStr = Field(
         default=SecretStr(""), description="Relay of outgoing mail; empty: the local sink."
     )
+    smtp_relay_ca_file: str = Field(
+        default="",
+        description="CA bundle the relay's certificate is checked against; empty: the system's.",
+    )
     mail_sink_dir: str = Field(default="", description="Where the local sink writes mail.")
     mail_auto_replies_per_hour: int = Field(
         default=10, ge=0, description="Automatic answers to one address an hour."

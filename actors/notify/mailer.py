@@ -69,6 +69,7 @@ class Mailer:
         relay = settings.smtp_relay.get_secret_value()
         self.relay = Relay.parse(relay) if relay else None
         self.sink = Path(settings.mail_sink_dir) if settings.mail_sink_dir else None
+        self.ca_file = settings.smtp_relay_ca_file or None
         self.sent = 0
         self.failed = 0
 
@@ -109,21 +110,24 @@ class Mailer:
 
     def _to_relay(self, relay: Relay, recipient: str, raw: bytes) -> Attempt:
         local_name = self.settings.mail_domain
+        tls = ssl.create_default_context(cafile=self.ca_file)  # certificates and names checked
         client: smtplib.SMTP
         if relay.tls:
             client = smtplib.SMTP_SSL(
-                relay.host, relay.port, local_hostname=local_name, timeout=TIMEOUT,
-                context=ssl.create_default_context(),
-            )  # fmt: skip
+                relay.host, relay.port, local_hostname=local_name, timeout=TIMEOUT, context=tls
+            )
         else:
             client = smtplib.SMTP(relay.host, relay.port, local_hostname=local_name,
                                   timeout=TIMEOUT)  # fmt: skip
         with client:
             client.ehlo()
             if not relay.tls and client.has_extn("starttls"):
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=tls)
                 client.ehlo()
             if relay.user:
+                if not isinstance(client.sock, ssl.SSLSocket):
+                    # Credentials never go in clear: a relay without STARTTLS is not used.
+                    return Attempt(DeliveryStatus.queued, "the relay offers no TLS for the login")
                 client.login(relay.user, relay.password or "")
             code, text = client.mail(self.settings.mail_from)
             if code != 250:
