@@ -237,7 +237,9 @@ def test_a_bounce_of_a_notification_stops_mail_to_the_address(desk: Desk) -> Non
     number = open_ticket(desk, customer)
     reply(desk, agent, number, "Please check your DNS.")
     _, ours = wait_mails(desk, address, 2)
-    dsn = DSN.format(address=address, number=number, ours=ours["Message-ID"])
+    dsn = DSN.format(address=address, number=number, ours=ours["Message-ID"]).replace(
+        "<20261202101500.4A1B2C3D4E@mx.customer.example>", make_msgid(domain="mx.customer.example")
+    )  # a report of its own: the template's Message-ID is another test's report
     desk.send_mail(dsn.encode(), mail_from="")
     with desk.db.read() as s:
         assert s.scalar(select(MailSuppression).where(MailSuppression.address == address))
