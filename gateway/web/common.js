@@ -68,9 +68,10 @@ export class Session {
     }
   }
 
-  // A JSON request with the bearer token; throws ApiError with the API's error shape.
-  async api(method, path, { json, headers = {} } = {}) {
-    const init = { method, headers: { Accept: "application/json", ...headers } };
+  // A request with the bearer token: the response when it is 2xx, else ApiError with the
+  // API's error shape.
+  async request(method, path, { json, headers = {}, accept = "application/json" } = {}) {
+    const init = { method, headers: { Accept: accept, ...headers } };
     if (this.token) init.headers.Authorization = `Bearer ${this.token}`;
     if (json !== undefined) {
       init.headers["Content-Type"] = "application/json";
@@ -82,13 +83,24 @@ export class Session {
     } catch {
       throw new ApiError(0, { error: "network", message: "the server can not be reached" });
     }
-    const body = await readJson(resp);
     if (resp.status === 401) {
       this.token = null;
       this.onExpired();
     }
-    if (!resp.ok) throw new ApiError(resp.status, body);
-    return body;
+    if (!resp.ok) throw new ApiError(resp.status, await readJson(resp));
+    return resp;
+  }
+
+  // A JSON request with the bearer token; throws ApiError with the API's error shape.
+  async api(method, path, options = {}) {
+    return readJson(await this.request(method, path, options));
+  }
+
+  // A download that needs the token (a link can not send it): the body as a Blob, to offer
+  // with an object URL (see download()).
+  async blob(path, accept = "*/*") {
+    const resp = await this.request("GET", path, { accept });
+    return resp.blob();
   }
 
   get(path) {
@@ -128,6 +140,16 @@ export function el(tag, attrs = {}, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+// Offers a Blob as a file download under `filename` (an object URL, let go once it is taken).
+export function download(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 export function clear(node, ...children) {

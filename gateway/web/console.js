@@ -1,8 +1,9 @@
 // SiteTools, the agent console: presence, the tier's queue, my tickets, one ticket with every
 // message (internal notes too) and its actions, and the account's 360° view and timeline beside
-// it, all kept current by the live event stream.
+// it, all kept current by the live event stream; for administrators also the desk's sent mail
+// (#/mail, #/mail/<id>).
 import {
-  Session, clear, el, onSubmit, route, showError, statusBadge,
+  Session, clear, download, el, onSubmit, route, showError, statusBadge,
   runPage, ticketHref, when,
 } from "./common.js";
 
@@ -15,9 +16,19 @@ let ticket = null; // ...and its last answer
 let accountId = null; // the account beside it
 let timelineBefore = null;
 let callAccount = null; // a ringing call's account, shown until its banner is dismissed
+const MAIL_PAGE = 50;
+let mailFilter = { status: "", recipient: "" };
+let mailBefore = null; // the sent-mail list's next page
+let mailPages = 0; // ...how many pages of it are on screen
+let mailSeq = 0; // the latest list load (an older answer that comes later is dropped)
+let mailMore = false; // a "more" load is under way
+let mailSelected = null; // the sent mail shown beside the list
+
+const isAdmin = () => me !== null && me.role === "admin";
 
 async function refresh() {
-  await Promise.all([loadQueue(), loadMine(), show()]);
+  // Administrators have no tier: no queue, no tickets of their own.
+  await Promise.all(me.tier !== null ? [loadQueue(), loadMine(), show()] : [show()]);
 }
 
 function ticketItem(t) {
@@ -63,7 +74,17 @@ async function loadMine() {
 
 async function show() {
   const [page, number] = route();
-  if (page === "tickets" && number) {
+  const mail = page === "mail" && isAdmin();
+  $("desk-view").hidden = mail;
+  $("mail-view").hidden = !mail;
+  for (const [id, on] of [["nav-tickets", !mail], ["nav-mail", mail]]) {
+    if (on) $(id).setAttribute("aria-current", "page");
+    else $(id).removeAttribute("aria-current");
+  }
+  if (mail) {
+    current = ticket = null;
+    await showMail(number);
+  } else if (page === "tickets" && number) {
     if (current !== number) {
       current = number;
       showError($("action-error"), null);
@@ -94,7 +115,7 @@ async function loadTicket(number) {
       t.resolution_due ? ` · resolve by ${when(t.resolution_due)}` : "",
       t.sla_breached_at ? el("span", { class: "badge breach" }, "SLA breached") : "");
     const closed = t.status === "resolved" || t.status === "closed";
-    $("take").hidden = t.owner !== null && t.owner.agent_id === me.agent_id;
+    $("take").hidden = me.agent_id === null || (t.owner !== null && t.owner.agent_id === me.agent_id);
     $("take").disabled = closed;
     $("resolve").disabled = closed;
     // Hand-over stays within a tier; to another tier a ticket goes by escalation.
@@ -160,6 +181,181 @@ function fill(list, items, render) {
   clear(list, items.map(render));
   if (!items.length) list.append(el("li", { class: "muted" }, "none"));
 }
+
+// -- sent mail (administrators) ----------------------------------------------------------------
+const MAIL_HEADERS = ["From", "To", "Subject", "Date", "Message-ID", "In-Reply-To", "Auto-Submitted"];
+const mailHref = (id) => `#/mail/${id}`;
+
+function mailQuery(before) {
+  const q = new URLSearchParams({ limit: String(MAIL_PAGE) });
+  if (mailFilter.status) q.set("status", mailFilter.status);
+  if (mailFilter.recipient) q.set("recipient", mailFilter.recipient);
+  if (before !== null) q.set("before", String(before));
+  return `/mail/outgoing?${q}`;
+}
+
+function mailRow(m) {
+  const title = m.sent_at ? `sent ${when(m.sent_at)}`
+    : m.next_attempt_at ? `next attempt ${when(m.next_attempt_at)}` : null;
+  return el("tr", {
+    dataset: { id: String(m.id) },
+    class: m.id === mailSelected ? "selected" : null,
+    onclick: (e) => {
+      if (!e.target.closest("a")) location.hash = mailHref(m.id);
+    },
+  },
+  el("td", { class: "nowrap", title }, when(m.created_at)),
+  el("td", { class: "nowrap" }, el("span", { class: "kind" }, m.kind)),
+  el("td", { class: "mono" }, m.recipient),
+  el("td", {}, el("a", { href: mailHref(m.id) }, m.subject || "(no subject)")),
+  el("td", { class: "nowrap" }, m.ticket_number
+    ? el("a", { href: ticketHref(m.ticket_number), class: "mono" }, m.ticket_number) : ""),
+  el("td", {}, statusBadge(m.status)),
+  el("td", { class: "num" }, String(m.attempts)),
+  el("td", { class: "answer" }, m.last_answer));
+}
+
+// The list's first page (again): on entering the view, a new filter, a live event. Pages
+// fetched with "more" are kept until the filter changes: a live event does not fold them.
+async function loadMail({ force = false } = {}) {
+  if (!force && (mailPages > 1 || mailMore)) return;
+  const seq = ++mailSeq;
+  try {
+    const page = await session.get(mailQuery(null));
+    if (seq !== mailSeq) return;
+    showError($("mail-error"), null);
+    clear($("mail-rows"), page.items.map(mailRow));
+    $("mail-none").hidden = page.items.length > 0;
+    mailBefore = page.next_before;
+    mailPages = 1;
+    $("mail-more").hidden = mailBefore === null;
+  } catch (err) {
+    if (seq === mailSeq) showError($("mail-error"), err);
+  }
+}
+
+async function showMail(id) {
+  const wanted = id !== undefined && /^[0-9]{1,12}$/.test(id) ? Number(id) : null;
+  if (wanted !== mailSelected) {
+    mailSelected = wanted;
+    showError($("mail-detail-error"), null);
+    showError($("mail-raw-error"), null);
+    for (const tr of $("mail-rows").rows) {
+      tr.classList.toggle("selected", tr.dataset.id === String(wanted));
+    }
+  }
+  await Promise.all([loadMail(), loadMailDetail(wanted)]);
+}
+
+function header(headers, name) {
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name.toLowerCase());
+  return key === undefined ? null : headers[key];
+}
+
+async function loadMailDetail(id) {
+  if (id === null) {
+    $("mail-detail").hidden = true;
+    $("mail-empty").hidden = false;
+    $("mail-html").removeAttribute("srcdoc");
+    return;
+  }
+  try {
+    const d = await session.get(`/mail/outgoing/${id}`);
+    if (mailSelected !== id) return;
+    const m = d.mail;
+    showError($("mail-detail-error"), null);
+    $("mail-empty").hidden = true;
+    $("mail-detail").hidden = false;
+    $("mail-detail-title").textContent = m.subject || "(no subject)";
+    clear($("mail-detail-meta"), statusBadge(m.status), " ", el("span", { class: "kind" }, m.kind),
+      ` · to ${m.recipient} · ${m.attempts} attempt${m.attempts === 1 ? "" : "s"}`,
+      m.sent_at ? ` · sent ${when(m.sent_at)}` : "",
+      m.status === "queued" && m.next_attempt_at ? ` · next attempt ${when(m.next_attempt_at)}` : "",
+      m.ticket_number
+        ? [" · ", el("a", { href: ticketHref(m.ticket_number), class: "mono" }, m.ticket_number)]
+        : "",
+      m.last_answer ? el("div", { class: "answer" }, `Last answer: ${m.last_answer}`) : "");
+    clear($("mail-headers"), MAIL_HEADERS.flatMap((name) => {
+      const value = header(d.headers, name);
+      return value === null ? [] : [el("dt", {}, name), el("dd", {}, value)];
+    }));
+    $("mail-text").textContent = d.text;
+    // The HTML only ever in the sandboxed frame (sandbox="": no scripts, an opaque origin),
+    // never in this page; set again only when it changed, so a live refresh does not reload it.
+    const frame = $("mail-html");
+    $("mail-no-html").hidden = d.html !== null;
+    frame.hidden = d.html === null;
+    frame.setAttribute("sandbox", "");
+    if (d.html === null) frame.removeAttribute("srcdoc");
+    else if (frame.getAttribute("srcdoc") !== d.html) frame.setAttribute("srcdoc", d.html);
+  } catch (err) {
+    if (mailSelected !== id) return;
+    $("mail-detail").hidden = true;
+    $("mail-empty").hidden = true;
+    $("mail-html").removeAttribute("srcdoc");
+    showError($("mail-detail-error"), err);
+  }
+}
+
+function forgetMail() {
+  mailFilter = { status: "", recipient: "" };
+  mailBefore = null;
+  mailPages = 0;
+  mailSeq += 1;
+  mailSelected = null;
+  $("mail-filter").reset();
+  clear($("mail-rows"));
+  $("mail-none").hidden = true;
+  $("mail-more").hidden = true;
+  $("mail-detail").hidden = true;
+  $("mail-empty").hidden = false;
+  $("mail-html").removeAttribute("srcdoc");
+  clear($("mail-headers"));
+  $("mail-text").textContent = "";
+}
+
+onSubmit($("mail-filter"), $("mail-error"), async (data) => {
+  mailFilter = {
+    status: String(data.get("status") || ""),
+    recipient: String(data.get("recipient") || "").trim(),
+  };
+  await loadMail({ force: true });
+});
+
+$("mail-more").addEventListener("click", async () => {
+  if (mailBefore === null || mailMore) return;
+  const seq = mailSeq;
+  mailMore = true;
+  $("mail-more").disabled = true;
+  try {
+    const page = await session.get(mailQuery(mailBefore));
+    if (seq !== mailSeq) return; // the filter changed meanwhile
+    $("mail-rows").append(...page.items.map(mailRow));
+    mailBefore = page.next_before;
+    mailPages += 1;
+    $("mail-more").hidden = mailBefore === null;
+  } catch (err) {
+    showError($("mail-error"), err);
+  } finally {
+    mailMore = false;
+    $("mail-more").disabled = false;
+  }
+});
+
+// The raw route needs the token, which a plain link can not send: fetch it, offer the Blob.
+$("mail-raw").addEventListener("click", async () => {
+  const id = mailSelected;
+  if (id === null) return;
+  $("mail-raw").disabled = true;
+  showError($("mail-raw-error"), null);
+  try {
+    download(await session.blob(`/mail/outgoing/${id}/raw`, "message/rfc822"), `sent-${id}.eml`);
+  } catch (err) {
+    showError($("mail-raw-error"), err);
+  } finally {
+    $("mail-raw").disabled = false;
+  }
+});
 
 function timelineItem(e) {
   return el("li", { class: e.visibility === "internal" ? "internal" : "" },
@@ -234,7 +430,9 @@ onSubmit($("call-form"), $("call-error"), async (data) => {
 // A call rings for me (the telephony webhook's call.started): the caller's account opens
 // beside whatever ticket is on screen, with who is calling and their open ticket.
 function callStarted(e) {
-  if (!me || e.topic !== "call.started" || e.agent_id !== me.agent_id) return;
+  if (!me || me.agent_id === null || e.topic !== "call.started" || e.agent_id !== me.agent_id) {
+    return;
+  }
   const who = e.contact ? `${e.contact.name} (${e.number})` : e.number || "a withheld number";
   $("call-banner-text").textContent =
     `Call from ${who}${e.account ? ` · ${e.account.name} (${e.account.code})` : " · unknown number"}`;
@@ -278,14 +476,24 @@ $("timeline-more").addEventListener("click", async () => {
 runPage({
   session,
   refuse: (who) =>
-    who.role !== "agent" || who.tier === null
-      ? "SiteTools is for support agents; customers use SiteControl at /portal."
-      : null,
+    who.role === "admin" || (who.role === "agent" && who.tier !== null)
+      ? null
+      : "SiteTools is for support agents and administrators; customers use SiteControl at /portal.",
   enter: async (who) => {
     me = who;
-    $("presence-form").hidden = false;
-    $("tier-label").textContent = `agent console · level ${me.tier}`;
-    $("queue-title").textContent = `Level ${me.tier} queue`;
+    const admin = isAdmin();
+    // Sent mail is for administrators (its API answers 403 to anyone else); an administrator
+    // has no tier, so no queue, no presence and no tickets of their own.
+    $("views").hidden = !admin;
+    $("nav-mail").hidden = !admin;
+    $("lists").hidden = admin;
+    $("desk-view").classList.toggle("no-lists", admin);
+    $("presence-form").hidden = admin;
+    $("tier-label").textContent = admin ? "administrator" : `agent console · level ${me.tier}`;
+    if (!admin) $("queue-title").textContent = `Level ${me.tier} queue`;
+    $("ticket-empty").textContent = admin
+      ? "Open a ticket from Sent mail: each mail links to its ticket."
+      : "Choose a ticket from the queue or your list.";
     await refresh();
   },
   refresh,
@@ -294,5 +502,10 @@ runPage({
   leave: () => {
     me = null;
     $("presence-form").hidden = true;
+    $("views").hidden = true;
+    $("nav-mail").hidden = true;
+    $("mail-view").hidden = true;
+    $("desk-view").hidden = false;
+    forgetMail();
   },
 });
