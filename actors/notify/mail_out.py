@@ -47,6 +47,9 @@ CUSTOMER_KINDS = {"created", "message", "escalated", "resolved", "closed"}
 AGENT_KINDS = {"assigned", "escalated", "sla_warning"}
 TOPICS = {f"ticket.{k}" for k in CUSTOMER_KINDS | AGENT_KINDS}
 THREAD_IDS = 5  # Message-IDs of a ticket's thread in References, newest kept
+# CRLF, and headers folded only past RFC 5322's hard limit: Python's folder at 78 moves a
+# whole long Subject onto a continuation line, which some clients show with a leading space.
+MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
 _SPACE = re.compile(r"\s+")
 
 
@@ -317,7 +320,7 @@ class MailPlanner:
         message_id: str,
         now: datetime,
     ) -> bytes:
-        msg = EmailMessage(policy=policy.SMTP)
+        msg = EmailMessage(policy=MAIL_POLICY)
         local, _, domain = (canonical_address(self.settings.mail_from) or "").partition("@")
         msg["From"] = Address(one_line(self.settings.mail_from_name), local, domain)
         to_local, _, to_domain = to.address.partition("@")

@@ -156,7 +156,9 @@ async function loadAccount(id) {
     clear($("account-name"), a.name, " · plan ", a.plan, " · ", statusBadge(a.status));
     fill($("contacts"), a.contacts, (c) =>
       el("li", {}, c.name, c.is_primary ? " (primary)" : "", " · ", c.email,
-        c.phone ? ` · ${c.phone}` : ""));
+        c.phone ? ` · ${c.phone}` : "",
+        c.undeliverable ? el("span", { class: "badge undeliverable", title: c.undeliverable },
+          "mail undeliverable") : ""));
     fill($("services"), a.services, (s) =>
       el("li", {}, el("span", { class: "kind" }, s.kind), " ", el("span", { class: "mono" }, s.name),
         " ", statusBadge(s.status), s.host ? ` on ${s.host}` : ""));
