@@ -6,6 +6,7 @@ NAMESPACE = "sitedesk"
 INTAKE = "intake"
 SLA = "sla-clock"
 NOTIFIER = "notifier"
+MAILER = "mailer"
 
 
 def tier_pool(tier: int) -> str:

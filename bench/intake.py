@@ -488,6 +488,10 @@ def main() -> int:
     ap.add_argument("--open-seconds", type=float, default=10.0)
     ap.add_argument("--redis-url", default=REDIS_URL)
     ap.add_argument("--actor-niceness", type=int, default=0, help="Ray's default is 15")
+    ap.add_argument(
+        "--no-mail", action="store_true",
+        help="without outgoing mail (sitedesk up always has it: the notices go to a sink)",
+    )  # fmt: skip
     ap.add_argument("--serve-gateway", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_gateway:
@@ -497,6 +501,7 @@ def main() -> int:
     import ray
 
     from actors.config import ActorConfig
+    from actors.mail.settings import MailSettings
     from cluster.deploy import deploy
     from cluster.ray_runtime import ray_env_defaults, start_ray, stop_ray
     from cluster.settings import ClusterSettings
@@ -538,8 +543,14 @@ def main() -> int:
         stack.callback(stop_ray)
         # A load generator is a few accounts opening thousands of tickets: the per-account
         # hourly limits a real customer meets are off here.
+        # Outgoing mail as `sitedesk up` has it: each ticket's opening notice to the customer and
+        # assignment notice to the agent, planned by the notifier and written to a local sink.
+        mail = MailSettings(mail_secret=secrets.token_hex(32), mail_sink_dir=str(workdir / "sent"))
+        if args.no_mail:
+            mail = MailSettings()  # no Message-ID key: the notifier sends no mail
         config = ActorConfig(database_url=url, redis_url=args.redis_url, namespace=namespace,
-                             customer_tickets_per_hour=0, customer_changes_per_hour=0)  # fmt: skip
+                             customer_tickets_per_hour=0, customer_changes_per_hour=0,
+                             mail=mail)  # fmt: skip
         deployment = deploy(config)
         pool = deployment.directory.pool(1)
         ray.get([pool.set_presence.remote(a, "online") for a in agent_ids])
@@ -683,9 +694,30 @@ async def run(args: argparse.Namespace, load: Load, db: Database, bare_db: Datab
     for name, value, target, result in rows:
         print(f"{name:<48} {value:>9}  {target:<12} {result}")
     print()
+    print("  " + await asyncio.to_thread(mail_stats), flush=True)
     for name, ok in checks:
         print(f"check: {name}: {mark(ok)}")
     return 0
+
+
+def mail_stats(timeout: float = 120.0) -> str:
+    """The desk's outgoing mail: how many it planned, and how long after the last answer
+    the sink had them all."""
+    import ray
+
+    from actors.names import MAILER
+
+    start = time.monotonic()
+    while True:
+        stats = ray.get(ray.get_actor(MAILER).stats.remote())
+        planned, sent = stats.get("mail_planned", 0), stats.get("mail_sent", 0)
+        if not planned:
+            return "mail: off (--no-mail)"
+        waited = time.monotonic() - start
+        if sent >= planned or waited > timeout:
+            return (f"mail: {planned} planned, {sent} in the sink "
+                    f"{waited:.1f}s after the checks began waiting")  # fmt: skip
+        time.sleep(0.2)
 
 
 def run_checks(load: Load, db: Database, numbers: list[str]) -> list[tuple[str, bool]]:

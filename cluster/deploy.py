@@ -22,6 +22,7 @@ from actors.changes.shards import SHARDS as CHANGE_SHARDS
 from actors.clock import OffsetClock, SystemClock
 from actors.config import ActorConfig
 from actors.directory import Directory
+from actors.notify.mail_actor import MailOut
 from actors.notify.notifier import Notifier
 from actors.sla.sla_clock import SlaClock
 from actors.tickets.intake import Intake
@@ -111,6 +112,7 @@ def deploy(
 
     handles: dict[str, Any] = {}
     start(names.NOTIFIER, Notifier, config)
+    start(names.MAILER, MailOut, config)
     for tier in TIERS:
         start(names.tier_pool(tier), TierPool, tier, config)
     for index in range(config.session_shards):

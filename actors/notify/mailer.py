@@ -11,6 +11,7 @@ address undeliverable (suppressed), as a bounce would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import smtplib
 import ssl
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from sqlalchemy.orm import Session
 
 from actors.mail.settings import MailSettings
 from store.db import Database
@@ -72,15 +75,23 @@ class Mailer:
         self.ca_file = settings.smtp_relay_ca_file or None
         self.sent = 0
         self.failed = 0
+        self._client: smtplib.SMTP | None = None  # open during one batch
 
     def send_due(self, now: datetime) -> int:
-        """Attempt every due mail (a batch); returns how many were attempted."""
+        """Attempt every due mail of a batch over one relay connection, then record every
+        answer in one unit of work; returns how many were attempted."""
         with self.db.read() as s:
             due = [(d.id, d.recipient, d.raw, d.attempts, d.ticket_id) for d in
                    DeliveryRepository(s).due(now, limit=BATCH)]  # fmt: skip
-        for delivery_id, recipient, raw, attempts, ticket_id in due:
-            attempt = self.attempt(delivery_id, recipient, raw)
-            self._record(delivery_id, recipient, attempts, attempt, now, ticket_id)
+        done: list[tuple[int, str, int, Attempt, int | None]] = []
+        try:
+            for delivery_id, recipient, raw, attempts, ticket_id in due:
+                attempt = self.attempt(delivery_id, recipient, raw)
+                done.append((delivery_id, recipient, attempts, attempt, ticket_id))
+        finally:
+            self._close()
+            if done:
+                self._record(done, now)
         return len(due)
 
     def next_due_at(self) -> datetime | None:
@@ -88,11 +99,18 @@ class Mailer:
             return DeliveryRepository(s).next_due_at()
 
     def attempt(self, delivery_id: int, recipient: str, raw: bytes) -> Attempt:
+        """One attempt at one mail (the relay connection stays open for the next)."""
         if self.relay is None:
             return self._to_sink(delivery_id, raw)
         try:
-            return self._to_relay(self.relay, recipient, raw)
+            if self._client is None:
+                self._client = self._connect(self.relay)
+            attempt = self._deliver(self._client, recipient, raw)
+            if attempt.status is not DeliveryStatus.sent:
+                self._client.rset()  # the transaction ends; the connection serves the next
+            return attempt
         except (OSError, smtplib.SMTPException) as e:  # down, refused, timed out, TLS
+            self._close()
             return Attempt(DeliveryStatus.queued, f"relay unavailable: {type(e).__name__}: {e}")
 
     def _to_sink(self, delivery_id: int, raw: bytes) -> Attempt:
@@ -108,7 +126,7 @@ class Mailer:
         os.replace(tmp, path)  # whole or not at all
         return Attempt(DeliveryStatus.sent, f"kept in the local sink: {path.name}")
 
-    def _to_relay(self, relay: Relay, recipient: str, raw: bytes) -> Attempt:
+    def _connect(self, relay: Relay) -> smtplib.SMTP:
         local_name = self.settings.mail_domain
         tls = ssl.create_default_context(cafile=self.ca_file)  # certificates and names checked
         client: smtplib.SMTP
@@ -119,7 +137,7 @@ class Mailer:
         else:
             client = smtplib.SMTP(relay.host, relay.port, local_hostname=local_name,
                                   timeout=TIMEOUT)  # fmt: skip
-        with client:
+        try:
             client.ehlo()
             if not relay.tls and client.has_extn("starttls"):
                 client.starttls(context=tls)
@@ -127,58 +145,70 @@ class Mailer:
             if relay.user:
                 if not isinstance(client.sock, ssl.SSLSocket):
                     # Credentials never go in clear: a relay without STARTTLS is not used.
-                    return Attempt(DeliveryStatus.queued, "the relay offers no TLS for the login")
+                    raise smtplib.SMTPException("the relay offers no TLS for the login")
                 client.login(relay.user, relay.password or "")
-            code, text = client.mail(self.settings.mail_from)
-            if code != 250:
-                return _answer(code, text, "MAIL FROM")
-            code, text = client.rcpt(recipient)
-            if code not in (250, 251):
-                attempt = _answer(code, text, "RCPT TO")
-                permanent = attempt.status is DeliveryStatus.failed
-                return Attempt(attempt.status, attempt.answer, permanent_for_recipient=permanent)
-            code, text = client.data(raw)
-            return _answer(code, text, "DATA")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.close()
+            raise
+        return client
 
-    def _record(
-        self,
-        delivery_id: int,
-        recipient: str,
-        attempts: int,
-        attempt: Attempt,
-        now: datetime,
-        ticket_id: int | None = None,
-    ) -> None:
-        status, answer, retry_at = attempt.status, attempt.answer, None
-        if status is DeliveryStatus.queued:
-            if attempts + 1 >= self.settings.mail_max_attempts:
-                status, answer = DeliveryStatus.failed, f"gave up after {attempts + 1}: {answer}"
-            else:
-                wait = timedelta(seconds=self.settings.mail_retry_seconds * 2**attempts)
-                retry_at = now + min(wait, MAX_BACKOFF)
+    def _deliver(self, client: smtplib.SMTP, recipient: str, raw: bytes) -> Attempt:
+        code, text = client.mail(self.settings.mail_from)
+        if code != 250:
+            return _answer(code, text, "MAIL FROM")
+        code, text = client.rcpt(recipient)
+        if code not in (250, 251):
+            attempt = _answer(code, text, "RCPT TO")
+            permanent = attempt.status is DeliveryStatus.failed
+            return Attempt(attempt.status, attempt.answer, permanent_for_recipient=permanent)
+        code, text = client.data(raw)
+        return _answer(code, text, "DATA")
+
+    def _close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.quit()
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+
+    def _record(self, done: list[tuple[int, str, int, Attempt, int | None]], now: datetime) -> None:
+        """The answers of a batch, in one unit of work (a crash before it resends the batch's
+        mails with their own Message-IDs: the receiver keeps each once)."""
         with self.db.write() as s:
-            DeliveryRepository(s).record(
-                delivery_id, status=status, answer=answer, at=now, next_attempt_at=retry_at
-            )
-            if attempt.permanent_for_recipient:
-                code = answer.split()[1] if len(answer.split()) > 1 else None
-                SuppressionRepository(s).suppress(
-                    recipient,
-                    status_code=code if code and code[:1] == "5" and "." in code else None,
-                    diagnostic=answer,
+            for delivery_id, recipient, attempts, attempt, ticket_id in done:
+                status, answer, retry_at = attempt.status, attempt.answer, None
+                if status is DeliveryStatus.queued:
+                    if attempts + 1 >= self.settings.mail_max_attempts:
+                        status = DeliveryStatus.failed
+                        answer = f"gave up after {attempts + 1}: {answer}"
+                    else:
+                        wait = timedelta(seconds=self.settings.mail_retry_seconds * 2**attempts)
+                        retry_at = now + min(wait, MAX_BACKOFF)
+                DeliveryRepository(s).record(
+                    delivery_id, status=status, answer=answer, at=now, next_attempt_at=retry_at
                 )
-                ticket = s.get(Ticket, ticket_id) if ticket_id is not None else None
-                if ticket is not None:  # on the account's timeline: its view shows it at once
-                    TimelineRepository(s).append(
-                        ticket.account_id, kind="mail.undeliverable", ticket_id=ticket.id,
-                        summary=f"Mail to {recipient} refused for good: {answer}"[:300],
-                        visibility="internal", actor="mail relay", tiers=(ticket.tier,),
-                        agents=(ticket.owner_agent_id,),
-                    )  # fmt: skip
-        if status is DeliveryStatus.sent:
-            self.sent += 1
-        elif status is DeliveryStatus.failed:
-            self.failed += 1
+                if attempt.permanent_for_recipient:
+                    self._undeliverable(s, recipient, answer, ticket_id)
+                if status is DeliveryStatus.sent:
+                    self.sent += 1
+                elif status is DeliveryStatus.failed:
+                    self.failed += 1
+
+    @staticmethod
+    def _undeliverable(s: Session, recipient: str, answer: str, ticket_id: int | None) -> None:
+        words = answer.split()
+        code = words[1] if len(words) > 1 and words[1][:1] == "5" and "." in words[1] else None
+        SuppressionRepository(s).suppress(recipient, status_code=code, diagnostic=answer)
+        ticket = s.get(Ticket, ticket_id) if ticket_id is not None else None
+        if ticket is not None:  # on the account's timeline: its view shows it at once
+            TimelineRepository(s).append(
+                ticket.account_id, kind="mail.undeliverable", ticket_id=ticket.id,
+                summary=f"Mail to {recipient} refused for good: {answer}"[:300],
+                visibility="internal", actor="mail relay", tiers=(ticket.tier,),
+                agents=(ticket.owner_agent_id,),
+            )  # fmt: skip
 
 
 def _answer(code: int, text: bytes | str, stage: str) -> Attempt:

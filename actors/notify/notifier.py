@@ -1,31 +1,24 @@
-"""Relays the transactional outbox to Redis pub/sub, from where the gateway streams it, and
-turns it into e-mail: the mails an event sends are planned in the same unit of work that marks
-it published (so once), and sent by a loop of their own that a slow relay never holds up."""
+"""Relays the transactional outbox to Redis pub/sub, from where the gateway streams it. (Mail
+from the same outbox is planned and sent by its own actor, mail_actor.MailOut.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import logging
 import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy.exc import DBAPIError
 
 from actors.config import ActorConfig
 from actors.directory import start_when_running
 from actors.notify.audience import channels_for
-from actors.notify.mail_out import MailPlanner
-from actors.notify.mailer import Mailer
 from store.db import Database
 from store.models.base import utcnow
 from store.models.outbox import Audience
 from store.repositories import OutboxRepository
 from store.retention import Pruned, prune
-
-log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 COALESCE_SECONDS = 0.025  # one drain per burst: live updates wait <= 25 ms, CPU halves
@@ -41,8 +34,6 @@ class Notifier:
     Recovery: on start it drains whatever is unpublished; pokes make it prompt, a one-second
     poll makes it certain. Housekeeping: every `prune_every_seconds` it forgets the outbox rows
     and idempotency answers past their retention (store/retention.py).
-    Mail: planned with the publishing (mail_out.MailPlanner), sent by `_mail_loop`
-    (mailer.Mailer), which retries on its own schedule. Off when no Message-ID key is set.
     """
 
     def __init__(self, config: ActorConfig) -> None:
@@ -52,24 +43,12 @@ class Notifier:
         self.published = 0
         self.retention = config.retention
         self.next_prune = time.monotonic() + 60
-        self.planner: MailPlanner | None = None
-        self.mailer: Mailer | None = None
-        if config.mail.mail_secret.get_secret_value():
-            self.planner = MailPlanner(config.mail)
-            self.mailer = Mailer(self.db, config.mail)
-        self.mail_wake: asyncio.Event | None = None
-        self.planned = 0
-        self.tasks: list[asyncio.Task[None]] = []
         start_when_running(self._start)
 
     def _start(self) -> None:
         if self.wake is None:
             self.wake = asyncio.Event()
-            self.mail_wake = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            self.tasks = [loop.create_task(self._run())]
-            if self.mailer is not None:
-                self.tasks.append(loop.create_task(self._mail_loop()))
+            asyncio.get_running_loop().create_task(self._run())
 
     async def poke(self) -> None:
         self._start()
@@ -114,56 +93,13 @@ class Notifier:
                 pipe.publish(channel, message)
         await pipe.execute()
 
-        def mark() -> int:
+        def mark() -> None:
             with self.db.write() as s:
-                planned = self._plan_mail(s, [envelope for envelope, _ in rows])
                 OutboxRepository(s).mark_published([envelope["id"] for envelope, _ in rows])
-                return planned
 
-        planned = await asyncio.to_thread(mark)
+        await asyncio.to_thread(mark)
         self.published += len(rows)
-        if planned:
-            self.planned += planned
-            assert self.mail_wake is not None
-            self.mail_wake.set()
         return len(rows)
 
-    def _plan_mail(self, s: Any, envelopes: list[dict[str, Any]]) -> int:
-        """The mails of these events, in the unit of work that marks them published. A
-        database error undoes both (the batch is tried again); a fault in a rule or a template
-        loses those events' mail, logged, rather than stop the live stream."""
-        if self.planner is None:
-            return 0
-        try:
-            with s.begin_nested():
-                return self.planner.plan(s, envelopes, utcnow())
-        except DBAPIError:
-            raise
-        except Exception:
-            ids = [e["id"] for e in envelopes]
-            log.exception("planning the mail of outbox rows %s failed", ids)
-            return 0
-
-    async def _mail_loop(self) -> None:
-        """Send what is due; then wait for new mail, the next retry, or the poll."""
-        assert self.mail_wake is not None and self.mailer is not None
-        while True:
-            try:
-                while await asyncio.to_thread(self.mailer.send_due, utcnow()):
-                    pass
-                next_at = await asyncio.to_thread(self.mailer.next_due_at)
-            except Exception:  # the database away: try again at the next poll
-                log.exception("sending mail failed")
-                next_at = None
-            wait = POLL_SECONDS
-            if next_at is not None:
-                wait = min(max((next_at - utcnow()).total_seconds(), 0.0), 60.0) or POLL_SECONDS
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.mail_wake.wait(), timeout=max(wait, 0.05))
-            self.mail_wake.clear()
-
     async def stats(self) -> dict[str, int]:
-        sent = self.mailer.sent if self.mailer else 0
-        failed = self.mailer.failed if self.mailer else 0
-        return {"published": self.published, "mail_planned": self.planned, "mail_sent": sent,
-                "mail_failed": failed}  # fmt: skip
+        return {"published": self.published}

@@ -59,12 +59,15 @@ class OutboxEvent(IdMixin, CreatedMixin, Base):
     __table_args__ = (
         Index("ix_outbox_events_unpublished", "published_at", "id"),
         Index("ix_outbox_events_account", "account_id", "id"),  # a customer's replay
+        Index("ix_outbox_events_unmailed", "mailed_at", "id"),  # the mail planner's next rows
     )
 
     topic: Mapped[str] = mapped_column(String(64))  # ticket.assigned, change.queued, ...
     account_id: Mapped[int | None] = mapped_column()
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     published_at: Mapped[datetime | None] = mapped_column()
+    # When the mail planner (actors/notify/mail_actor.py) looked at it: its mails are planned.
+    mailed_at: Mapped[datetime | None] = mapped_column()
     # The audience (see Audience); account_id is its account.
     public: Mapped[bool] = mapped_column(default=False, server_default=false())
     tiers: Mapped[list[int]] = mapped_column(JsonDoc, default=list, server_default=text("'[]'"))

@@ -33,6 +33,23 @@ class OutboxRepository(Repository):
         )
         return list(self.session.scalars(q))
 
+    def unmailed(self, *, limit: int = 500) -> list[OutboxEvent]:
+        """Rows the mail planner has not looked at yet, oldest first (a row committed late,
+        with an older id, is found all the same: no cursor skips it)."""
+        q = (
+            select(OutboxEvent)
+            .where(OutboxEvent.mailed_at.is_(None))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(q))
+
+    def mark_mailed(self, ids: list[int]) -> None:
+        if ids:
+            self.session.execute(
+                update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(mailed_at=utcnow())
+            )
+
     def heard_after(self, who: Listener, last_id: int, *, limit: int) -> list[OutboxEvent]:
         """The rows after `last_id` that `who` hears (published or not), oldest first, at most
         `limit`: a reconnecting stream's replay, filtered here by each row's audience."""

@@ -368,3 +368,43 @@ def test_admins_read_the_sent_mail_and_nobody_else_does(desk: Desk) -> None:
         with desk.http(token) as c:
             r = c.get("/api/v1/mail/outgoing")
         assert r.status_code == 403 and "administrators" in r.text
+
+
+def test_an_sla_warning_and_an_escalation_reach_the_agents_and_the_customer(desk: Desk) -> None:
+    import ray
+
+    from store.models import User
+
+    account, _ = desk.customer("Kai")
+    address = contact_email(desk, account.id)
+    l1, l1_token = desk.agent(1)
+    l2, _ = desk.agent(2)
+    with desk.db.read() as s:
+        l1_email, l2_email = (s.scalar(select(User.email).where(User.id == a.user_id))
+                              for a in (l1, l2))  # fmt: skip
+        assert l1_email and l2_email
+    with desk.http(l1_token) as c:  # urgent: first response due in 30 minutes
+        r = c.post("/api/v1/tickets", json={"account_id": account.id, "priority": "urgent",
+                                            "subject": "Checkout broken", "body": "x"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    number = r.json()["number"]
+    sla = desk.deployment.directory.sla()
+    try:
+        (assigned,) = wait_mails(desk, l1_email, 1, "the assignment notice")
+        assert "Assigned to you" in str(assigned["Subject"])  # not the customer's notice
+        ray.get(sla.advance.remote(25 * 60))  # past 80 %: a warning to the owner
+        warned = wait_mails(desk, l1_email, 2, "the SLA warning")[1]
+        assert warned["Subject"] == f"[{number}] SLA warning: Checkout broken"
+        assert "the first response deadline" in text_of(warned)
+        ray.get(sla.advance.remote(6 * 60))  # breached: escalated to level 2
+        to_l2 = wait_until(
+            lambda: [m.message() for m in mails_to(desk, l2_email)
+                     if "Escalated" in str(m.message()["Subject"])],
+            what="the escalation to level 2",
+        )  # fmt: skip
+        assert to_l2[0]["Subject"] == f"[{number}] Escalated to level 2: Checkout broken"
+    finally:
+        ray.get(sla.reset_clock.remote())
+    told = wait_mails(desk, address, 2, "the customer's opening and escalation notices")
+    assert "passed to level 2 support" in text_of(told[-1])
+    assert not [m for m in told if "SLA" in str(m["Subject"])]  # internal: not for customers
