@@ -16,17 +16,13 @@ the auto-reply cap) is recorded as `suppressed` with the reason, for the admins'
 
 from __future__ import annotations
 
+import binascii
 import hashlib
-import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.charset import QP, Charset
-from email.generator import BytesGenerator
 from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
@@ -39,7 +35,16 @@ from actors.mail.loops import LOOP_HEADER
 from actors.mail.message_id import make_message_id
 from actors.mail.settings import MailSettings
 from actors.mail.threading import canonical_address
-from store.models import Account, Agent, Contact, InboundMail, Message, Ticket, User
+from store.models import (
+    Account,
+    Agent,
+    Contact,
+    InboundMail,
+    MailDelivery,
+    Message,
+    Ticket,
+    User,
+)
 from store.models.enums import DeliveryStatus, MailKind
 from store.repositories.delivery import DeliveryRepository
 from store.repositories.mail import SuppressionRepository
@@ -50,9 +55,22 @@ CUSTOMER_KINDS = {"created", "message", "escalated", "resolved", "closed"}
 AGENT_KINDS = {"assigned", "escalated", "sla_warning"}
 TOPICS = {f"ticket.{k}" for k in CUSTOMER_KINDS | AGENT_KINDS}
 THREAD_IDS = 5  # Message-IDs of a ticket's thread in References, newest kept
-# Bodies in UTF-8, quoted-printable (readable in the raw mail, unlike base64).
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.header_encoding = _UTF8_QP.body_encoding = QP
+
+
+def _encoded(text: str) -> str:
+    """A header's text: as it is when ASCII, else RFC 2047 encoded words (UTF-8)."""
+    return text if text.isascii() else Header(text, "utf-8").encode()
+
+
+def _qp(body: str) -> str:
+    """A text body in UTF-8, quoted-printable, CRLF line ends, ending with a line end."""
+    lines = body.replace("\r\n", "\n").replace("\r", "\n")
+    if not lines.endswith("\n"):
+        lines += "\n"
+    encoded = binascii.b2a_qp(lines.encode("utf-8"), istext=True).decode("ascii")
+    return encoded.replace("\n", "\r\n")
+
+
 _SPACE = re.compile(r"\s+")
 
 
@@ -113,14 +131,57 @@ class MailPlanner:
         wanted = [e for e in events if e.get("topic") in TOPICS and e.get("ticket_id")]
         if not wanted:
             return 0
+        # What one batch looks up once (requesters, agents, suppressions, threads, auto-reply
+        # counts), and what it plans itself before its rows are written.
+        self._memo: dict[Any, Any] = {}
         ids = {int(e["ticket_id"]) for e in wanted}
         tickets = {t.id: t for t in s.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
+        self._prefetch(s, list(tickets.values()))
         rows: list[dict[str, Any]] = []
         for event in wanted:
             ticket = tickets.get(int(event["ticket_id"]))
             if ticket is not None:
                 rows += self._for_event(s, event, ticket, now)
         return DeliveryRepository(s).plan(rows)
+
+    def _prefetch(self, s: Session, tickets: list[Ticket]) -> None:
+        """The batch's lookups in a few queries: the tickets' contacts (and their log-ins) and
+        their threads (the customers' Message-IDs and ours, the newest of each)."""
+        ids = [t.id for t in tickets]
+        contact_ids = {t.contact_id for t in tickets if t.contact_id is not None}
+        contacts = {c.id: c for c in s.scalars(select(Contact).where(Contact.id.in_(contact_ids)))}
+        logins = dict(
+            s.execute(select(User.contact_id, User.id).where(User.contact_id.in_(contact_ids)))
+            .tuples()
+            .all()
+        )
+        for t in tickets:
+            c = contacts.get(t.contact_id) if t.contact_id is not None else None
+            if c is not None and (address := canonical_address(c.email)):
+                language = self._language(c.language)
+                self._memo[("requester", t.id)] = Recipient(
+                    address, c.name, language, logins.get(c.id)
+                )
+        theirs: dict[int, list[str]] = {i: [] for i in ids}
+        for ticket_id, mid in s.execute(
+            select(Message.ticket_id, Message.email_message_id)
+            .where(Message.ticket_id.in_(ids), Message.email_message_id.is_not(None))
+            .order_by(Message.id)
+        ).tuples():
+            theirs[ticket_id] = [*theirs[ticket_id][-(THREAD_IDS - 1) :], mid or ""]
+        for ticket_id, found in theirs.items():
+            self._memo[("theirs", ticket_id)] = found
+        self._memo["ours_loaded"] = set(ids)
+        for ours_ticket, recipient, mid in s.execute(
+            select(MailDelivery.ticket_id, MailDelivery.recipient, MailDelivery.message_id)
+            .where(
+                MailDelivery.ticket_id.in_(ids),
+                MailDelivery.status != DeliveryStatus.suppressed.value,
+            )
+            .order_by(MailDelivery.id)
+        ).tuples():
+            key = ("ours", ours_ticket, recipient)
+            self._memo[key] = [*self._memo.get(key, [])[-(THREAD_IDS - 1) :], mid]
 
     # -- who hears what ----------------------------------------------------------------------
     def _for_event(
@@ -183,11 +244,15 @@ class MailPlanner:
             agents = [data.get("owner_agent_id")]
         elif kind == "sla_warning":
             owner = t.owner_agent_id
-            agents = [owner] if owner else list(self._tier_agents(s, t.tier))
+            agents = [owner] if owner else self._tier(s, t.tier)
         else:  # escalated: the agents of the tier it reached
-            agents = list(self._tier_agents(s, t.tier))
+            agents = self._tier(s, t.tier)
         rows = []
-        account = s.scalar(select(Account.code).where(Account.id == t.account_id)) or ""
+        key = ("account", t.account_id)
+        if key not in self._memo:
+            code = s.scalar(select(Account.code).where(Account.id == t.account_id))
+            self._memo[key] = code or ""
+        account = str(self._memo[key])
         for to in self._agent_recipients(s, [a for a in agents if a is not None]):
             if by_user is not None and to.user_id == by_user:
                 continue  # an agent who took the ticket, or escalated it, knows
@@ -202,6 +267,13 @@ class MailPlanner:
     def _requester(self, s: Session, t: Ticket) -> Recipient | None:
         """The customer a ticket's mail goes to: its contact; else the customer who opened it;
         else (a ticket staff opened for the account) the account's primary contact."""
+        key = ("requester", t.id)
+        if key not in self._memo:
+            self._memo[key] = self._find_requester(s, t)
+        found: Recipient | None = self._memo[key]
+        return found
+
+    def _find_requester(self, s: Session, t: Ticket) -> Recipient | None:
         contact_id = t.contact_id
         if contact_id is None and t.requester_user_id is not None:
             u = s.get(User, t.requester_user_id)
@@ -224,6 +296,12 @@ class MailPlanner:
 
     def _language(self, value: str | None) -> str:
         return value if value in LANGUAGES else self.settings.mail_language
+
+    def _tier(self, s: Session, tier: int) -> list[int | None]:
+        key = ("tier", tier)
+        if key not in self._memo:
+            self._memo[key] = self._tier_agents(s, tier)
+        return list(self._memo[key])
 
     @staticmethod
     def _tier_agents(s: Session, tier: int) -> list[int]:
@@ -260,10 +338,20 @@ class MailPlanner:
         if flags and flags.get("no_auto_reply"):
             return "no auto-reply: " + ", ".join(flags.get("loop_reasons") or ["loop rule"])
         cap = self.settings.mail_auto_replies_per_hour
-        sent = DeliveryRepository(s).auto_replies_since(to.address, now - timedelta(hours=1))
-        if sent >= cap:
+        key = ("auto_replies", to.address)
+        if key not in self._memo:
+            since = now - timedelta(hours=1)
+            self._memo[key] = DeliveryRepository(s).auto_replies_since(to.address, since)
+        if self._memo[key] >= cap:
             return f"no auto-reply: {to.address} had {cap} in the last hour"
+        self._memo[key] += 1  # this one counts for the next mail of the batch
         return None
+
+    def _suppressed(self, s: Session, address: str) -> bool:
+        key = ("suppressed", address)
+        if key not in self._memo:
+            self._memo[key] = bool(SuppressionRepository(s).suppressed({address}))
+        return bool(self._memo[key])
 
     # -- the mail ----------------------------------------------------------------------------
     def _row(
@@ -286,7 +374,7 @@ class MailPlanner:
         outbox_id = int(event["id"])
         if reason is None and to.address in self.ours:
             reason = "not sent: the address is the desk's own"
-        if reason is None and SuppressionRepository(s).suppressed({to.address}):
+        if reason is None and self._suppressed(s, to.address):
             reason = "not sent: the address bounced for good (suppressed)"
         message_id = make_message_id(
             self.secret, ticket_id=t.id, outbox_id=outbox_id, domain=self.settings.mail_domain
@@ -332,46 +420,64 @@ class MailPlanner:
         message_id: str,
         now: datetime,
     ) -> bytes:
-        # Built with the email package's compat32 classes: the same mail as EmailMessage would
-        # make, in a fifth of its CPU time (0.8 ms, against 3.9 ms, per mail on this machine).
-        msg = MIMEMultipart("alternative")
-        msg["From"] = formataddr(
-            (
-                one_line(self.settings.mail_from_name),
-                canonical_address(self.settings.mail_from) or "",
-            ),
-            "utf-8",
-        )
-        msg["To"] = formataddr((one_line(to.name), to.address), "utf-8")
-        msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
-        msg["Date"] = format_datetime(now)
-        msg["Message-ID"] = message_id
+        # Written out directly: every header is ASCII (names and subject RFC 2047 encoded,
+        # addresses canonical) and shorter than RFC 5322's 998; each body quoted-printable.
+        # The email package's classes cost 1 to 4 ms a mail here; this costs a tenth of that.
         thread = self._thread(s, t, to) if kind is not MailKind.agent else []
+        sender = (one_line(self.settings.mail_from_name),
+                  canonical_address(self.settings.mail_from) or "")  # fmt: skip
+        headers = [
+            ("From", formataddr(sender, "utf-8")),
+            ("To", formataddr((one_line(to.name), to.address), "utf-8")),
+            ("Subject", _encoded(subject)),
+            ("Date", format_datetime(now)),
+            ("Message-ID", message_id),
+        ]
         if thread:
-            msg["In-Reply-To"] = thread[-1]
-            msg["References"] = " ".join(thread)
-        msg["Auto-Submitted"] = "auto-replied" if kind is MailKind.auto_reply else "auto-generated"
-        msg["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office to this mail
-        msg[LOOP_HEADER] = self.settings.mail_domain
-        msg["Content-Language"] = to.language
+            headers += [("In-Reply-To", thread[-1]), ("References", " ".join(thread))]
+        auto = "auto-replied" if kind is MailKind.auto_reply else "auto-generated"
+        headers += [
+            ("Auto-Submitted", auto),
+            ("X-Auto-Response-Suppress", "All"),  # Exchange: no out-of-office to this mail
+            (LOOP_HEADER, self.settings.mail_domain),
+            ("Content-Language", to.language),
+            ("MIME-Version", "1.0"),
+        ]
+        self._threaded(t, to, message_id)
+        boundary = "=_sitedesk_" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
+        headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+        out = [f"{name}: {value}\r\n" for name, value in headers]
+        out.append("\r\n")
         for body, subtype in ((text, "plain"), (html, "html")):
-            part = MIMENonMultipart("text", subtype)
-            part.set_payload(body, _UTF8_QP)
-            msg.attach(part)
-        out = io.BytesIO()
-        BytesGenerator(out, mangle_from_=False, maxheaderlen=998).flatten(msg, linesep="\r\n")
-        return out.getvalue()
+            out.append(f"--{boundary}\r\n")
+            out.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n')
+            out.append("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+            out.append(_qp(body))
+        out.append(f"--{boundary}--\r\n")
+        return "".join(out).encode("ascii")
 
     def _thread(self, s: Session, t: Ticket, to: Recipient) -> list[str]:
         """The customer's mails on the ticket and our earlier ones to them, oldest first."""
-        theirs = list(
-            s.scalars(
+        theirs_key, ours_key = ("theirs", t.id), ("ours", t.id, to.address)
+        if theirs_key not in self._memo:
+            self._memo[theirs_key] = list(reversed(list(s.scalars(
                 select(Message.email_message_id)
                 .where(Message.ticket_id == t.id, Message.email_message_id.is_not(None))
                 .order_by(Message.id.desc())
                 .limit(THREAD_IDS)
+            ))))  # fmt: skip
+        if ours_key not in self._memo:
+            loaded = t.id in self._memo.get("ours_loaded", ())  # prefetched: none of ours yet
+            self._memo[ours_key] = (
+                []
+                if loaded
+                else DeliveryRepository(s).thread_of(t.id, to.address, limit=THREAD_IDS)
             )
-        )
-        ours = DeliveryRepository(s).thread_of(t.id, to.address, limit=THREAD_IDS)
-        ids = [f"<{i}>" for i in [*ours, *reversed(theirs)] if i]
+        ours, theirs = self._memo[ours_key], self._memo[theirs_key]
+        ids = [f"<{i}>" for i in [*ours[-THREAD_IDS:], *theirs] if i]
         return list(dict.fromkeys(ids))[-THREAD_IDS * 2 :]
+
+    def _threaded(self, t: Ticket, to: Recipient, message_id: str) -> None:
+        """A mail planned in this batch is in the thread of the batch's next one."""
+        key = ("ours", t.id, to.address)
+        self._memo[key] = [*self._memo.get(key, [])[-(THREAD_IDS - 1) :], message_id.strip("<>")]

@@ -27,7 +27,7 @@ from actors.mail.settings import MailSettings
 from store.db import Database
 from store.models import Ticket
 from store.models.enums import DeliveryStatus
-from store.repositories.delivery import DeliveryRepository
+from store.repositories.delivery import Answer, DeliveryRepository
 from store.repositories.mail import SuppressionRepository
 from store.repositories.timeline import TimelineRepository
 
@@ -176,25 +176,24 @@ class Mailer:
     def _record(self, done: list[tuple[int, str, int, Attempt, int | None]], now: datetime) -> None:
         """The answers of a batch, in one unit of work (a crash before it resends the batch's
         mails with their own Message-IDs: the receiver keeps each once)."""
+        answers = []
+        for delivery_id, _, attempts, attempt, _ in done:
+            status, answer, retry_at = attempt.status, attempt.answer, None
+            if status is DeliveryStatus.queued:
+                if attempts + 1 >= self.settings.mail_max_attempts:
+                    status = DeliveryStatus.failed
+                    answer = f"gave up after {attempts + 1}: {answer}"
+                else:
+                    wait = timedelta(seconds=self.settings.mail_retry_seconds * 2**attempts)
+                    retry_at = now + min(wait, MAX_BACKOFF)
+            answers.append(Answer(delivery_id, status, answer, attempts + 1, now, retry_at))
         with self.db.write() as s:
-            for delivery_id, recipient, attempts, attempt, ticket_id in done:
-                status, answer, retry_at = attempt.status, attempt.answer, None
-                if status is DeliveryStatus.queued:
-                    if attempts + 1 >= self.settings.mail_max_attempts:
-                        status = DeliveryStatus.failed
-                        answer = f"gave up after {attempts + 1}: {answer}"
-                    else:
-                        wait = timedelta(seconds=self.settings.mail_retry_seconds * 2**attempts)
-                        retry_at = now + min(wait, MAX_BACKOFF)
-                DeliveryRepository(s).record(
-                    delivery_id, status=status, answer=answer, at=now, next_attempt_at=retry_at
-                )
+            DeliveryRepository(s).record(answers)
+            for _, recipient, _, attempt, ticket_id in done:
                 if attempt.permanent_for_recipient:
-                    self._undeliverable(s, recipient, answer, ticket_id)
-                if status is DeliveryStatus.sent:
-                    self.sent += 1
-                elif status is DeliveryStatus.failed:
-                    self.failed += 1
+                    self._undeliverable(s, recipient, attempt.answer, ticket_id)
+        self.sent += sum(a.status is DeliveryStatus.sent for a in answers)
+        self.failed += sum(a.status is DeliveryStatus.failed for a in answers)
 
     @staticmethod
     def _undeliverable(s: Session, recipient: str, answer: str, ticket_id: int | None) -> None:

@@ -3,16 +3,29 @@ auto-reply), sent by the mailer until the relay has answered for good."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from store.models import MailDelivery
 from store.models.enums import DeliveryStatus, MailKind
 from store.repositories.base import Repository
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one attempt at one mail came to."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    answer: str
+    attempts: int  # including this one
+    at: datetime
+    next_attempt_at: datetime | None = None
 
 
 class DeliveryRepository(Repository):
@@ -52,35 +65,36 @@ class DeliveryRepository(Repository):
             ).where(MailDelivery.status == DeliveryStatus.queued.value)
         )
 
-    def record(
-        self,
-        delivery_id: int,
-        *,
-        status: DeliveryStatus,
-        answer: str,
-        at: datetime,
-        next_attempt_at: datetime | None = None,
-    ) -> bool:
-        """The relay's answer to one attempt, and what it makes of the mail: sent, failed for
-        good, or queued again for `next_attempt_at`. Only a queued mail changes (False: it was
-        settled before)."""
-        values: dict[str, Any] = {
-            "status": status.value,
-            "last_answer": answer[:2000],
-            "attempts": MailDelivery.attempts + 1,
-            "next_attempt_at": next_attempt_at,
-        }
-        if status is DeliveryStatus.sent:
-            values["sent_at"] = at
-        result = self.session.execute(
-            update(MailDelivery)
-            .where(
-                MailDelivery.id == delivery_id,
-                MailDelivery.status == DeliveryStatus.queued.value,
+    def record(self, answers: list[Answer]) -> None:
+        """The relay's answers to a batch of attempts, in one statement run for each (an
+        executemany), and what each makes of its mail: sent, failed for good, or queued again
+        for its `next_attempt_at`. A mail no longer queued (settled before) is left as it is."""
+        if not answers:
+            return
+        t = cast(Table, MailDelivery.__table__)
+        stmt = (
+            update(t)
+            .where(t.c.id == bindparam("b_id"), t.c.status == DeliveryStatus.queued.value)
+            .values(
+                status=bindparam("b_status"), last_answer=bindparam("b_answer"),
+                attempts=bindparam("b_attempts"), next_attempt_at=bindparam("b_next"),
+                sent_at=bindparam("b_sent"),
             )
-            .values(**values)
+        )  # fmt: skip
+        self.session.execute(
+            stmt,
+            [
+                {
+                    "b_id": a.delivery_id,
+                    "b_status": a.status.value,
+                    "b_answer": a.answer[:2000],
+                    "b_attempts": a.attempts,
+                    "b_next": a.next_attempt_at,
+                    "b_sent": a.at if a.status is DeliveryStatus.sent else None,
+                }
+                for a in answers
+            ],
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def auto_replies_since(self, recipient: str, since: datetime) -> int:
         """Auto-replies planned to `recipient` since `since` (the per-address cap counts them;
