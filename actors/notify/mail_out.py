@@ -151,9 +151,9 @@ class MailPlanner:
         contact_ids = {t.contact_id for t in tickets if t.contact_id is not None}
         contacts = {c.id: c for c in s.scalars(select(Contact).where(Contact.id.in_(contact_ids)))}
         logins = dict(
-            s.execute(select(User.contact_id, User.id).where(User.contact_id.in_(contact_ids)))
-            .tuples()
-            .all()
+            s.execute(
+                select(User.contact_id, User.id).where(User.contact_id.in_(contact_ids))
+            ).all()
         )
         for t in tickets:
             c = contacts.get(t.contact_id) if t.contact_id is not None else None
@@ -167,7 +167,7 @@ class MailPlanner:
             select(Message.ticket_id, Message.email_message_id)
             .where(Message.ticket_id.in_(ids), Message.email_message_id.is_not(None))
             .order_by(Message.id)
-        ).tuples():
+        ):
             theirs[ticket_id] = [*theirs[ticket_id][-(THREAD_IDS - 1) :], mid or ""]
         for ticket_id, found in theirs.items():
             self._memo[("theirs", ticket_id)] = found
@@ -179,7 +179,7 @@ class MailPlanner:
                 MailDelivery.status != DeliveryStatus.suppressed.value,
             )
             .order_by(MailDelivery.id)
-        ).tuples():
+        ):
             key = ("ours", ours_ticket, recipient)
             self._memo[key] = [*self._memo.get(key, [])[-(THREAD_IDS - 1) :], mid]
 
