@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from email.header import Header
 from email.utils import format_datetime, formataddr
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
@@ -72,6 +72,17 @@ def _qp(body: str) -> str:
 
 
 _SPACE = re.compile(r"\s+")
+
+
+class Event(NamedTuple):
+    """One outbox event being planned: its envelope, its ticket, and what it says."""
+
+    envelope: dict[str, Any]
+    ticket: Ticket
+    kind: str  # the topic without "ticket."
+    data: dict[str, Any]
+    by_user: int | None  # who acted, when the event says
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -189,24 +200,16 @@ class MailPlanner:
     ) -> list[dict[str, Any]]:
         kind = str(event["topic"]).removeprefix("ticket.")
         data: dict[str, Any] = event.get("data") or {}
-        by_user = data.get("by_user_id")
+        e = Event(event, t, kind, data, data.get("by_user_id"), now)
         rows: list[dict[str, Any]] = []
         if kind in CUSTOMER_KINDS and event.get("visibility", "public") == "public":
-            rows += self._customer(s, event, t, kind, data, by_user, now)
+            rows += self._customer(s, e)
         if kind in AGENT_KINDS:
-            rows += self._agents(s, event, t, kind, data, by_user, now)
+            rows += self._agents(s, e)
         return rows
 
-    def _customer(
-        self,
-        s: Session,
-        event: dict[str, Any],
-        t: Ticket,
-        kind: str,
-        data: dict[str, Any],
-        by_user: int | None,
-        now: datetime,
-    ) -> list[dict[str, Any]]:
+    def _customer(self, s: Session, e: Event) -> list[dict[str, Any]]:
+        event, t, kind, data, by_user, now = e
         to = self._requester(s, t)
         if to is None or (by_user is not None and by_user == to.user_id and kind != "created"):
             return []
@@ -229,16 +232,8 @@ class MailPlanner:
                       by=event.get("actor") or "", account=None)
         ]  # fmt: skip
 
-    def _agents(
-        self,
-        s: Session,
-        event: dict[str, Any],
-        t: Ticket,
-        kind: str,
-        data: dict[str, Any],
-        by_user: int | None,
-        now: datetime,
-    ) -> list[dict[str, Any]]:
+    def _agents(self, s: Session, e: Event) -> list[dict[str, Any]]:
+        event, t, kind, data, by_user, now = e
         agents: list[int | None]
         if kind == "assigned":
             agents = [data.get("owner_agent_id")]

@@ -76,6 +76,15 @@ class LinkOut(BaseModel):
     mails: list[MailReceipt] = Field(description="The held mails now filed, oldest first.")
 
 
+def eml(raw: bytes, filename: str) -> Response:
+    """A mail byte for byte, as an .eml download."""
+    return Response(
+        raw,
+        media_type="message/rfc822",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 def _reads(platform: Platform) -> InboundMailReads:
     return InboundMailReads(platform.db)
 
@@ -141,11 +150,7 @@ async def inbound_raw(inbound_id: int, caller: Caller, platform: PlatformDep) ->
     found = await asyncio.to_thread(_reads(platform).one, inbound_id)
     if found is None:
         raise MailNotFound(f"mail {inbound_id} not found")
-    return Response(
-        found[1],
-        media_type="message/rfc822",
-        headers={"Content-Disposition": f'attachment; filename="mail-{inbound_id}.eml"'},
-    )
+    return eml(found[1], f"mail-{inbound_id}.eml")
 
 
 @router.get("/contacts/waiting", response_model=list[SenderRead], responses=STAFF)
@@ -284,8 +289,4 @@ async def outgoing_raw(delivery_id: int, caller: Caller, platform: PlatformDep) 
     found = await asyncio.to_thread(DeliveryReads(platform.db).one, delivery_id)
     if found is None:
         raise MailNotFound(f"sent mail {delivery_id} not found")
-    return Response(
-        found[1],
-        media_type="message/rfc822",
-        headers={"Content-Disposition": f'attachment; filename="sent-{delivery_id}.eml"'},
-    )
+    return eml(found[1], f"sent-{delivery_id}.eml")

@@ -3,8 +3,9 @@ ticket's attachment for whoever may see its message."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
@@ -13,6 +14,9 @@ from store.db import Database
 from store.models import Attachment, Contact, InboundMail, Message
 from store.models.ticket import ticket_number
 from store.repositories import InboundMailRepository
+
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 class InboundMailRead(BaseModel):
@@ -51,6 +55,14 @@ class AttachmentFile(BaseModel):
     content: bytes
 
 
+def page_of(rows: Sequence[R], limit: int, read: Callable[[R], T]) -> tuple[list[T], int | None]:
+    """A page of rows fetched `limit + 1` at a time: the first `limit` read, and the cursor
+    to continue after (the last one's id) when there are more."""
+    page = rows[:limit]
+    more = len(rows) > limit and bool(page)
+    return [read(r) for r in page], (page[-1].id if more else None)  # type: ignore[attr-defined]
+
+
 def _read(row: InboundMail) -> InboundMailRead:
     out = InboundMailRead.model_validate(row)
     out.ticket_number = ticket_number(row.ticket_id) if row.ticket_id else None
@@ -66,9 +78,7 @@ class InboundMailReads:
     ) -> tuple[list[InboundMailRead], int | None]:
         with self.db.read() as s:
             rows = InboundMailRepository(s).listing(status=status, before=before, limit=limit + 1)
-            more = len(rows) > limit
-            rows = rows[:limit]
-            return [_read(r) for r in rows], (rows[-1].id if more and rows else None)
+            return page_of(rows, limit, _read)
 
     def one(self, inbound_id: int) -> tuple[InboundMailRead, bytes] | None:
         with self.db.read() as s:

@@ -11,6 +11,7 @@ from store.db import Database
 from store.models import MailDelivery
 from store.models.enums import DeliveryStatus
 from store.models.ticket import ticket_number
+from store.read.mail_in import page_of
 from store.repositories.delivery import DeliveryRepository
 
 
@@ -56,9 +57,7 @@ class DeliveryReads:
                 status=status, recipient=recipient, ticket_id=ticket_id, before_id=before,
                 limit=limit + 1,
             )  # fmt: skip
-            more = len(rows) > limit
-            rows = rows[:limit]
-            return [_read(r) for r in rows], (rows[-1].id if more and rows else None)
+            return page_of(rows, limit, _read)
 
     def one(self, delivery_id: int) -> tuple[DeliveryRead, bytes] | None:
         with self.db.read() as s:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     ColumnElement,
     and_,
@@ -25,23 +27,17 @@ from store.repositories.base import Repository
 
 class OutboxRepository(Repository):
     def unpublished(self, *, limit: int = 500) -> list[OutboxEvent]:
-        q = (
-            select(OutboxEvent)
-            .where(OutboxEvent.published_at.is_(None))
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-        )
-        return list(self.session.scalars(q))
+        """Rows not yet on the live stream, oldest first."""
+        return self._not_yet(OutboxEvent.published_at, limit)
 
     def unmailed(self, *, limit: int = 500) -> list[OutboxEvent]:
-        """Rows the mail planner has not looked at yet, oldest first (a row committed late,
-        with an older id, is found all the same: no cursor skips it)."""
-        q = (
-            select(OutboxEvent)
-            .where(OutboxEvent.mailed_at.is_(None))
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-        )
+        """Rows the mail planner has not looked at yet, oldest first."""
+        return self._not_yet(OutboxEvent.mailed_at, limit)
+
+    def _not_yet(self, mark: InstrumentedAttribute[Any], limit: int) -> list[OutboxEvent]:
+        """Rows whose `mark` is unset, oldest first: a row committed late, with an older id, is
+        found all the same (no cursor skips it)."""
+        q = select(OutboxEvent).where(mark.is_(None)).order_by(OutboxEvent.id).limit(limit)
         return list(self.session.scalars(q))
 
     def mark_mailed(self, ids: list[int]) -> None:
