@@ -38,6 +38,9 @@ EXIT_RELOAD = 6
 EXIT_SYMLINK = 7
 EXIT_WRITE = 8
 EXIT_LOCK = 75
+# How long the probes wait for a reloaded named or nginx to serve the new generation: two
+# waits and the lock wait stay inside the executor's 20 s round trip.
+RELOAD_WAIT_SECONDS = 6
 
 LOCK_WAIT = 10.0  # seconds a script waits for the host's lock before it reports who holds it
 MAX_CUSTOMER_READ = 1024 * 1024  # bytes read of a file in an account's home (existence checks)
@@ -294,19 +297,13 @@ def render(
     for d in sorted(dirs):
         w(f"[ -d {q(layout.path(d))} ] && echo {q('dir ' + d)} || echo {q('nodir ' + d)}\n")
     w("echo GDCAS-END\n")
-    dig = [
-        "dig",
-        "+norec",
-        "+time=2",
-        "+tries=1",
-        "-p",
-        str(layout.dns_port),
-        f"@{layout.dns_address}",
-    ]
+    dig = _dig(layout)
     for zone, serial in sorted(zones.items()):
-        w("i=0\nwhile :; do\n")
+        # Until the name server serves the new serial, or a deadline (not a count of tries:
+        # on a loaded machine each try takes longer, and the reload too).
+        w(f"end=$(($(date +%s) + {RELOAD_WAIT_SECONDS}))\nwhile :; do\n")
         w(f"  s=$({shlex.join([*dig, '+short', zone, 'SOA'])} | cut -d' ' -f3)\n")
-        w(f'  [ "$s" = {serial} ] && break; i=$((i+1)); [ "$i" -ge 150 ] && break; sleep 0.02\n')
+        w(f'  [ "$s" = {serial} ] && break; [ "$(date +%s)" -ge "$end" ] && break; sleep 0.02\n')
         w("done\n")
         w(f"echo {q('GDCAS-SECTION dns ' + zone)}\n")
         w(f"{shlex.join([*dig, '+noall', '+answer', zone, 'AXFR'])}\necho GDCAS-END\n")
@@ -315,12 +312,12 @@ def render(
         # nginx reloads asynchronously and old workers may answer for a moment: wait until the
         # marker site answers the new generation five times in a row.
         curl = ["curl", "-s", "-m", "2", "-H", "Host: gdcas-probe.invalid", url]
-        w("i=0; ok=0\nwhile :; do\n")
+        w(f"end=$(($(date +%s) + {RELOAD_WAIT_SECONDS})); ok=0\nwhile :; do\n")
         w(
             f'  if [ "$({shlex.join(curl)})" = {q(nginx_generation)} ]; '
             "then ok=$((ok+1)); else ok=0; fi\n"
         )
-        w('  [ "$ok" -ge 5 ] && break; i=$((i+1)); [ "$i" -ge 250 ] && break; sleep 0.01\n')
+        w('  [ "$ok" -ge 5 ] && break; [ "$(date +%s)" -ge "$end" ] && break; sleep 0.01\n')
         w("done\n")
     for domain in sorted(http):
         curl = ["curl", "-s", "-o", "/dev/null", "-D", "-", "-m", "2", "-H", f"Host: {domain}", url]
@@ -330,6 +327,30 @@ def render(
     return Script(
         "".join(out), list(journal), dict(files), sorted(dirs), http=dict(http), zones=dict(zones)
     )
+
+
+def _dig(layout: HostLayout) -> list[str]:
+    """``dig`` asking the host's own name server, without recursion, once."""
+    return ["dig", "+norec", "+time=2", "+tries=1", "-p", str(layout.dns_port),
+            f"@{layout.dns_address}"]  # fmt: skip
+
+
+ZONE_BEGIN, ZONE_END = "GDCAS-ZONE-BEGIN", "GDCAS-ZONE-END"
+
+
+def zone_transfer_script(layout: HostLayout, zone: str) -> str:
+    """A read-only script printing the zone as the host's name server serves it (AXFR) between
+    two markers; ``zone`` is a validated domain name (`identifiers.hostname`)."""
+    axfr = shlex.join([*_dig(layout), "+noall", "+answer", zone, "AXFR"])
+    return f"echo {ZONE_BEGIN}\n{axfr}\necho {ZONE_END}\n"
+
+
+def parse_zone_transfer(out: str) -> str:
+    """The AXFR text between the markers of `zone_transfer_script`'s output."""
+    begin, end = out.find(ZONE_BEGIN + "\n"), out.rfind(ZONE_END)
+    if begin < 0 or end < begin:
+        raise ValueError("the zone transfer printed no answer")
+    return out[begin + len(ZONE_BEGIN) + 1 : end]
 
 
 def read_files_script(layout: HostLayout, paths: list[str]) -> str:

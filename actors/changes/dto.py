@@ -65,6 +65,46 @@ class ChangePlan(BaseModel):
     plan: str | None = None
 
 
+class ServedRecord(BaseModel):
+    """A record as the host's name server serves it, in the fields of a dns_record_* change's
+    record (``editable``: one a change may name; SOA and NS are the host's)."""
+
+    name: str
+    type: str
+    ttl: int
+    value: str
+    priority: int | None = None
+    weight: int | None = None
+    port: int | None = None
+    flags: int | None = None
+    tag: str | None = None
+    editable: bool
+
+
+class ServedZone(BaseModel):
+    """A zone as its host serves it now (an AXFR from the host's name server), not as the SCDB
+    remembers it."""
+
+    service_id: int
+    zone: str
+    serial: int | None
+    records: list[ServedRecord]
+
+
+class CronEntry(BaseModel):
+    name: str
+    schedule: str
+    command: str
+
+
+class ServedCron(BaseModel):
+    """An account's cron entries as its host has them now."""
+
+    service_id: int
+    account: str
+    entries: list[CronEntry]
+
+
 class NewHost(BaseModel):
     """A managed host to register: how to reach it, the host key to pin, the client key to log
     in with (a path where the executors run) and its file layout."""

@@ -9,7 +9,16 @@ import time
 from typing import Any
 
 from actors import names
-from actors.changes.dto import ChangePlan, NewChange, NewHost, Recorded
+from actors.changes.dto import (
+    ChangePlan,
+    CronEntry,
+    NewChange,
+    NewHost,
+    Recorded,
+    ServedCron,
+    ServedRecord,
+    ServedZone,
+)
 from actors.changes.hosts import HostRegistry, key_problem
 from actors.changes.requests import ChangeService
 from actors.changes.settle import RECORD_TRIES, STATUS_OF_OUTCOME, ChangeSettler
@@ -17,7 +26,11 @@ from actors.directory import Directory, fire
 from actors.errors import HostUnavailable
 from actors.principal import Principal
 from actors.tickets.dto import QueuedTicket
+from automation import identifiers
 from automation.changes import Change
+from automation.changes.cron import cron_path, served_entries
+from automation.changes.dns import served_records
+from automation.errors import ChangeConflict
 from automation.executor.batch import VerifyHook
 from automation.executor.executor import Executor
 from automation.executor.outcome import ChangeOutcome
@@ -233,6 +246,43 @@ class ChangeExecutor:
             # passwd file: their addresses and hashes) among them: staff only.
             plan=script if by.is_staff else None,
         )
+
+    def _spec(self, host_id: int) -> HostSpec:
+        spec = self.specs.get(host_id)
+        if spec is None:
+            self.sync_hosts()
+            spec = self.specs.get(host_id)
+        if spec is None:
+            raise HostUnavailable(f"host {host_id} is not managed by executor {self.index}")
+        return spec
+
+    def served_zone(self, host_id: int, service_id: int, zone: str) -> ServedZone:
+        """The zone as the host's name server serves it now (read-only; the caller checked that
+        the service is the caller's and its zone is `zone`)."""
+        spec = self._spec(host_id)
+        try:
+            axfr = self.executor.served_zone(spec.host_id, identifiers.hostname(zone))
+        except SshError as exc:
+            raise HostUnavailable(str(exc)) from None
+        records = [ServedRecord.model_validate(r) for r in served_records(zone, axfr)]
+        soa = next((r for r in records if r.type == "SOA"), None)
+        serial = int(soa.value.split()[2]) if soa is not None else None
+        return ServedZone(service_id=service_id, zone=zone, serial=serial, records=records)
+
+    def served_cron(self, host_id: int, service_id: int, account: str) -> ServedCron:
+        """The account's cron entries as the host has them now (read-only)."""
+        spec = self._spec(host_id)
+        path = cron_path(identifiers.account(account))
+        try:
+            text = self.executor.read(spec.host_id, [path])[path]
+        except SshError as exc:
+            raise HostUnavailable(str(exc)) from None
+        try:
+            entries = served_entries(account, text)
+        except ChangeConflict as exc:  # edited on the host against GDCAS's contract
+            raise HostUnavailable(str(exc)) from None
+        return ServedCron(service_id=service_id, account=account,
+                          entries=[CronEntry.model_validate(e) for e in entries])  # fmt: skip
 
     def status(self) -> dict[str, HostHealth]:
         """Queue and health of each host of this shard, by host name."""

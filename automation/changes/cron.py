@@ -94,8 +94,21 @@ def cron_path(account: str) -> str:
 
 def _entries(ws: Workspace, account: str) -> dict[str, str]:
     """The entries of the account's crontab by name, read by the contract above."""
-    path = cron_path(account)
-    text = ws.read(path) or ""
+    return parse_entries(cron_path(account), ws.read(cron_path(account)) or "")
+
+
+def served_entries(account: str, text: str | None) -> list[dict[str, str]]:
+    """The account's crontab as the host has it: each entry's name, schedule and command."""
+    out = []
+    for name, line in sorted(parse_entries(cron_path(account), text or "").items()):
+        fields = line.split(" ", 1 if line.startswith("@") else 5)
+        out.append({"name": name, "schedule": " ".join(fields[:-1]), "command": fields[-1]})
+    return out
+
+
+def parse_entries(path: str, text: str) -> dict[str, str]:
+    """The entries of a crontab file GDCAS wrote, by name (ChangeConflict if it was edited
+    against the contract above)."""
     lines = text.split("\n")
     if lines[-1] != "":
         raise ChangeConflict(f"{path} on the host does not end with a line break; fix it by hand")

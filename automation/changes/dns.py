@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from automation import identifiers
 from automation.changes.base import ChangeBase, DomainName, ProbeResults, Workspace, zone_path
 from automation.errors import ChangeConflict, ZoneError
-from automation.zonefile import CNAME_COMPANIONS, Record, Zone, canonical_rdata, parse_zone
+from automation.zonefile import (
+    CNAME_COMPANIONS,
+    Record,
+    Zone,
+    canonical_rdata,
+    parse_zone,
+    txt_chunks,
+)
 
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"]
 MIN_TTL, MAX_TTL = 60, 604800
@@ -319,3 +326,55 @@ class DnsRecordUpdate(_DnsChange):
             f"update {self.old.name} {self.old.type} {self.old.rdata()} -> "
             f"{self.new.name} {self.new.type} {self.new.rdata()} in zone {self.zone}"
         )
+
+
+# -- the zone as the name server serves it, in the shape of DnsRecord ----------------------------
+def served_records(zone_name: str, axfr: str) -> list[dict[str, object]]:
+    """The records of an AXFR answer, each as the fields a `DnsRecord` of it would have (its
+    name relative to the zone, the value without priority or quotes) and ``editable``: whether a
+    dns_record_* change can name it (SOA and NS are the host's, and so is anything unusual).
+    The SOA's duplicate at the end of a transfer is dropped."""
+    zone = parse_zone(axfr, zone_name, check=False)
+    origin = zone.origin
+    out: list[dict[str, object]] = []
+    seen: set[tuple[str, str, str]] = set()
+    for rec in zone.records:
+        key = (rec.name, rec.rtype, canonical_rdata(rec.rtype, rec.rdata))
+        if key in seen:
+            continue
+        seen.add(key)
+        name = "@" if rec.name == origin else rec.name.removesuffix("." + origin)
+        fields = _fields_of(rec.rtype, rec.rdata)
+        out.append(
+            {"name": name, "type": rec.rtype, "ttl": rec.ttl,
+             **(fields or {"value": rec.rdata}), "editable": fields is not None}
+        )  # fmt: skip
+    first = {"SOA": 0, "NS": 1}  # the host's records first, then by name from the apex down
+    out.sort(key=lambda r: (first.get(str(r["type"]), 2), str(r["name"]).split(".")[::-1],
+                            str(r["type"])))  # fmt: skip
+    return out
+
+
+def _fields_of(rtype: str, rdata: str) -> dict[str, object] | None:
+    """The DnsRecord fields of one record's data, or None if no change kind can name it."""
+    parts = rdata.split()
+    try:
+        if rtype in ("A", "AAAA"):
+            return {"value": canonical_rdata(rtype, rdata)}
+        if rtype == "CNAME":
+            return {"value": rdata.strip().lower().rstrip(".")}
+        if rtype == "MX" and len(parts) == 2:
+            return {"value": parts[1].lower().rstrip("."), "priority": int(parts[0])}
+        if rtype == "SRV" and len(parts) == 4:
+            target = parts[3].lower()
+            value = target if target == "." else target.rstrip(".")
+            weight, port = int(parts[1]), int(parts[2])
+            return {"value": value, "priority": int(parts[0]), "weight": weight, "port": port}
+        if rtype == "TXT":
+            return {"value": canonical_rdata(rtype, rdata)}
+        if rtype == "CAA" and len(parts) >= 3:
+            value = "".join(txt_chunks(" ".join(parts[2:])))
+            return {"value": value, "flags": int(parts[0]), "tag": parts[1].lower()}
+    except ValueError:
+        return None
+    return None

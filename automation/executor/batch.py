@@ -33,9 +33,11 @@ from automation.plan import (
     Script,
     content_hash,
     parse_files,
+    parse_zone_transfer,
     read_files_script,
     render,
     sections,
+    zone_transfer_script,
 )
 from automation.ssh import HostUnreachable, OutcomeUnknown, SshConnection
 
@@ -107,6 +109,17 @@ class BatchApplier:
         if status != 0:
             raise HostUnreachable(self.spec.host_id, f"reading files failed: {text[-500:]}")
         return parse_files(raw, paths)
+
+    def served_zone(self, zone: str) -> str:
+        """The zone as the host's name server serves it now (AXFR text); read-only."""
+        status, text, _ = self.run(zone_transfer_script(self.spec.layout, zone))
+        try:
+            answer = parse_zone_transfer(text)
+        except ValueError:
+            answer = None
+        if status != 0 or answer is None:
+            raise HostUnreachable(self.spec.host_id, f"reading zone {zone} failed: {text[-300:]}")
+        return answer
 
     def journal(self, ids: list[str]) -> dict[str, str]:
         status, text, _ = self.run(journal_script(self.spec.layout, ids))

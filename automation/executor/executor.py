@@ -90,6 +90,12 @@ class Executor:
     def dry_run(self, host_id: str, change: ChangeBase) -> str:
         return self.lane(host_id).dry_run(change)
 
+    def served_zone(self, host_id: str, zone: str) -> str:
+        return self.lane(host_id).served_zone(zone)
+
+    def read(self, host_id: str, paths: list[str]) -> dict[str, str | None]:
+        return self.lane(host_id).read(paths)
+
     def status(self) -> list[HostStatus]:
         with self._lock:
             lanes = list(self._lanes.values())

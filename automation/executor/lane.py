@@ -128,6 +128,14 @@ class HostLane:
         """The exact script this change alone would send now (secrets redacted); read-only."""
         return self._applier.dry_run(change)
 
+    def served_zone(self, zone: str) -> str:
+        """The zone as the host's name server serves it now (AXFR text); read-only."""
+        return self._applier.served_zone(zone)
+
+    def read(self, paths: list[str]) -> dict[str, str | None]:
+        """Files of the host as they are now (None: absent); read-only."""
+        return self._applier.read(paths)
+
     # --- the loop ---------------------------------------------------------------------------
 
     def _run(self) -> None:

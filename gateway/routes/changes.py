@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field, field_validator
 
+from actors.changes.catalog import Catalog, catalog
 from actors.changes.dto import (
     HOST_NAME,
     HOST_ROLE,
@@ -24,9 +25,11 @@ from actors.changes.dto import (
     HostKeyLine,
     NewChange,
     NewHost,
+    ServedCron,
+    ServedZone,
 )
 from actors.changes.shards import REGISTRAR, executor_name, executor_names
-from actors.errors import ChangeNotFound, HostNotFound, ServiceNotFound
+from actors.errors import ChangeNotFound, HostNotFound, InvalidTransition, ServiceNotFound
 from actors.principal import Principal
 from actors.text import Params
 from cluster.calls import ComponentRestarting, call
@@ -36,7 +39,7 @@ from gateway.errors import Forbidden, ServiceUnavailable, error_responses
 from gateway.idempotency import request_key
 from gateway.platform import Platform
 from gateway.schemas import Strict
-from store.read.changes import ChangeDetail, ChangeReads, for_customer
+from store.read.changes import ChangeDetail, ChangeReads, ServicePlace, for_customer
 from store.read.hosts import HostHealth, HostRead
 
 log = logging.getLogger(__name__)
@@ -203,6 +206,66 @@ async def _dry_run(
         raise ServiceNotFound(f"service {new.service_id} not found")
     plan: ChangePlan = await call(_executor(platform, place.host_id or 0).plan, caller, new)
     return plan
+
+
+@router.get("/changes/catalog", response_model=Catalog)
+async def change_catalog(caller: Caller) -> Catalog:
+    """The change kinds the caller may request (customers: the self-service kinds; agents:
+    their level's), each with its title, the services it is requested on, the fields the
+    service fills in, and the JSON Schema of its `params`: the same model that validates a
+    request, so a form built from it is checked once, by the server."""
+    return catalog(caller)
+
+
+SERVED_ERRORS = error_responses(
+    {
+        404: "`service_not_found` (also another account's, to customers)",
+        409: "`invalid_transition`: the service is not of this kind, or has no host",
+        503: "`host_unavailable`: the host could not be read now; `unavailable`",
+    }
+)
+
+
+async def _own_service(caller: Principal, service_id: int, changes: ChangeReads,
+                       kinds: tuple[str, ...]) -> ServicePlace:  # fmt: skip
+    place = await asyncio.to_thread(changes.service_place, service_id)
+    missing = ServiceNotFound(f"service {service_id} not found")
+    if place is None:
+        raise missing
+    if caller.role == "customer" and place.account_id != caller.account_id:
+        raise missing  # another account's service is answered like one that does not exist
+    if place.kind not in kinds:
+        raise InvalidTransition(f"service {service_id} is a {place.kind}, not a {kinds[0]}")
+    if place.host_id is None:
+        raise InvalidTransition(f"service {service_id} is on no managed host yet")
+    return place
+
+
+@router.get("/services/{service_id}/zone", response_model=ServedZone, responses=SERVED_ERRORS)
+async def served_zone(
+    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+) -> ServedZone:
+    """A DNS zone service's records as its host's name server serves them now (a zone
+    transfer on the host, not the SCDB's memory of it): each in the fields of a dns_record_*
+    change, `editable: false` for the SOA and NS records the host keeps."""
+    place = await _own_service(caller, service_id, changes, ("dns_zone",))
+    zone: ServedZone = await call(
+        _executor(platform, place.host_id or 0).served_zone, place.host_id, service_id, place.name
+    )
+    return zone
+
+
+@router.get("/services/{service_id}/cron", response_model=ServedCron, responses=SERVED_ERRORS)
+async def served_cron(
+    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+) -> ServedCron:
+    """The cron jobs of the account of a web-hosting (or cron) service, as its host has them."""
+    place = await _own_service(caller, service_id, changes, ("web_hosting", "cron"))
+    cron: ServedCron = await call(
+        _executor(platform, place.host_id or 0).served_cron, place.host_id, service_id,
+        place.unix_user,
+    )  # fmt: skip
+    return cron
 
 
 @router.get(

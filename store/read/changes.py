@@ -76,6 +76,9 @@ class ChangeDetail(BaseModel):
 class ServicePlace(NamedTuple):
     account_id: int
     host_id: int | None
+    kind: str = ""
+    name: str = ""
+    unix_user: str = ""  # the account's user on the host
 
 
 def public_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -160,4 +163,11 @@ class ChangeReads:
             service = AccountRepository(s).service(service_id)
             if service is None:
                 return None
-            return ServicePlace(account_id=service.account_id, host_id=service.host_id)
+            account = AccountRepository(s).get(service.account_id)  # a service always has one
+            return ServicePlace(
+                account_id=service.account_id,
+                host_id=service.host_id,
+                kind=service.kind,
+                name=service.name,
+                unix_user=account.unix_user,
+            )

@@ -18,6 +18,9 @@ def apply(
 ) -> list[str]:
     ex.submit_many(reqs)
     got = col.wait([r.change_id for r in reqs], timeout)
+    for r in reqs:  # shown by pytest when the test fails: why a change was not applied
+        if got[r.change_id].status != "applied":
+            print(f"{r.change.kind}: {got[r.change_id].status}: {got[r.change_id].error}")
     return [got[r.change_id].status for r in reqs]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy import select
 
 from actors.changes.shards import executor_name
 from automation.local_hosts.host import LocalHost
+from automation.zonefile import Record, parse_zone
 from store.models import Account, ChangeRequest, TimelineEntry
 from store.read.changes import CUSTOMER_ERROR
 from store.repositories import (
@@ -592,3 +594,109 @@ def test_a_retried_host_registration_answers_with_the_first(
     assert plain.status_code == 409 and plain.json()["error"] == "host_exists"
     with desk.db.read() as s:
         assert HostRepository(s).by_name(name) is not None
+
+
+# -- what the self-service pages read: the catalog, the zone and the cron jobs as served -----
+def test_the_catalog_offers_each_role_its_kinds_with_the_forms_schema(desk: Desk) -> None:
+    _, customer = desk.customer("Cora Catalog")
+    _, agent = desk.agent(1)
+    with desk.http(customer) as c:
+        kinds = {k["kind"]: k for k in c.get("/api/v1/changes/catalog").json()["kinds"]}
+    assert set(kinds) == {
+        "dns_record_add", "dns_record_update", "dns_record_delete", "mailbox_password",
+        "mailbox_quota", "ftp_password", "cron_add", "cron_remove",
+    }  # fmt: skip
+    add = kinds["dns_record_add"]
+    assert add["service_kinds"] == ["dns_zone"] and add["implied"] == ["zone"]
+    schema = add["params_schema"]
+    assert set(schema["properties"]) == {"record"} and schema["required"] == ["record"]
+    record = schema["$defs"]["DnsRecord"]["properties"]
+    assert record["type"]["enum"] == ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"]
+    assert record["ttl"]["minimum"] == 60
+    assert kinds["cron_add"]["implied"] == ["account"]
+    assert "account" not in kinds["cron_add"]["params_schema"]["properties"]
+    with desk.http(agent) as c:
+        tier1 = {k["kind"] for k in c.get("/api/v1/changes/catalog").json()["kinds"]}
+    assert {"mailbox_create", "dns_record_add"} <= tier1 and "vhost_create" not in tier1
+    with desk.http() as c:
+        assert c.get("/api/v1/changes/catalog").status_code == 401
+
+
+def test_the_zone_page_reads_the_name_server_not_the_scdb(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[0]
+    account, customer = desk.customer("Zed Zone")
+    service_id, zone = zone_service(desk, account, h, registered[h.host_id])
+    label = f"srv{secrets.token_hex(3)}"
+    with desk.http(customer) as c:
+        r = c.post("/api/v1/changes", json=txt(service_id, label, "served by named"))
+        assert r.status_code == 202, r.text
+        wait_until(lambda: settled(desk, customer, r.json()["id"]), what="applied")
+        served = c.get(f"/api/v1/services/{service_id}/zone")
+    assert served.status_code == 200, served.text
+    body = served.json()
+    assert body["zone"] == zone and body["serial"] == int(dig(h, zone, "SOA")[0].split()[2])
+    mine = [x for x in body["records"] if x["name"] == label]
+    assert mine == [{"name": label, "type": "TXT", "ttl": 3600, "value": "served by named",
+                     "priority": None, "weight": None, "port": None, "flags": None,
+                     "tag": None, "editable": True}]  # fmt: skip
+    assert {x["type"] for x in body["records"] if not x["editable"]} >= {"SOA", "NS"}
+
+    # A record put on the host behind GDCAS's back is shown too: the page shows what is served.
+    zone_file = h.root / "zones" / f"{zone}.zone"
+    edited = parse_zone(zone_file.read_text(), zone)
+    edited.records.append(Record(f"manual{label}.{zone}.", 300, "A", "192.0.2.77"))
+    edited.bump_serial(0)
+    zone_file.write_text(edited.render())
+    assert h.named is not None
+    subprocess.run([*h.named.rndc_argv(), "reload", zone], check=True, capture_output=True)
+    wait_until(lambda: dig(h, f"manual{label}.{zone}", "A") == ["192.0.2.77"], 10, "the edit")
+    with desk.http(customer) as c:
+        records = c.get(f"/api/v1/services/{service_id}/zone").json()["records"]
+    assert {"name": f"manual{label}", "value": "192.0.2.77"} in [
+        {"name": x["name"], "value": x["value"]} for x in records
+    ]
+    # What the page shows is what a delete names: posted back, it deletes the record.
+    record = {k: v for k, v in mine[0].items() if k != "editable" and v is not None}
+    with desk.http(customer) as c:
+        r = c.post("/api/v1/changes", json={"service_id": service_id,
+                                            "kind": "dns_record_delete",
+                                            "params": {"record": record}})  # fmt: skip
+        assert r.status_code == 202, r.text
+        got = wait_until(lambda: settled(desk, customer, r.json()["id"]), what="deleted")
+    assert got["status"] == "applied" and dig(h, f"{label}.{zone}", "TXT") == []
+
+    _, stranger = desk.customer("Not Zed")
+    with desk.http(stranger) as c:
+        nope = c.get(f"/api/v1/services/{service_id}/zone")
+        assert nope.status_code == 404 and nope.json()["error"] == "service_not_found"
+        assert c.get("/api/v1/services/999999999/zone").status_code == 404
+
+
+def test_the_cron_page_reads_the_accounts_entries_from_the_host(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[1]
+    account, customer = desk.customer("Cy Cron")
+    with desk.db.write() as s:
+        site = AccountRepository(s).add_service(
+            account.id, kind="web_hosting", name=f"cy{secrets.token_hex(3)}.test",
+            host_id=registered[h.host_id],
+        )  # fmt: skip
+    with desk.http(customer) as c:
+        assert c.get(f"/api/v1/services/{site.id}/cron").json()["entries"] == []
+        r = c.post("/api/v1/changes", json={
+            "service_id": site.id, "kind": "cron_add",
+            "params": {"name": "nightly", "schedule": "15 3 * * *", "command": "php cron.php"},
+        })  # fmt: skip
+        assert r.status_code == 202, r.text
+        got = wait_until(lambda: settled(desk, customer, r.json()["id"]), what="cron applied")
+        assert got["status"] == "applied", got
+        cron = c.get(f"/api/v1/services/{site.id}/cron")
+        assert cron.status_code == 200, cron.text
+        assert cron.json()["entries"] == [
+            {"name": "nightly", "schedule": "15 3 * * *", "command": "php cron.php"}
+        ]
+        zone = c.get(f"/api/v1/services/{site.id}/zone")
+        assert zone.status_code == 409 and zone.json()["error"] == "invalid_transition"
