@@ -49,6 +49,7 @@ class CatalogEntry(BaseModel):
         description="The services it is requested on (null: any of the account's)."
     )
     implied: list[str] = Field(description="Fields the service and the account fill in.")
+    verified_by: str = Field(description="What GDCAS checks on the host once it is applied.")
     params_schema: dict[str, Any] = Field(
         description="JSON Schema of `params` (without the implied fields)."
     )
@@ -85,6 +86,7 @@ def _entry(kind: str) -> CatalogEntry:
         min_tier=min(t for t, allowed in KINDS_BY_TIER.items() if kind in allowed),
         service_kinds=list(kinds) if kinds is not None else None,
         implied=implied_fields(kind),
+        verified_by=CHANGE_KINDS[kind].verified_by,
         params_schema=params_schema(kind),
     )
 

@@ -28,7 +28,7 @@ from actors.changes.stored import (
     rebuild_change,
     scrub_kept_secrets,
 )
-from actors.changes.timeline import change_timeline
+from actors.changes.timeline import announce_applying, change_timeline
 from actors.config import ActorConfig
 from actors.errors import (
     DeskError,
@@ -111,6 +111,12 @@ class ChangeSettler:
                 if row.status == "queued":
                     row.status = "applying"
                     row.updated_at = self.now()
+                    owner = (
+                        TicketRepository(s).get(row.ticket_id).owner_agent_id
+                        if row.ticket_id
+                        else None
+                    )
+                    announce_applying(s, row, owner)
                 out.append((row.host_id, request))
         for change_id, reason in broken:
             self.dead_letter(change_id, reason)

@@ -6,11 +6,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from actors.principal import Principal
-from store.models import ChangeRequest, Ticket
+from actors.principal import SYSTEM, Principal
+from store.models import ChangeRequest, OutboxEvent, Ticket
+from store.models.base import utcnow
 from store.repositories import (
     TimelineRepository,
 )
+from store.repositories.timeline import entry_audience
 
 
 def change_timeline(
@@ -42,4 +44,28 @@ def change_timeline(
         actor=by.name,
         data=data,
         agents=(ticket.owner_agent_id,) if ticket is not None else (),  # its owner hears it
+    )
+
+
+def announce_applying(s: Session, row: ChangeRequest, ticket_owner: int | None = None) -> None:
+    """Tell the live stream a change went to its host (queued -> applying): an event of its
+    own, no timeline entry (the timeline keeps what was asked and how it ended)."""
+    data = {"change_id": row.id, "kind": row.kind, "status": row.status,
+            "service_id": row.service_id, "source": row.source}  # fmt: skip
+    audience = entry_audience(row.account_id, "public", agents=(ticket_owner,))
+    s.add(
+        OutboxEvent(
+            topic="change.applying",
+            **OutboxEvent.audience_columns(audience),
+            payload={
+                "kind": "change.applying",
+                "summary": "Change being applied",
+                "ticket_id": row.ticket_id,
+                "change_id": row.id,
+                "actor": SYSTEM.name,
+                "visibility": "public",
+                "data": data,
+                "at": utcnow().isoformat(),
+            },
+        )
     )

@@ -185,6 +185,8 @@ class ChangeBase(BaseModel):
 
     kind: str
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # What `verify` checked once it is applied, in words for the customer (the change catalog).
+    verified_by: ClassVar[str] = "the files on the host were read back after the change"
     _hashes: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def target(self) -> str:

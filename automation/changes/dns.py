@@ -10,7 +10,7 @@ never pointing at a CNAME) when the change is applied to the zone GDCAS read fro
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -252,6 +252,7 @@ def _verify(
 
 class _DnsChange(ChangeBase):
     zone: DomainName
+    verified_by: ClassVar[str] = "the host's name server answers with the changed records"
 
     @model_validator(mode="after")
     def _in_zone(self) -> _DnsChange:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -42,6 +42,7 @@ class VhostCreate(ChangeBase):
     """Create a site: nginx server block, document root, a placeholder index if there is none."""
 
     kind: Literal["vhost_create"] = "vhost_create"
+    verified_by: ClassVar[str] = "nginx on the host serves the site"
     account: AccountName
     domain: DomainName
     document_root: RelPath = "public_html"
@@ -102,6 +103,7 @@ class VhostDelete(ChangeBase):
     """Remove a site's server block (the document root and its files are kept)."""
 
     kind: Literal["vhost_delete"] = "vhost_delete"
+    verified_by: ClassVar[str] = "nginx on the host no longer serves the site"
     domain: DomainName
 
     def target(self) -> str:

@@ -16,12 +16,18 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
-# Every file the pages may load, by name: nothing else of the package is ever served.
+JS = "text/javascript; charset=utf-8"
+# Every file the pages may load, by its path under gateway/web: nothing else is ever served.
+# lib/ is what both pages share (API client, DOM helpers, live stream, client store, forms,
+# changes, files); portal/ is SiteControl's, console/ SiteTools'.
 ASSETS = {
     "style.css": "text/css; charset=utf-8",
-    "common.js": "text/javascript; charset=utf-8",
-    "portal.js": "text/javascript; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
+    **{
+        f"lib/{n}.js": JS
+        for n in ("api", "dom", "live", "page", "store", "forms", "changes", "files")
+    },
+    **{f"portal/{n}.js": JS for n in ("main", "services")},
+    **{f"console/{n}.js": JS for n in ("main", "ticket_tools", "search")},
 }
 
 SECURITY_HEADERS = {
@@ -49,16 +55,16 @@ async def root() -> RedirectResponse:
 @router.get("/portal")
 async def portal() -> FileResponse:
     """SiteControl, the customer portal."""
-    return page("portal.html")
+    return page("portal/index.html")
 
 
 @router.get("/console")
 async def console() -> FileResponse:
     """SiteTools, the agent console."""
-    return page("console.html")
+    return page("console/index.html")
 
 
-@router.get("/web/{name}")
+@router.get("/web/{name:path}")
 async def asset(name: str) -> FileResponse:
     return static_file(WEB_DIR, name, ASSETS, SECURITY_HEADERS)
 

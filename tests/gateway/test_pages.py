@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
+from gateway.routes.pages import WEB_DIR
 from store.repositories import AgentRepository, UserRepository
 from tests.desk import PASSWORD, Desk
 
@@ -76,7 +77,7 @@ def make_agent(desk: Desk, tier: int) -> str:
 def log_in(page: Any, url: str, email: str) -> None:
     page.goto(url)
     page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.locator("#live[data-state='live']").wait_for()
 
@@ -89,9 +90,16 @@ def test_root_redirects_to_the_portal_and_only_known_assets_are_served(desk: Des
             r = c.get(path)
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
             assert "script-src 'self'" in r.headers["content-security-policy"]
-        assert c.get("/web/common.js").headers["content-type"].startswith("text/javascript")
+        assert c.get("/web/lib/api.js").headers["content-type"].startswith("text/javascript")
         r = c.get("/web/..%2Fapp.py")
         assert r.status_code == 404 and r.json()["error"] == "not_found"
+        # Every module and style sheet of the pages is served (a new one is listed in ASSETS),
+        # and nothing else: not the HTML by its file name, not a path made up.
+        for path in sorted(WEB_DIR.rglob("*.js")) + sorted(WEB_DIR.rglob("*.css")):
+            rel = path.relative_to(WEB_DIR).as_posix()
+            assert c.get(f"/web/{rel}").status_code == 200, rel
+        for made_up in ("portal/index.html", "lib/%2E%2E/portal/main.js", "lib", "/etc/passwd"):
+            assert c.get(f"/web/{made_up}").status_code == 404, made_up
 
 
 def test_customer_opens_a_ticket_and_sees_the_reply_live(desk: Desk, new_page: Any) -> None:
@@ -165,7 +173,7 @@ def test_another_customers_ticket_is_not_found(desk: Desk, new_page: Any) -> Non
     page = new_page()
     page.goto(f"{desk.base_url}/portal")
     page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill("not the password")
+    page.get_by_label("Password", exact=True).fill("not the password")
     page.get_by_role("button", name="Log in").click()
     page.locator("#login-error").get_by_text("wrong e-mail address or password").wait_for()
     log_in(page, f"{desk.base_url}/portal", email)
@@ -267,7 +275,7 @@ def test_each_page_turns_away_the_other_role(desk: Desk, new_page: Any) -> None:
     ):
         page.goto(url)
         page.get_by_label("E-mail address").fill(email)
-        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
         page.locator("#login-error").get_by_text(words).wait_for()
         assert page.locator("#app-view").is_hidden()

@@ -2,18 +2,24 @@
 // message (internal notes too) and its actions, and the account's 360° view and timeline beside
 // it, all kept current by the live event stream; for administrators also the desk's sent mail
 // (#/mail, #/mail/<id>).
-import {
-  Session, clear, download, el, onSubmit, route, showError, statusBadge,
-  runPage, ticketHref, when,
-} from "./common.js";
+import { Session } from "../lib/api.js";
+import { clear, download, el, onSubmit, showError, statusBadge, when } from "../lib/dom.js";
+import { route, runPage, ticketHref } from "../lib/page.js";
+import { Store, keyedDebounce } from "../lib/store.js";
+import { fileList } from "../lib/files.js";
+import { TicketTools } from "./ticket_tools.js";
+import { showSearch, startSearch } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
 const session = new Session("console");
+const store = new Store();
+let tools = null; // the change request and its progress beside the ticket (ticket_tools.js)
 const MINE = "/tickets?owner=me&status=open&status=pending_customer&status=pending_change&limit=100";
 let me = null;
 let current = null; // the ticket number on screen
 let ticket = null; // ...and its last answer
 let accountId = null; // the account beside it
+let lastAccount = null; // ...its last answer (services for the change request)
 let timelineBefore = null;
 let callAccount = null; // a ringing call's account, shown until its banner is dismissed
 const MAIL_PAGE = 50;
@@ -75,8 +81,15 @@ async function loadMine() {
 async function show() {
   const [page, number] = route();
   const mail = page === "mail" && isAdmin();
-  $("desk-view").hidden = mail;
+  const search = page === "search";
+  $("desk-view").hidden = mail || search;
   $("mail-view").hidden = !mail;
+  $("search-view").hidden = !search;
+  if (search) {
+    current = ticket = null;
+    await showSearch(session, number || "");
+    return;
+  }
   for (const [id, on] of [["nav-tickets", !mail], ["nav-mail", mail]]) {
     if (on) $(id).setAttribute("aria-current", "page");
     else $(id).removeAttribute("aria-current");
@@ -129,10 +142,12 @@ async function loadTicket(number) {
             m.visibility === "internal" ? "" : ` · ${m.channel}`, ` · ${when(m.created_at)}`,
             m.visibility === "internal" ? el("span", { class: "badge internal" }, "internal note") : ""),
           el("div", { class: "message-body" }, m.body),
+          fileList(session, t.number, m.attachments || []),
         ),
       ),
     );
     await loadAccount(callAccount ?? t.account_id);
+    if (tools) tools.show(t, lastAccount);
   } catch (err) {
     if (current !== number) return;
     ticket = null;
@@ -149,6 +164,7 @@ async function loadAccount(id) {
       session.get(`/accounts/${id}/timeline?limit=30`),
     ]);
     accountId = id;
+    lastAccount = a;
     showError($("account-error"), null);
     $("account-empty").hidden = true;
     $("account-body").hidden = false;
@@ -475,8 +491,38 @@ $("timeline-more").addEventListener("click", async () => {
   }
 });
 
+// -- live events, by topic: each reaches only the lists and panels it concerns -------------
+const reload = keyedDebounce((what) => {
+  if (!me) return;
+  if (what === "queue" && me.tier !== null) loadQueue();
+  else if (what === "mine" && me.tier !== null) loadMine();
+  else if (what === "ticket" && current) loadTicket(current);
+  else if (what === "account" && accountId !== null) loadAccount(accountId);
+});
+store.on("ticket.", (event) => {
+  const d = event.data || {};
+  if (d.tier === me.tier || d.previous_tier === me.tier) reload("queue");
+  if (me.agent_id !== null && (d.owner_agent_id === me.agent_id ||
+      $("mine").querySelector(`[data-number="${CSS.escape(String(d.number))}"]`))) reload("mine");
+  if (d.number && d.number === current) reload("ticket");
+  else if (event.account_id === accountId) reload("account");
+});
+store.on("change.", (event) => {
+  const d = event.data || {};
+  if (d.number && d.number === current) reload("ticket");
+  if (event.account_id === accountId) reload("account");
+});
+store.on("call.", (event) => {
+  callStarted(event);
+  if (event.account_id === accountId) reload("account");
+});
+store.on("mail.", (event) => {
+  if (event.account_id === accountId) reload("account");
+});
+
 runPage({
   session,
+  store,
   refuse: (who) =>
     who.role === "admin" || (who.role === "agent" && who.tier !== null)
       ? null
@@ -496,11 +542,12 @@ runPage({
     $("ticket-empty").textContent = admin
       ? "Open a ticket from Sent mail: each mail links to its ticket."
       : "Choose a ticket from the queue or your list.";
+    tools = await TicketTools.start(session, store);
+    startSearch(session);
     await refresh();
   },
   refresh,
   show,
-  onEvent: callStarted,
   leave: () => {
     me = null;
     $("presence-form").hidden = true;

@@ -1,0 +1,215 @@
+// SiteControl's service pages: each service with what its customer may change there, the forms
+// built from the change catalog. A DNS zone shows its records as the name server serves them now
+// (read from the host), each with edit and delete; a web-hosting service its cron jobs as the
+// host has them; a mailbox or FTP account its password (and quota) forms.
+import { clear, el, showError, statusBadge } from "../lib/dom.js";
+import { schemaForm } from "../lib/forms.js";
+import { changeFlow } from "../lib/changes.js";
+
+const $ = (id) => document.getElementById(id);
+const KIND_WORDS = {
+  dns_zone: "DNS zone", mailbox: "Mailbox", ftp_account: "FTP account",
+  web_hosting: "Web hosting", domain: "Domain", tls_certificate: "TLS certificate",
+  database: "Database", cron: "Cron",
+};
+
+export function kindWords(kind) {
+  return KIND_WORDS[kind] || kind.replaceAll("_", " ");
+}
+
+// The kinds a form is offered for on a service of `serviceKind` (the catalog's own table),
+// minus those the page offers another way (per record, per cron job).
+function formsFor(catalog, serviceKind) {
+  const inline = new Set(["dns_record_update", "dns_record_delete", "cron_remove"]);
+  return [...catalog.values()].filter(
+    (k) => !inline.has(k.kind) && (k.service_kinds === null || k.service_kinds.includes(serviceKind)),
+  );
+}
+
+function recordText(r) {
+  const extra = [r.priority, r.weight, r.port].filter((x) => x !== null && x !== undefined);
+  const caa = r.type === "CAA" ? `${r.flags ?? 0} ${r.tag} ` : "";
+  return `${extra.length ? extra.join(" ") + " " : ""}${caa}${r.value}`;
+}
+
+function recordFields(r) {
+  const out = {};
+  for (const k of ["name", "type", "value", "ttl", "priority", "weight", "port", "flags", "tag"]) {
+    if (r[k] !== null && r[k] !== undefined) out[k] = r[k];
+  }
+  return out;
+}
+
+export class ServicePage {
+  constructor(session, tracker, catalog) {
+    this.session = session;
+    this.tracker = tracker;
+    this.catalog = catalog;
+    this.service = null;
+    this.reload = null;
+  }
+
+  // Called with the account's services (GET /accounts/{id}) and the id on screen.
+  async show(services, id) {
+    const service = services.find((s) => String(s.id) === String(id));
+    const body = $("service-body");
+    showError($("service-error"), null);
+    if (!service) {
+      this.service = null;
+      clear($("service-title"), "Service not found");
+      clear($("service-meta"));
+      clear(body);
+      return;
+    }
+    const same = this.service && this.service.id === service.id;
+    this.service = service;
+    clear($("service-title"), kindWords(service.kind), " ", el("span", { class: "mono" }, service.name));
+    clear($("service-meta"), statusBadge(service.status));
+    if (same && body.childElementCount) {
+      if (this.reload) await this.reload();
+      return;
+    }
+    this.reload = null;
+    const parts = [];
+    if (service.kind === "dns_zone") parts.push(this.zonePart(service));
+    if (service.kind === "web_hosting" || service.kind === "cron") parts.push(this.cronPart(service));
+    for (const entry of formsFor(this.catalog, service.kind)) {
+      parts.push(this.formPart(service, entry));
+    }
+    if (!parts.length) {
+      parts.push(el("p", { class: "muted" },
+        "Nothing here can be changed from SiteControl; open a ticket and support will help."));
+    }
+    clear(body, parts);
+    if (this.reload) await this.reload();
+  }
+
+  // A change kind's form: generated from its schema, dry run first, then confirm.
+  formPart(service, entry, { values = {}, wrap = (p) => p, strip = [], title = entry.title } = {}) {
+    const fields = schemaForm(entry.params_schema, { values, idPrefix: entry.kind });
+    const errorBox = el("p", { class: "error", role: "alert", hidden: true });
+    const preview = el("div", { class: "preview", role: "region", "aria-label": "Preview", hidden: true });
+    const form = el("form", { class: "change-form", dataset: { kind: entry.kind } },
+      fields.node, errorBox, el("button", { type: "submit" }, "Preview"));
+    const section = el("section", { class: "change-part", "aria-label": title },
+      el("h2", {}, title), form, preview);
+    changeFlow(this.session, {
+      form, errorBox, preview, fields, strip,
+      build: () => ({ service_id: service.id, kind: entry.kind, params: wrap(fields.read()) }),
+      onRequested: (detail, summary) => this.tracker.track(detail, summary),
+    });
+    return section;
+  }
+
+  zonePart(service) {
+    const table = el("tbody");
+    const errorBox = el("p", { class: "error", role: "alert", hidden: true });
+    const editor = el("div", { class: "record-editor" });
+    const serial = el("span", { class: "muted" });
+    const part = el("section", { class: "zone", "aria-labelledby": "zone-title" },
+      el("h2", { id: "zone-title" }, "Records ", serial),
+      el("p", { class: "muted" }, "As the name server answers now."),
+      errorBox,
+      el("table", { class: "records" },
+        el("thead", {}, el("tr", {}, ["Name", "TTL", "Type", "Value", ""].map((h) =>
+          el("th", { scope: "col" }, h)))),
+        table),
+      editor);
+    const update = this.catalog.get("dns_record_update");
+    const remove = this.catalog.get("dns_record_delete");
+    this.reload = async () => {
+      try {
+        const zone = await this.session.get(`/services/${service.id}/zone`);
+        if (this.service !== service && (!this.service || this.service.id !== service.id)) return;
+        showError(errorBox, null);
+        serial.textContent = zone.serial !== null ? `(serial ${zone.serial})` : "";
+        clear(table, zone.records.map((r) => {
+          const label = `${r.name} ${r.type} ${recordText(r)}`;
+          const actions = [];
+          if (r.editable && update) {
+            actions.push(el("button", { type: "button", class: "secondary small",
+              "aria-label": `Edit ${label}`,
+              onclick: () => this.editRecord(service, editor, r, update) }, "Edit"));
+          }
+          if (r.editable && remove) {
+            actions.push(" ", el("button", { type: "button", class: "secondary small",
+              "aria-label": `Delete ${label}`,
+              onclick: () => this.deleteRecord(service, editor, r, remove) }, "Delete"));
+          }
+          return el("tr", { dataset: { name: r.name, type: r.type } },
+            el("td", { class: "mono" }, r.name), el("td", {}, String(r.ttl)),
+            el("td", {}, r.type), el("td", { class: "mono value" }, recordText(r)),
+            el("td", { class: "row-actions" }, actions));
+        }));
+      } catch (err) {
+        showError(errorBox, err);
+      }
+    };
+    return part;
+  }
+
+  editRecord(service, editor, record, entry) {
+    const recordSchema = { ...entry.params_schema, properties: { new: entry.params_schema.properties.new },
+      required: ["new"] };
+    const part = this.formPart(service, { ...entry, params_schema: recordSchema }, {
+      values: { new: recordFields(record) },
+      wrap: (p) => ({ old: recordFields(record), new: p.new }),
+      title: `Change ${record.name} ${record.type}`,
+    });
+    clear(editor, part);
+    part.querySelector("input, select").focus();
+  }
+
+  deleteRecord(service, editor, record, entry) {
+    const part = this.formPart(service, { ...entry, params_schema: { type: "object", properties: {} } }, {
+      wrap: () => ({ record: recordFields(record) }),
+      title: `Delete ${record.name} ${record.type} ${recordText(record)}`,
+    });
+    clear(editor, part);
+    part.querySelector("button").focus();
+  }
+
+  cronPart(service) {
+    const list = el("tbody");
+    const errorBox = el("p", { class: "error", role: "alert", hidden: true });
+    const editor = el("div");
+    const remove = this.catalog.get("cron_remove");
+    const load = async () => {
+      try {
+        const cron = await this.session.get(`/services/${service.id}/cron`);
+        showError(errorBox, null);
+        clear(list, cron.entries.length ? cron.entries.map((e) => el("tr", { dataset: { name: e.name } },
+          el("td", { class: "mono" }, e.name), el("td", { class: "mono" }, e.schedule),
+          el("td", { class: "mono" }, e.command),
+          el("td", {}, remove ? el("button", { type: "button", class: "secondary small",
+            "aria-label": `Remove cron job ${e.name}`,
+            onclick: () => {
+              const part = this.formPart(service, { ...remove, params_schema: { type: "object", properties: {} } }, {
+                wrap: () => ({ name: e.name }), title: `Remove cron job ${e.name}` });
+              clear(editor, part);
+              part.querySelector("button").focus();
+            } }, "Remove") : ""))) : el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No cron jobs.")));
+      } catch (err) {
+        showError(errorBox, err);
+      }
+    };
+    const previous = this.reload;
+    this.reload = async () => {
+      if (previous) await previous();
+      await load();
+    };
+    return el("section", { class: "cron", "aria-labelledby": "cron-title" },
+      el("h2", { id: "cron-title" }, "Cron jobs"), errorBox,
+      el("table", { class: "records" },
+        el("thead", {}, el("tr", {}, ["Name", "Schedule", "Command", ""].map((h) => el("th", { scope: "col" }, h)))),
+        list),
+      editor);
+  }
+
+  // A change of this service settled: the page shows what the host serves now.
+  changed(state) {
+    if (this.service && String(state.service_id) === String(this.service.id) && this.reload) {
+      this.reload();
+    }
+  }
+}
