@@ -111,12 +111,8 @@ class ChangeSettler:
                 if row.status == "queued":
                     row.status = "applying"
                     row.updated_at = self.now()
-                    owner = (
-                        TicketRepository(s).get(row.ticket_id).owner_agent_id
-                        if row.ticket_id
-                        else None
-                    )
-                    announce_applying(s, row, owner)
+                    ticket = TicketRepository(s).get(row.ticket_id) if row.ticket_id else None
+                    announce_applying(s, row, ticket)
                 out.append((row.host_id, request))
         for change_id, reason in broken:
             self.dead_letter(change_id, reason)

@@ -43,16 +43,25 @@ def change_timeline(
         change_id=row.id,
         actor=by.name,
         data=data,
-        agents=(ticket.owner_agent_id,) if ticket is not None else (),  # its owner hears it
+        # The ticket's owner and its level hear how its change goes (whoever asked for it).
+        agents=(ticket.owner_agent_id,) if ticket is not None else (),
+        tiers=(ticket.tier,) if ticket is not None else (),
     )
 
 
-def announce_applying(s: Session, row: ChangeRequest, ticket_owner: int | None = None) -> None:
+def announce_applying(s: Session, row: ChangeRequest, ticket: Ticket | None = None) -> None:
     """Tell the live stream a change went to its host (queued -> applying): an event of its
     own, no timeline entry (the timeline keeps what was asked and how it ended)."""
     data = {"change_id": row.id, "kind": row.kind, "status": row.status,
             "service_id": row.service_id, "source": row.source}  # fmt: skip
-    audience = entry_audience(row.account_id, "public", agents=(ticket_owner,))
+    if ticket is not None:
+        data.update(number=ticket.number)
+    audience = entry_audience(
+        row.account_id,
+        "public",
+        agents=(ticket.owner_agent_id,) if ticket is not None else (),
+        tiers=(ticket.tier,) if ticket is not None else (),
+    )
     s.add(
         OutboxEvent(
             topic="change.applying",

@@ -95,8 +95,8 @@ def test_root_redirects_to_the_portal_and_only_known_assets_are_served(desk: Des
         assert r.status_code == 404 and r.json()["error"] == "not_found"
         # Every module and style sheet of the pages is served (a new one is listed in ASSETS),
         # and nothing else: not the HTML by its file name, not a path made up.
-        for path in sorted(WEB_DIR.rglob("*.js")) + sorted(WEB_DIR.rglob("*.css")):
-            rel = path.relative_to(WEB_DIR).as_posix()
+        for asset in sorted(WEB_DIR.rglob("*.js")) + sorted(WEB_DIR.rglob("*.css")):
+            rel = asset.relative_to(WEB_DIR).as_posix()
             assert c.get(f"/web/{rel}").status_code == 200, rel
         for made_up in ("portal/index.html", "lib/%2E%2E/portal/main.js", "lib", "/etc/passwd"):
             assert c.get(f"/web/{made_up}").status_code == 404, made_up

@@ -1,0 +1,187 @@
+"""Self-service in the pages, in headless Chromium against the real desk and real hosts (sshd and
+named on loopback): a customer changes their DNS zone and mailbox from SiteControl and watches
+each change go live; an agent requests a change for a customer from the ticket in SiteTools."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from automation.local_hosts.host import LocalHost
+from store.repositories import AccountRepository
+from tests.desk import Desk, wait_until
+from tests.gateway.test_changes import host_body, settled
+from tests.gateway.test_pages import browser, log_in, make_agent  # noqa: F401 - a fixture
+from tests.gateway.test_pages import new_page as new_page  # the fixture
+from tests.hosts import dig, running_hosts
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalHost]]:
+    base = tmp_path_factory.mktemp("page-hosts")
+    with running_hosts([LocalHost(base, f"ph-{secrets.token_hex(3)}", with_nginx=False)]) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def host_id(desk_session: Desk, hosts: list[LocalHost]) -> int:
+    with desk_session.http(desk_session.admin()) as c:
+        r = c.post("/api/v1/hosts", json=host_body(hosts[0]))
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+
+def customer_with_zone(desk: Desk, h: LocalHost, host_id: int) -> tuple[Any, str, int, str]:
+    """A new customer whose account has a DNS zone on the host: (account, e-mail, id, zone)."""
+    account, email = desk.new_customer(f"Page {secrets.token_hex(2)}")
+    zone = f"p{secrets.token_hex(4)}.test"
+    h.add_zone(zone)
+    with desk.db.write() as s:
+        sv = AccountRepository(s).add_service(account.id, kind="dns_zone", name=zone,
+                                              host_id=host_id)  # fmt: skip
+    return account, email, sv.id, zone
+
+
+def test_customer_adds_a_dns_record_and_sees_it_applied_live(
+    desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
+) -> None:
+    h = hosts[0]
+    _, email, _, zone = customer_with_zone(desk, h, host_id)
+    page = new_page()
+    log_in(page, f"{desk.base_url}/portal", email)
+    page.get_by_role("link", name=re.compile(zone)).first.click()
+    # The zone as the name server serves it: the SOA and NS records the host keeps.
+    rows = page.locator("table.records tbody tr")
+    expect(rows.filter(has_text="SOA")).to_have_count(1)
+    form = page.locator("form[data-kind=dns_record_add]")
+    form.get_by_label("Name").fill("www")
+    form.get_by_label("Type").select_option("A")
+    form.get_by_label("Value").fill("192.0.2.10")
+    form.get_by_role("button", name="Preview").click()
+    preview = page.get_by_role("region", name="Preview")
+    expect(preview).to_contain_text(f"add www 3600 A 192.0.2.10 in zone {zone}")
+    assert dig(h, f"www.{zone}", "A") == []  # a preview applies nothing
+    preview.get_by_role("button", name="Confirm").click()
+    line = page.locator("#changes li.change").first
+    expect(line).to_have_attribute("data-status", "applied")
+    expect(line).to_contain_text("Verified: the host's name server answers")
+    assert dig(h, f"www.{zone}", "A") == ["192.0.2.10"]
+    # The table follows what is served now, without a reload.
+    expect(rows.filter(has_text="192.0.2.10")).to_have_count(1)
+
+    # Edit it from its row: the form comes filled with the record as served.
+    page.get_by_role("button", name="Edit www A 192.0.2.10").click()
+    editor = page.locator("form[data-kind=dns_record_update]")
+    expect(editor.get_by_label("Value")).to_have_value("192.0.2.10")
+    editor.get_by_label("Value").fill("192.0.2.11")
+    editor.get_by_role("button", name="Preview").click()
+    expect(preview).to_contain_text("update www A 192.0.2.10 -> www A 192.0.2.11")
+    preview.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
+    assert dig(h, f"www.{zone}", "A") == ["192.0.2.11"]
+    expect(rows.filter(has_text="192.0.2.11")).to_have_count(1)
+
+
+def test_a_refused_value_shows_its_reason_at_its_field(
+    desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
+) -> None:
+    _, email, _, zone = customer_with_zone(desk, hosts[0], host_id)
+    page = new_page()
+    log_in(page, f"{desk.base_url}/portal", email)
+    page.get_by_role("link", name=re.compile(zone)).first.click()
+    form = page.locator("form[data-kind=dns_record_add]")
+    form.get_by_label("Name").fill("mail")
+    form.get_by_label("Type").select_option("A")
+    form.get_by_label("Value").fill("not-an-address")
+    form.get_by_role("button", name="Preview").click()
+    value = form.get_by_label("Value")
+    expect(value).to_have_attribute("aria-invalid", "true")
+    reason = form.locator("[data-field='record.value'] .field-error")
+    expect(reason).to_be_visible()
+    expect(reason).to_contain_text("IPv4")
+    expect(page.get_by_role("region", name="Preview")).to_be_hidden()
+    # Corrected, the same form goes through.
+    value.fill("192.0.2.25")
+    form.get_by_role("button", name="Preview").click()
+    expect(reason).to_be_hidden()
+    expect(page.get_by_role("region", name="Preview")).to_contain_text("add mail 3600 A 192.0.2.25")
+
+
+def test_customer_resets_a_mailbox_password(
+    desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
+) -> None:
+    h = hosts[0]
+    account, email, zone_id, zone = customer_with_zone(desk, h, host_id)
+    address = f"info@{zone}"
+    admin = desk.admin()
+    with desk.http(admin) as c:  # the mailbox, made as support would
+        params = {"address": address, "password": "first-Password-1"}
+        body = {"service_id": zone_id, "kind": "mailbox_create", "params": params}
+        r = c.post("/api/v1/changes", json=body)
+        assert r.status_code == 202, r.text
+        made = wait_until(lambda: settled(desk, admin, r.json()["id"]), what="mailbox made")
+        assert made["status"] == "applied", made
+    with desk.db.write() as s:
+        box = AccountRepository(s).add_service(account.id, kind="mailbox", name=address,
+                                               host_id=host_id)  # fmt: skip
+    passwd = h.root / "mail" / "passwd"
+    before = passwd.read_text()
+    page = new_page()
+    log_in(page, f"{desk.base_url}/portal", email)
+    page.goto(f"{desk.base_url}/portal#/services/{box.id}")
+    form = page.locator("form[data-kind=mailbox_password]")
+    form.get_by_label("Password").fill("a-New-mailbox-Password-2")
+    form.get_by_role("button", name="Preview").click()
+    preview = page.get_by_role("region", name="Preview")
+    expect(preview).to_contain_text(address)
+    expect(preview).not_to_contain_text("a-New-mailbox-Password-2")  # the secret is not echoed
+    preview.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
+    after = passwd.read_text()
+    line = next(x for x in after.splitlines() if x.startswith(f"{address}:"))
+    assert line not in before.splitlines() and "a-New-mailbox-Password-2" not in after
+
+
+def test_agent_requests_a_change_from_the_ticket_and_the_customer_sees_it_live(
+    desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
+) -> None:
+    h = hosts[0]
+    _, email, _, zone = customer_with_zone(desk, h, host_id)
+    customer = desk.login(email)
+    with desk.http(customer) as c:
+        r = c.post("/api/v1/tickets", json={"subject": "Please add a TXT record",
+                                            "body": f"for {zone}: verify=abc"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        number = r.json()["number"]
+    agent = make_agent(desk, 1)
+    console = new_page()
+    log_in(console, f"{desk.base_url}/console#/tickets/{number}", agent)
+    expect(console.locator("#ticket-title")).to_contain_text(number)
+    portal = new_page()
+    log_in(portal, f"{desk.base_url}/portal", email)
+    expect(portal.locator("#live")).to_have_attribute("data-state", "live")
+
+    console.locator("#change-tools summary").click()
+    console.get_by_label("Service").select_option(label=f"dns_zone {zone}")
+    console.get_by_label("Change", exact=True).select_option(label="Add a DNS record")
+    form = console.locator("form[data-kind=dns_record_add]")
+    form.get_by_label("Name").fill("_verify")
+    form.get_by_label("Type").select_option("TXT")
+    form.get_by_label("Value").fill("verify=abc")
+    form.get_by_role("button", name="Preview").click()
+    preview = console.get_by_role("region", name="Preview")
+    expect(preview).to_contain_text("add _verify 3600 TXT")
+    expect(preview.locator("details summary")).to_contain_text("exact script")  # staff see it
+    preview.get_by_role("button", name="Confirm").click()
+    line = console.locator("#ticket-changes li.change").first
+    expect(line).to_have_attribute("data-status", "applied")
+    assert dig(h, f"_verify.{zone}") == ['"verify=abc"']
+    # The customer's portal heard of it live: the change on its own line, applied.
+    expect(portal.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
