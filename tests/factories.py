@@ -7,8 +7,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from store.models import Account, Agent, Ticket, User
-from store.repositories import AccountRepository, AgentRepository, TicketRepository, UserRepository
+from store.models import Account, Agent, Contact, Message, Service, Ticket, User
+from store.repositories import (
+    AccountRepository,
+    AgentRepository,
+    MessageRepository,
+    TicketRepository,
+    UserRepository,
+)
 
 _seq = itertools.count(1)
 
@@ -51,3 +57,28 @@ def make_ticket(s: Session, account: Account, **kw: Any) -> Ticket:
     }
     args.update(kw)
     return TicketRepository(s).create(**args)
+
+
+def make_contact(s: Session, account: Account, **kw: Any) -> Contact:
+    n = next(_seq)
+    args: dict[str, Any] = {"name": f"Contact {n}", "email": f"contact{n}@example.test"}
+    args.update(kw)
+    return AccountRepository(s).add_contact(account.id, **args)
+
+
+def make_service(s: Session, account: Account, **kw: Any) -> Service:
+    n = next(_seq)
+    args: dict[str, Any] = {"kind": "domain", "name": f"site{n}.example.test"}
+    args.update(kw)
+    return AccountRepository(s).add_service(account.id, **args)
+
+
+def make_message(s: Session, ticket: Ticket, **kw: Any) -> Message:
+    args: dict[str, Any] = {
+        "direction": "inbound",
+        "channel": "portal",
+        "body": "Nothing loads since this morning.",
+        "author_name": "A customer",
+    }
+    args.update(kw)
+    return MessageRepository(s).add_message(ticket, **args)

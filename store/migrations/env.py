@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from store.models import Base
+from store.search import described_by_models
 
 config = context.config
 target_metadata = Base.metadata
@@ -29,6 +30,7 @@ def _migrate(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs table rebuilds for ALTER
         compare_type=True,
+        include_name=described_by_models,  # the search index's own tables, columns, indexes
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -3,7 +3,8 @@ the DTOs its module defines. Nothing here writes; every write goes through an ac
 
 ``tickets`` (a ticket's public view and detail), ``accounts`` (existence, the timeline),
 ``changes`` (a change as staff and as its customer see it), ``hosts`` (the managed hosts),
-``queues`` (a tier's waiting tickets and its agents).
+``queues`` (a tier's waiting tickets and its agents), ``search`` (one search box over tickets
+and accounts).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from store.read.accounts import AccountReads
 from store.read.changes import ChangeReads
 from store.read.hosts import HostReads
 from store.read.queues import QueueReads
+from store.read.search import SearchReads
 from store.read.tickets import TicketProjection
 
 
@@ -25,3 +27,4 @@ class ReadModels:
         self.changes = ChangeReads(db)
         self.hosts = HostReads(db)
         self.queues = QueueReads(db, self.tickets)
+        self.search = SearchReads(db)

@@ -9,6 +9,7 @@ from store.repositories.idempotency import IdempotencyRepository
 from store.repositories.mail import InboundMailRepository, SuppressionRepository
 from store.repositories.message import MessageRepository
 from store.repositories.outbox import OutboxRepository
+from store.repositories.search import SearchRepository
 from store.repositories.sla import SlaRepository
 from store.repositories.ticket import TicketRepository
 from store.repositories.ticket_event import TicketEventRepository
@@ -26,6 +27,7 @@ __all__ = [
     "InboundMailRepository",
     "MessageRepository",
     "OutboxRepository",
+    "SearchRepository",
     "SlaRepository",
     "SuppressionRepository",
     "TicketEventRepository",

@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 from store.db import Database
 from store.errors import NotMigratedError
 from store.models import Base
+from store.search import described_by_models
 
 BACKENDS = pytest.mark.parametrize("fresh_db_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -31,7 +32,8 @@ def test_migrations_match_the_models(fresh_db_url: str) -> None:
     db = Database(fresh_db_url)
     db.upgrade()
     with db.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_name": described_by_models}
+        ctx = MigrationContext.configure(conn, opts=opts)
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
     db.dispose()
