@@ -13,7 +13,17 @@ from gateway import auth, docs, health
 from gateway.errors import install_error_handlers
 from gateway.middleware import BodyLimit, SecurityHeaders
 from gateway.platform import Platform
-from gateway.routes import accounts, calls, changes, events, mail, pages, queues, tickets
+from gateway.routes import (
+    accounts,
+    calls,
+    changes,
+    events,
+    mail,
+    pages,
+    queues,
+    search,
+    tickets,
+)
 
 API_DESCRIPTION = """
 Sitedesk: one request from any channel becomes one tracked ticket; the right support tier owns
@@ -52,7 +62,7 @@ def create_app(platform: Platform) -> FastAPI:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=platform.settings.trusted_proxies)
     app.include_router(health.router)
     app.include_router(docs.router)
-    for module in (auth, tickets, queues, accounts, events, changes, mail, calls, pages):
+    for module in (auth, tickets, queues, accounts, events, changes, mail, calls, search, pages):
         app.include_router(module.router)
     return app
 

@@ -14,6 +14,7 @@ from store.read.accounts import AccountReads
 from store.read.changes import ChangeReads
 from store.read.hosts import HostReads
 from store.read.queues import QueueReads
+from store.read.search import SearchReads
 from store.read.tickets import TicketProjection
 
 
@@ -37,8 +38,13 @@ async def queue_reads(platform: PlatformDep) -> QueueReads:
     return platform.reads.queues
 
 
+async def search_reads(platform: PlatformDep) -> SearchReads:
+    return platform.reads.search
+
+
 TicketReadsDep = Annotated[TicketProjection, Depends(ticket_reads)]
 AccountReadsDep = Annotated[AccountReads, Depends(account_reads)]
 ChangeReadsDep = Annotated[ChangeReads, Depends(change_reads)]
 HostReadsDep = Annotated[HostReads, Depends(host_reads)]
 QueueReadsDep = Annotated[QueueReads, Depends(queue_reads)]
+SearchReadsDep = Annotated[SearchReads, Depends(search_reads)]
