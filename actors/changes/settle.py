@@ -112,7 +112,8 @@ class ChangeSettler:
                     row.status = "applying"
                     row.updated_at = self.now()
                     ticket = TicketRepository(s).get(row.ticket_id) if row.ticket_id else None
-                    announce_applying(s, row, ticket)
+                    describe = describe_stored(row.kind, row.params)
+                    announce_applying(s, row, f"Change being applied: {describe}", ticket)
                 out.append((row.host_id, request))
         for change_id, reason in broken:
             self.dead_letter(change_id, reason)

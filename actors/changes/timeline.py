@@ -49,7 +49,9 @@ def change_timeline(
     )
 
 
-def announce_applying(s: Session, row: ChangeRequest, ticket: Ticket | None = None) -> None:
+def announce_applying(
+    s: Session, row: ChangeRequest, summary: str, ticket: Ticket | None = None
+) -> None:
     """Tell the live stream a change went to its host (queued -> applying): an event of its
     own, no timeline entry (the timeline keeps what was asked and how it ended)."""
     data = {"change_id": row.id, "kind": row.kind, "status": row.status,
@@ -68,7 +70,7 @@ def announce_applying(s: Session, row: ChangeRequest, ticket: Ticket | None = No
             **OutboxEvent.audience_columns(audience),
             payload={
                 "kind": "change.applying",
-                "summary": "Change being applied",
+                "summary": summary,
                 "ticket_id": row.ticket_id,
                 "change_id": row.id,
                 "actor": SYSTEM.name,

@@ -73,7 +73,7 @@ class DnsRecord(BaseModel):
     name: str = Field(description="owner relative to the zone; '@' for the apex")
     type: RecordType
     value: str = Field(description="address, target host, text or CAA value")
-    ttl: int = Field(default=3600, ge=MIN_TTL, le=MAX_TTL)
+    ttl: int = Field(default=3600, ge=MIN_TTL, le=MAX_TTL, title="TTL (seconds)")
     priority: int | None = Field(default=None, ge=0, le=65535, description="MX and SRV")
     weight: int | None = Field(default=None, ge=0, le=65535, description="SRV")
     port: int | None = Field(default=None, ge=0, le=65535, description="SRV")

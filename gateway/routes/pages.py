@@ -19,12 +19,12 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 JS = "text/javascript; charset=utf-8"
 # Every file the pages may load, by its path under gateway/web: nothing else is ever served.
 # lib/ is what both pages share (API client, DOM helpers, live stream, client store, forms,
-# changes, files); portal/ is SiteControl's, console/ SiteTools'.
+# changes, files, DNS record forms); portal/ is SiteControl's, console/ SiteTools'.
 ASSETS = {
     "style.css": "text/css; charset=utf-8",
     **{
         f"lib/{n}.js": JS
-        for n in ("api", "dom", "live", "page", "store", "forms", "changes", "files")
+        for n in ("api", "dom", "live", "page", "store", "forms", "changes", "files", "dns")
     },
     **{f"portal/{n}.js": JS for n in ("main", "services")},
     **{f"console/{n}.js": JS for n in ("main", "ticket_tools", "search")},

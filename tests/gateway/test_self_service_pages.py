@@ -7,13 +7,15 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
 from automation.local_hosts.host import LocalHost
-from store.repositories import AccountRepository
+from store.models.ticket import ticket_id_from_number
+from store.repositories import AccountRepository, TicketRepository
 from tests.desk import Desk, wait_until
 from tests.gateway.test_changes import host_body, settled
 from tests.gateway.test_pages import browser, log_in, make_agent  # noqa: F401 - a fixture
@@ -84,6 +86,7 @@ def test_customer_adds_a_dns_record_and_sees_it_applied_live(
     editor.get_by_role("button", name="Preview").click()
     expect(preview).to_contain_text("update www A 192.0.2.10 -> www A 192.0.2.11")
     preview.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#changes li.change")).to_have_count(2)  # each change on its own line
     expect(page.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
     assert dig(h, f"www.{zone}", "A") == ["192.0.2.11"]
     expect(rows.filter(has_text="192.0.2.11")).to_have_count(1)
@@ -185,3 +188,27 @@ def test_agent_requests_a_change_from_the_ticket_and_the_customer_sees_it_live(
     assert dig(h, f"_verify.{zone}") == ['"verify=abc"']
     # The customer's portal heard of it live: the change on its own line, applied.
     expect(portal.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
+
+
+def test_the_queue_counts_sla_time_down_live_without_asking_the_server(
+    desk: Desk, new_page: Any
+) -> None:
+    _, customer = desk.customer("Tick Tock")
+    with desk.http(customer) as c:
+        number = c.post("/api/v1/tickets", json={"subject": "Counting down", "body": "x"}).json()[
+            "number"
+        ]
+    due = datetime.now(UTC) + timedelta(seconds=40)
+    with desk.db.write() as s:  # its first response falls due in 40 s (the clock is the SLA's)
+        TicketRepository(s).get(ticket_id_from_number(number)).first_response_due = due
+    agent = make_agent(desk, 1)
+    page = new_page()
+    log_in(page, f"{desk.base_url}/console", agent)
+    item = page.locator(f"#queue li[data-number='{number}'] .countdown")
+    expect(item).to_contain_text(re.compile(r"first response in \d+ s"))
+    first = item.inner_text()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    expect(item).not_to_have_text(first)  # a second later, the page's one ticker rewrote it
+    assert re.fullmatch(r"first response (in|overdue by) \d+ s", item.inner_text())
+    assert asked == []  # ...and asked the server nothing for it

@@ -3,7 +3,9 @@
 // it, all kept current by the live event stream; for administrators also the desk's sent mail
 // (#/mail, #/mail/<id>).
 import { Session } from "../lib/api.js";
-import { clear, download, el, onSubmit, showError, statusBadge, when } from "../lib/dom.js";
+import {
+  clear, countdown, download, el, onSubmit, showError, since, statusBadge, when,
+} from "../lib/dom.js";
 import { route, runPage, ticketHref } from "../lib/page.js";
 import { Store, keyedDebounce } from "../lib/store.js";
 import { fileList } from "../lib/files.js";
@@ -37,13 +39,20 @@ async function refresh() {
   await Promise.all(me.tier !== null ? [loadQueue(), loadMine(), show()] : [show()]);
 }
 
+// A ticket in a list: its priority and state, how long it has waited, and the SLA due time that
+// matters now (the first response until there is one, then the resolution), counting down live.
 function ticketItem(t) {
+  const settled = t.status === "resolved" || t.status === "closed";
+  const due = settled ? null : !t.first_responded_at && t.first_response_due
+    ? countdown(t.first_response_due, "first response")
+    : t.resolution_due ? countdown(t.resolution_due, "resolution") : null;
   return el("li", { dataset: { number: t.number } },
     el("a", { href: ticketHref(t.number) },
       el("span", { class: "mono" }, t.number), " ", el("span", { class: "subject" }, t.subject)),
     el("div", { class: "meta" }, statusBadge(t.status), " ",
-      el("span", { class: `prio prio-${t.priority}` }, t.priority), " ", t.category,
-      t.resolution_due ? ` · due ${when(t.resolution_due)}` : ""),
+      el("span", { class: `prio prio-${t.priority}` }, t.priority), " ", t.category, " · ",
+      since(t.created_at, t.owner ? "open" : "waiting"), t.sla_breached_at ? el("span", { class: "badge breach" }, "SLA breached") : ""),
+    due ? el("div", { class: "meta" }, due) : "",
   );
 }
 
@@ -104,6 +113,13 @@ async function show() {
       showError($("message-error"), null);
     }
     await loadTicket(number);
+  } else if (page === "accounts" && /^\d+$/.test(number || "")) {
+    // An account found by search: its 360° view beside an empty ticket pane.
+    current = ticket = null;
+    $("ticket-body").hidden = true;
+    $("ticket-empty").hidden = false;
+    showError($("ticket-error"), null);
+    await loadAccount(Number(number));
   } else {
     current = ticket = null;
     $("ticket-body").hidden = true;

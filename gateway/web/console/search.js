@@ -4,6 +4,8 @@ import { clear, el, showError, statusBadge } from "../lib/dom.js";
 import { ticketHref } from "../lib/page.js";
 
 const $ = (id) => document.getElementById(id);
+const MATCHED = { code: "code", name: "name", contact_name: "contact", email: "e-mail",
+  phone: "phone", service: "service" };
 let next = null;
 let shown = "";
 
@@ -34,14 +36,20 @@ async function load(session, q, cursor) {
     if (q !== shown) return;
     showError($("search-error"), null);
     $("search-accounts").append(...(found.accounts || []).map((a) =>
-      el("li", {}, el("strong", {}, a.name), " ", el("span", { class: "mono" }, a.code),
-        a.matched ? el("span", { class: "muted" }, ` · ${a.matched}`) : "")));
+      el("li", { dataset: { accountId: String(a.id) } },
+        el("a", { href: `#/accounts/${a.id}` }, el("strong", {}, a.name), " ",
+          el("span", { class: "mono" }, a.code)), " ", statusBadge(a.status),
+        el("span", { class: "muted" }, ` · ${MATCHED[a.matched] || a.matched}: `),
+        el("span", { class: "mono" }, a.matched_value))));
     $("search-tickets").append(...(found.tickets || []).map((t) =>
       el("li", { dataset: { number: t.number } },
         el("a", { href: ticketHref(t.number) }, el("span", { class: "mono" }, t.number), " ",
           el("span", { class: "subject" }, t.subject)),
-        el("div", { class: "meta" }, statusBadge(t.status), " ", t.account_name || t.account_code || "",
-          t.snippet ? el("div", { class: "snippet" }, t.snippet) : ""))));
+        el("div", { class: "meta" }, statusBadge(t.status), " ",
+          el("span", { class: `prio prio-${t.priority}` }, t.priority), ` · ${t.account_name} (${t.account_code})`,
+          ` · found in its ${t.matched}`),
+        t.snippet && t.snippet.length ? el("div", { class: "snippet" },
+          t.snippet.map((p) => (p.hit ? el("mark", {}, p.text) : p.text))) : "")));
     if (!cursor && !(found.accounts || []).length) {
       $("search-accounts").append(el("li", { class: "muted" }, "No account matches."));
     }

@@ -5,6 +5,7 @@
 import { clear, el } from "../lib/dom.js";
 import { schemaForm } from "../lib/forms.js";
 import { ChangeTracker, changeFlow } from "../lib/changes.js";
+import { dnsFieldRules } from "../lib/dns.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,6 +63,7 @@ export class TicketTools {
       return;
     }
     const fields = schemaForm(entry.params_schema, { idPrefix: `agent-${entry.kind}` });
+    dnsFieldRules(fields);
     const errorBox = el("p", { class: "error", role: "alert", hidden: true });
     const preview = el("div", { class: "preview", role: "region", "aria-label": "Preview", hidden: true });
     const form = el("form", { class: "change-form", dataset: { kind: entry.kind } },

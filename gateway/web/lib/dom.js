@@ -82,3 +82,51 @@ export function debounce(fn, ms = 150) {
   };
 }
 
+
+// Live SLA countdowns and waiting times: one ticker for the whole page (not a request, not a
+// timer per element) rewrites every element made by countdown() or since() once a second.
+function span(ms) {
+  const minutes = Math.floor(Math.abs(ms) / 60000);
+  if (minutes < 1) return `${Math.floor(Math.abs(ms) / 1000)} s`;
+  if (minutes < 120) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ${String(minutes % 60).padStart(2, "0")} min`;
+  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
+function tick(node, now) {
+  if (node.dataset.due) {
+    const left = Date.parse(node.dataset.due) - now;
+    node.textContent = left >= 0 ? `${node.dataset.label} in ${span(left)}`
+      : `${node.dataset.label} overdue by ${span(left)}`;
+    node.classList.toggle("overdue", left < 0);
+    node.classList.toggle("soon", left >= 0 && left < 15 * 60000);
+  } else if (node.dataset.since) {
+    node.textContent = `${node.dataset.label} ${span(now - Date.parse(node.dataset.since))}`;
+  }
+}
+
+let ticker = null;
+function startTicker() {
+  if (ticker !== null) return;
+  ticker = setInterval(() => {
+    const now = Date.now();
+    document.querySelectorAll("[data-due], [data-since]").forEach((n) => tick(n, now));
+  }, 1000);
+}
+
+// "first response in 12 min" / "... overdue by 3 min", kept current by the page's ticker.
+export function countdown(iso, label) {
+  const node = el("span", { class: "countdown", dataset: { due: iso, label }, title: when(iso) });
+  tick(node, Date.now());
+  startTicker();
+  return node;
+}
+
+// "waiting 5 min", kept current by the page's ticker.
+export function since(iso, label) {
+  const node = el("span", { class: "since", dataset: { since: iso, label }, title: when(iso) });
+  tick(node, Date.now());
+  startTicker();
+  return node;
+}

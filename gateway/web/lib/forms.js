@@ -50,7 +50,7 @@ export function schemaForm(schema, { values = {}, idPrefix = "f" } = {}) {
       const dotted = path ? `${path}.${name}` : name;
       const value = vals ? vals[name] : undefined;
       if (sub.type === "object" || (sub.properties && !sub.type)) {
-        parts.push(el("fieldset", { class: "sub" }, el("legend", {}, words(name, sub)),
+        parts.push(el("fieldset", { class: "sub" }, el("legend", {}, words(name, {})),
           build(sub, dotted, value || {})));
         continue;
       }

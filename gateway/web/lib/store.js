@@ -45,7 +45,7 @@ export class Store {
       kind: data.kind || known.kind,
       service_id: data.service_id ?? known.service_id,
       status: status === "requested" ? "queued" : status,
-      summary: event.summary || known.summary,
+      summary: known.summary || event.summary, // the first words stay: what was asked for
       ticket: data.number || known.ticket,
       error: data.error || known.error,
     });

@@ -63,7 +63,10 @@ async function show() {
 }
 
 // -- tickets ---------------------------------------------------------------------------------
+let searching = ""; // the search the list shows, or "" for the account's tickets
+
 async function loadTickets() {
+  if (searching) return searchTickets(searching);
   try {
     const status = $("ticket-filter").value;
     const page = await session.get(`/tickets?limit=100${status ? `&status=${encodeURIComponent(status)}` : ""}`);
@@ -84,6 +87,39 @@ async function loadTickets() {
     showError($("tickets-error"), err);
   }
 }
+
+// The customer's own search: only the account's tickets, never words of internal notes.
+async function searchTickets(q) {
+  try {
+    const found = await session.get(`/search?${new URLSearchParams({ q, limit: "50" })}`);
+    showError($("tickets-error"), null);
+    clear($("tickets"), found.tickets.map((t) =>
+      el("tr", { dataset: { number: t.number } },
+        el("td", {}, el("a", { href: ticketHref(t.number), class: "mono" }, t.number)),
+        el("td", {}, t.subject, t.snippet && t.snippet.length ? el("div", { class: "snippet" },
+          t.snippet.map((p) => (p.hit ? el("mark", {}, p.text) : p.text))) : ""),
+        el("td", {}, statusBadge(t.status)),
+        el("td", {}, when(t.updated_at)))));
+    $("tickets-empty").textContent = `No ticket matches “${q}”.`;
+    $("tickets-empty").hidden = found.tickets.length > 0;
+  } catch (err) {
+    showError($("tickets-error"), err);
+  }
+}
+
+$("portal-search").addEventListener("submit", (event) => {
+  event.preventDefault();
+  searching = $("portal-search-q").value.trim();
+  $("portal-search-clear").hidden = !searching;
+  loadTickets();
+});
+$("portal-search-clear").addEventListener("click", () => {
+  searching = "";
+  $("portal-search-q").value = "";
+  $("portal-search-clear").hidden = true;
+  $("tickets-empty").textContent = "No tickets yet.";
+  loadTickets();
+});
 
 async function loadTicket(number) {
   try {

@@ -5,6 +5,7 @@
 import { clear, el, showError, statusBadge } from "../lib/dom.js";
 import { schemaForm } from "../lib/forms.js";
 import { changeFlow } from "../lib/changes.js";
+import { dnsFieldRules } from "../lib/dns.js";
 
 const $ = (id) => document.getElementById(id);
 const KIND_WORDS = {
@@ -87,6 +88,7 @@ export class ServicePage {
   // A change kind's form: generated from its schema, dry run first, then confirm.
   formPart(service, entry, { values = {}, wrap = (p) => p, strip = [], title = entry.title } = {}) {
     const fields = schemaForm(entry.params_schema, { values, idPrefix: entry.kind });
+    dnsFieldRules(fields);
     const errorBox = el("p", { class: "error", role: "alert", hidden: true });
     const preview = el("div", { class: "preview", role: "region", "aria-label": "Preview", hidden: true });
     const form = el("form", { class: "change-form", dataset: { kind: entry.kind } },
