@@ -27,6 +27,7 @@ from cluster.redis_server import LocalRedis, check_redis
 from cluster.settings import ClusterSettings
 from gateway.app import create_app, server_options
 from gateway.batch import staff_principal
+from gateway.demo_story import tell_demo_story
 from gateway.platform import Platform
 from gateway.settings import GatewaySettings
 from gateway.smtp import SmtpIntake, start_smtp
@@ -201,6 +202,11 @@ def run_platform(
             sent = send_demo_mail(db, smtp.host, smtp.port, support)
             if sent:
                 out.print(f"[green]ok[/] demo mail sent through the SMTP intake: {sent}")
+            told = tell_demo_story(
+                db, deployment.directory, smtp=(smtp.host, smtp.port), mail_to=support
+            )
+            if told is not None:
+                out.print(f"[green]ok[/] demo history told through the desk: {told.line()}")
 
         platform = Platform(
             db=db,

@@ -152,15 +152,16 @@ def load_demo(db: Database, logins_path: Path, hosts: list[DemoHost] | None = No
             return _reset_passwords(s, logins_path)
 
         sla = SlaRepository(s)
-        for prio, (first, resolve, business) in SLA_TARGETS.items():
-            sla.upsert_policy(
-                prio, first_response_minutes=first, resolution_minutes=resolve,
-                business_hours=business,
-            )  # fmt: skip
         year = dt.date.today().year
-        for day, name in [((1, 1), "New Year's Day"), ((12, 25), "Christmas Day")]:
-            for y in (year, year + 1):
-                sla.add_holiday(dt.date(y, *day), name)
+        if not sla.policies():  # a desk's own SLA calendar stays as its operators set it
+            for prio, (first, resolve, business) in SLA_TARGETS.items():
+                sla.upsert_policy(
+                    prio, first_response_minutes=first, resolution_minutes=resolve,
+                    business_hours=business,
+                )  # fmt: skip
+            for day, name in [((1, 1), "New Year's Day"), ((12, 25), "Christmas Day")]:
+                for y in (year, year + 1):
+                    sla.add_holiday(dt.date(y, *day), name)
 
         users = UserRepository(s)
         agents = AgentRepository(s)

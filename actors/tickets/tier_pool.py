@@ -43,6 +43,11 @@ class TierPool:
         self.cursor = 0
         self.assigned = 0
         self.unannounced = False  # tickets enqueued whose outbox rows nobody poked about yet
+        # Presence set here, by agent: (sequence, presence). A reload that began before a
+        # presence was set must not bring back the one it replaced (an agent who just went
+        # offline getting tickets, one who just came online left out of the skills rule).
+        self.presence_seq = 0
+        self.presence_set: dict[int, tuple[int, str]] = {}
         self.kick: asyncio.Event | None = None
         self.loop_task: asyncio.Task[None] | None = None
         self._load()
@@ -50,6 +55,11 @@ class TierPool:
 
     # -- rebuilding from the SCDB -------------------------------------------------------
     def _load(self) -> None:
+        began = self.presence_seq
+        self._apply(began, *self._read())
+
+    def _read(self) -> tuple[dict[int, AgentSlot], dict[int, QueuedTicket]]:
+        """The tier's agents (with what they own) and waiting tickets, as the SCDB has them."""
         with self.db.read() as s:
             agents = {
                 a.id: AgentSlot(
@@ -63,6 +73,16 @@ class TierPool:
             for agent_id, ticket_id in TicketRepository(s).owned_by(list(agents), OWNED_STATUSES):
                 agents[agent_id].owned.add(ticket_id)
             waiting = {t.id: queued(t) for t in TicketRepository(s).queue(self.tier, limit=100_000)}
+        return agents, waiting
+
+    def _apply(
+        self, began: int, agents: dict[int, AgentSlot], waiting: dict[int, QueuedTicket]
+    ) -> None:
+        """Take what a reload read (it began when `presence_seq` was `began`), keeping each
+        presence set here since then: the reload may have read the one it replaced."""
+        for agent_id, (seq, presence) in list(self.presence_set.items()):
+            if seq > began and agent_id in agents:
+                agents[agent_id].presence = presence
         self.agents, self.queue = agents, waiting
 
     def _ensure_loop(self) -> None:
@@ -154,6 +174,8 @@ class TierPool:
         await asyncio.to_thread(save)
         if agent_id not in self.agents:
             await asyncio.to_thread(self._load)
+        self.presence_seq += 1
+        self.presence_set[agent_id] = (self.presence_seq, presence)
         self.agents[agent_id].presence = presence
         self._nudge()
 
