@@ -55,7 +55,11 @@ def create_app(platform: Platform) -> FastAPI:
     install_error_handlers(app)
     # The last added runs first: the client's address is settled, then the body is bounded.
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, max_bytes=platform.settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=platform.settings.max_body_bytes,
+        upload_max_bytes=platform.settings.upload_max_bytes,
+    )
     if platform.settings.trusted_proxies:
         # Servers start uvicorn with proxy_headers off (see `server_options`): forwarded
         # headers count only when the socket's peer is one of the configured proxies.

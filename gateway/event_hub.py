@@ -36,8 +36,11 @@ class Stream:
     `None` in the queue ends it: the client fell too far behind, or the hub lost Redis; either
     way the client reconnects with Last-Event-ID and the outbox replays what it missed."""
 
-    def __init__(self, user_key: str, wanted: tuple[str, ...], size: int) -> None:
+    def __init__(
+        self, user_key: str, wanted: tuple[str, ...], size: int, token: str | None = None
+    ) -> None:
         self.user_key = user_key
+        self.token = token  # the digest of the token it was opened with: revoked, it ends
         self.wanted = wanted
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=size + 1)
         self.size = size
@@ -102,15 +105,16 @@ class EventHub:
     def open_streams(self) -> int:
         return len(self.streams)
 
-    async def join(self, user_key: str, wanted: list[str]) -> Stream:
+    async def join(self, user_key: str, wanted: list[str], token: str | None = None) -> Stream:
         """A new stream on these channels, live once this returns (so that a replay from the
-        outbox afterwards leaves no gap); StreamLimit beyond the caps."""
+        outbox afterwards leaves no gap); StreamLimit beyond the caps. It ends when the token
+        (its digest) is revoked on any gateway."""
         if len(self.streams) >= self.max_streams:
             raise StreamLimit("gateway", self.max_streams)
         if self.per_user[user_key] >= self.max_per_user:
             raise StreamLimit("user", self.max_per_user)
         assert self.pubsub is not None
-        stream = Stream(user_key, tuple(dict.fromkeys(wanted)), self.queue_size)
+        stream = Stream(user_key, tuple(dict.fromkeys(wanted)), self.queue_size, token)
         self.streams.add(stream)
         self.per_user[user_key] += 1
         try:
@@ -177,6 +181,8 @@ class EventHub:
                 fut.set_result(None)
         elif kind == "message" and isinstance(data, str):
             if channel == REVOKED_CHANNEL:
+                for stream in [s for s in self.streams if s.token == data]:
+                    stream.end()  # logged out: what it would hear next is not theirs any more
                 self.on_revoked(data)
                 return
             for stream in list(self.listeners.get(channel, ())):

@@ -10,6 +10,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import error_body
+from gateway.uploads import is_upload
 
 # Pages set their own Content-Security-Policy; every other answer (JSON) gets this one.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -45,19 +46,22 @@ async def send_too_large(send: Send, limit: int) -> None:
 class BodyLimit:
     """Refuses a body over `max_bytes` with 413 before the app reads it: a declared
     Content-Length is checked up front, a streamed (chunked) body is counted as it arrives and
-    cut off at the limit, whatever the app would have answered."""
+    cut off at the limit, whatever the app would have answered. A multipart request to a route
+    that takes files (gateway/uploads.py) may have up to `upload_max_bytes`."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_max_bytes = upload_max_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_max_bytes if is_upload(scope) else self.max_bytes
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await send_too_large(send, self.max_bytes)
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await send_too_large(send, limit)
                 return
         received = 0
         exceeded = False
@@ -68,7 +72,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     exceeded = True
                     raise BodyTooLarge
             return message
@@ -84,7 +88,7 @@ class BodyLimit:
         with contextlib.suppress(BodyTooLarge):  # answered below, unless the app had begun
             await self.app(scope, counted, guarded)
         if exceeded and not started:
-            await send_too_large(send, self.max_bytes)
+            await send_too_large(send, limit)
 
 
 class SecurityHeaders:

@@ -235,15 +235,19 @@ class Platform:
     def forget_token(self, digest: str) -> None:
         self._tokens.pop(digest, None)
 
-    async def revoke_everywhere(self, digest: str) -> None:
+    async def revoke_everywhere(self, *digests: str) -> None:
         """After the revocation is committed: every gateway stops honouring its cached copy
-        of the token at once (the mark is checked on each cache hit; the message empties the
-        other gateways' caches)."""
-        self.forget_token(digest)
+        of the tokens at once (the mark is checked on each cache hit; the message empties the
+        other gateways' caches and ends the tokens' live streams)."""
+        if not digests:
+            return
+        for digest in digests:
+            self.forget_token(digest)
         assert self.limits is not None
         async with self.limits.pipeline(transaction=False) as pipe:
-            pipe.set(REVOKED_PREFIX + digest, "1", ex=REVOKED_MARK_SECONDS)
-            pipe.publish(REVOKED_CHANNEL, digest)
+            for digest in digests:
+                pipe.set(REVOKED_PREFIX + digest, "1", ex=REVOKED_MARK_SECONDS)
+                pipe.publish(REVOKED_CHANNEL, digest)
             await pipe.execute()
 
     async def revoked(self, digest: str) -> bool:

@@ -25,6 +25,16 @@ class GatewaySettings(BaseSettings):
         "X-Forwarded-For / X-Forwarded-Proto are believed.",
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body.")
+    # Files sent with a new ticket or a message (multipart/form-data, gateway/uploads.py).
+    upload_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest multipart request with files (POST /tickets, .../messages).",
+    )
+    upload_max_file_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1, description="Largest file in such a request."
+    )
+    upload_max_files: int = Field(default=10, ge=1, le=100, description="Files per request.")
 
     # Live streams: one Redis subscriber per gateway fans out to every stream.
     max_streams: int = Field(default=1000, ge=1, description="Open event streams per gateway.")

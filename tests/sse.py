@@ -59,5 +59,10 @@ class SseRecorder:
     def topics(self, number: str) -> list[str]:
         return [e["topic"] for e in self.events if e.get("data", {}).get("number") == number]
 
+    def wait_closed(self, timeout: float) -> bool:
+        """True once the server ended the stream (within `timeout` seconds)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()

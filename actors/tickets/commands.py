@@ -52,8 +52,20 @@ class Resolve(Command):
     note: Text | None = Field(default=None, max_length=100_000)
 
 
+class FilePart(BaseModel):
+    """A file on a message: a part of a received mail, or one uploaded with a new ticket or
+    a message (its name and type cleaned where it came in, gateway/uploads.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(min_length=1, max_length=255)
+    data: bytes = Field(repr=False)
+
+
 class Reply(Command):
-    """A message on the ticket: a customer's or an agent's public reply, or an internal note.
+    """A message on the ticket: a customer's or an agent's public reply, or an internal note,
+    with the files uploaded with it (stored with the message, in its unit of work).
 
     `channel` is the one the message came or goes by: a customer's is how they wrote (the
     portal, else the API); left out for staff, the ticket's own channel."""
@@ -63,6 +75,7 @@ class Reply(Command):
     visibility: Visibility = Visibility.public
     pending_customer: bool = False  # staff: the ticket now waits on the customer's answer
     channel: Channel | None = None
+    attachments: list[FilePart] = Field(default_factory=list, max_length=100)
 
 
 class Reopen(Command):
@@ -111,16 +124,6 @@ class ChangeSettled(Command):
     error: str | None = None
 
 
-class MailPart(BaseModel):
-    """A file of a received mail, stored on its message."""
-
-    model_config = ConfigDict(frozen=True)
-
-    filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(min_length=1, max_length=255)
-    data: bytes = Field(repr=False)
-
-
 class MailReceived(Command):
     """A received mail that threading put on this ticket (the SMTP intake's step).
 
@@ -140,7 +143,7 @@ class MailReceived(Command):
     auto_submitted: bool = False
     bounce: bool = False
     detail: str = Field(default="", max_length=2000)  # why it was put here, for the agents
-    attachments: list[MailPart] = Field(default_factory=list)
+    attachments: list[FilePart] = Field(default_factory=list)
 
 
 CallId = Annotated[

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from actors.principal import Principal
 from actors.text import Category, Line, Text
-from actors.tickets.commands import MailPart
+from actors.tickets.commands import FilePart
 from store.models.enums import Channel, Priority
 from store.read.tickets import TicketRead
 
@@ -27,9 +27,10 @@ class NewTicket(BaseModel):
     request_hash: str = ""
     email_message_id: str | None = None
     email_headers: dict[str, Any] = Field(default_factory=dict)
-    # A ticket opened by a received mail: the stored mail it claims (once) and its files.
+    # A ticket opened by a received mail: the stored mail it claims (once).
     inbound_mail_id: int | None = None
-    attachments: list[MailPart] = Field(default_factory=list)
+    # The first message's files (a received mail's parts, or uploaded with the ticket).
+    attachments: list[FilePart] = Field(default_factory=list)
 
 
 class QueuedTicket(BaseModel):

@@ -291,13 +291,15 @@ class TicketFiling:
                 (IDEMPOTENCY, records),
             ],
         )
-        self._settle_mails(s, [(items[i], tid) for i, tid in zip(fresh, ids, strict=True)], now)
+        filed = [(items[i], tid) for i, tid in zip(fresh, ids, strict=True)]
+        self._settle_mails(s, filed, now)
+        self._store_files(s, filed)
 
     @staticmethod
     def _settle_mails(s: Session, filed: list[tuple[NewTicket, int]], now: datetime) -> None:
         """Tickets opened by received mail claim their stored mail in the same unit of work
         (a mail claimed before fails this batch, which then files one by one: only that
-        ticket is refused) and get its files."""
+        ticket is refused)."""
         mails = InboundMailRepository(s)
         for item, ticket_id in filed:
             if item.inbound_mail_id is None:
@@ -305,9 +307,18 @@ class TicketFiling:
             if not mails.claim(item.inbound_mail_id, InboundStatus.ticketed, at=now,
                                ticket_id=ticket_id, detail="opened a new ticket"):  # fmt: skip
                 raise MailAlreadySettled(f"mail {item.inbound_mail_id} was settled before")
-            if item.attachments:
-                message_id = MessageRepository(s).id_of_inbound(item.inbound_mail_id)
-                MessageRepository(s).add_attachments(
-                    message_id,
-                    [NewAttachment(a.filename, a.content_type, a.data) for a in item.attachments],
-                )
+
+    @staticmethod
+    def _store_files(s: Session, filed: list[tuple[NewTicket, int]]) -> None:
+        """The files of each new ticket (a received mail's, or uploaded with it) on its first
+        message, in the same unit of work: an acknowledged ticket never lacks them."""
+        with_files = [(item, tid) for item, tid in filed if item.attachments]
+        if not with_files:
+            return
+        messages = MessageRepository(s)
+        first = messages.first_message_ids([tid for _, tid in with_files])
+        for item, ticket_id in with_files:
+            messages.add_attachments(
+                first[ticket_id],
+                [NewAttachment(a.filename, a.content_type, a.data) for a in item.attachments],
+            )

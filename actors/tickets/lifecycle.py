@@ -27,6 +27,7 @@ from actors.tickets.commands import (
     ChangeSettled,
     Close,
     Escalate,
+    FilePart,
     Handover,
     LogCall,
     MailReceived,
@@ -221,6 +222,7 @@ class TicketLifecycle:
         msg = MessageRepository(s).add_message(
             t, direction=direction, channel=channel, body=cmd.body, author_name=by.name,
             author_user_id=by.user_id, visibility=cmd.visibility,
+            attachments=_files(cmd.attachments),
         )  # fmt: skip
         effects: dict[str, Any] = {}
         self._event(s, t, "message", f"{by.name} wrote on {t.number}", by,
@@ -391,8 +393,7 @@ class TicketLifecycle:
             author_user_id=cmd.author_user_id, visibility=visibility,
             headers={**cmd.email_headers, "detail": cmd.detail},
             email_message_id=cmd.email_message_id, inbound_mail_id=cmd.inbound_mail_id,
-            attachments=[NewAttachment(a.filename, a.content_type, a.data)
-                         for a in cmd.attachments],
+            attachments=_files(cmd.attachments),
         )  # fmt: skip
         s.expire(t, ["message_count"])
         what = "a delivery report" if cmd.bounce else "a mail"
@@ -515,6 +516,10 @@ class TicketLifecycle:
             also_tiers=also_tiers,
             also_agents=also_agents,
         )
+
+
+def _files(parts: list[FilePart]) -> list[NewAttachment]:
+    return [NewAttachment(p.filename, p.content_type, p.data) for p in parts]
 
 
 def _duration(span: timedelta) -> str:

@@ -48,7 +48,7 @@ from actors.mail.threading import (
     sender_address,
 )
 from actors.principal import Principal
-from actors.tickets.commands import MailPart, MailReceived
+from actors.tickets.commands import FilePart, MailReceived
 from actors.tickets.dto import NewTicket as NewTicketRequest
 from store.db import Database
 from store.models import Contact
@@ -130,12 +130,12 @@ def _headers(mail: ParsedMail, inbound_id: int, quoted_cut: bool) -> dict[str, s
     return kept
 
 
-def _parts(mail: ParsedMail) -> list[MailPart]:
+def _parts(mail: ParsedMail) -> list[FilePart]:
     parts = []
     for i, a in enumerate(mail.attachments[:MAX_ATTACHMENTS]):
         name = _clean_line(a.filename or "", 255) or f"part-{i + 1}"
         ctype = _clean_line(a.content_type, 255) or "application/octet-stream"
-        parts.append(MailPart(filename=name, content_type=ctype, data=a.data))
+        parts.append(FilePart(filename=name, content_type=ctype, data=a.data))
     return parts
 
 

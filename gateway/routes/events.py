@@ -10,13 +10,14 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import StreamingResponse
 
 from actors.notify import audience
-from gateway.auth import Caller, PlatformDep
+from gateway.auth import Caller, PlatformDep, bearer
 from gateway.errors import Overloaded, TooManyRequests
 from gateway.event_hub import StreamLimit
+from store.repositories.user import token_digest
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -41,6 +42,7 @@ def frame(event: dict[str, Any]) -> str:
 async def events(
     caller: Caller,
     platform: PlatformDep,
+    token: Annotated[str | None, Depends(bearer)],
     last_event_id: Annotated[int | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """A stream of what happens, as it happens: customers get their own account's public
@@ -49,7 +51,8 @@ async def events(
     all of it: when that can not be sent (more than 1,000 events, or older than the outbox
     keeps) the stream starts with a `reset` event saying why, and the client reloads instead.
     A user has a few streams at a time (429 beyond); a client that reads too slowly is
-    disconnected and catches up with `Last-Event-ID`."""
+    disconnected and catches up with `Last-Event-ID`. A stream ends when its token is revoked
+    (log-out, sign out everywhere, a password change elsewhere)."""
     listener = audience.listener_of(caller)
     hub = await platform.live()
     if hub is None:
@@ -59,6 +62,7 @@ async def events(
         stream = await hub.join(
             f"user:{caller.user_id}" if caller.user_id else caller.label,
             audience.subscriptions(listener),
+            token=token_digest(token) if token else None,
         )
     except StreamLimit as exc:
         where = "for one user" if exc.scope == "user" else "on this gateway"

@@ -10,6 +10,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -200,16 +201,25 @@ async def download_attachment(
     )
     if found is None:
         raise AttachmentNotFound(f"attachment {attachment_id} not found on {number}")
-    name = _SAFE_NAME.sub("_", found.filename)[:150] or "attachment"
     # Served as a download, never rendered in our origin (an HTML file would run as ours).
     return Response(
         found.content,
         media_type="application/octet-stream",
         headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Disposition": content_disposition(found.filename),
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the file's name: an ASCII stand-in for old clients, and the name
+    itself, UTF-8 and percent-encoded (RFC 6266, RFC 8187), which browsers prefer."""
+    ascii_name = _SAFE_NAME.sub("_", filename)[:150] or "attachment"
+    value = f'attachment; filename="{ascii_name}"'
+    if filename and ascii_name != filename:
+        value += f"; filename*=UTF-8''{quote(filename[:200], safe='')}"
+    return value
 
 
 # -- sent mail (admins) -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Trouble tickets: open, list, read, and every step of their life."""
+"""Trouble tickets: open, list, read, and every step of their life. A new ticket and a message
+may come with files (multipart/form-data beside the JSON body, gateway/uploads.py)."""
 
 from __future__ import annotations
 
@@ -29,17 +30,51 @@ from gateway.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unprocessable,
+    error_responses,
 )
 from gateway.idempotency import request_key
 from gateway.platform import Platform
 from gateway.schemas import EscalateIn, HandoverIn, MessageCreate, Page, ResolveIn, TicketCreate
+from gateway.uploads import UploadRoute, Uploads, hashed_request, multipart_doc
 from store.models.enums import CUSTOMER_CHANNELS, Channel, TicketStatus, Visibility
 from store.models.ticket import ticket_id_from_number
 from store.read.tickets import TicketDetail, TicketRead
 from store.repositories import TicketRepository
 from store.repositories.ticket import TicketFilter
 
-router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"], route_class=UploadRoute)
+
+UPLOAD_ERRORS = {
+    413: "`body_too_large` (over 1 MiB of JSON, over 10 MiB with files), `file_too_large` "
+    "(one file over 5 MiB; `detail` names it)",
+}
+OPEN_ERRORS = error_responses(
+    {
+        401: "`unauthorized`: no valid token",
+        403: "`forbidden`: a customer's channel other than `portal` or `api`; "
+        "`priority_not_allowed`: a customer chose `urgent`",
+        404: "`account_not_found` (also another customer's account)",
+        **UPLOAD_ERRORS,
+        422: "`invalid_request` (`detail` names each field), `contact_not_found`, "
+        "`invalid_upload` (a malformed form), `too_many_files` (over 10), "
+        "`idempotency_key_reused`, `invalid_idempotency_key`",
+        429: "`rate_limited`: a customer account's tickets per hour; with Retry-After",
+        503: "`unavailable`: the desk (Ray actors) is not running or restarting",
+    }
+)
+MESSAGE_ERRORS = error_responses(
+    {
+        401: "`unauthorized`: no valid token",
+        403: "`forbidden`: a customer's internal note; `not_allowed`: a ticket above the "
+        "agent's level",
+        404: "`ticket_not_found` (also another customer's ticket)",
+        409: "`invalid_transition`: the ticket is closed",
+        **UPLOAD_ERRORS,
+        422: "`invalid_request` (`detail` names each field), `invalid_upload`, "
+        "`too_many_files` (over 10), `idempotency_key_reused`, `invalid_idempotency_key`",
+        503: "`unavailable`: the desk (Ray actors) is not running or restarting",
+    }
+)
 
 
 def directory(platform: Platform) -> Any:
@@ -48,9 +83,16 @@ def directory(platform: Platform) -> Any:
     return platform.directory
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketRead,
+    responses=OPEN_ERRORS,
+    openapi_extra=multipart_doc("TicketCreate"),
+)
 async def open_ticket(
     body: TicketCreate,
+    files: Uploads,
     request: Request,
     caller: Caller,
     platform: PlatformDep,
@@ -58,7 +100,11 @@ async def open_ticket(
 ) -> TicketRead:
     """Open a ticket. Customers open one for their own account (portal or API); agents open one
     for any account, e.g. logging a phone call with `channel: phone`. Send an `Idempotency-Key`
-    header to make a retry safe: it returns the ticket of the first call."""
+    header to make a retry safe: it returns the ticket of the first call.
+
+    Files go with it as `multipart/form-data`: the JSON in a `payload` part (or its fields as
+    form fields) and each file in a `files` part; they are stored on the ticket's first
+    message in the same transaction as the ticket (`messages[0].attachments`)."""
     if caller.role == "customer":
         if body.account_id is not None and body.account_id != caller.account_id:
             raise AccountNotFound(f"account {body.account_id} not found")
@@ -79,7 +125,7 @@ async def open_ticket(
         if not await asyncio.to_thread(accounts.exists, account_id):
             raise AccountNotFound(f"account {account_id} not found")
         platform.remember_account(account_id)
-    key, digest = request_key(request, body)
+    key, digest = request_key(request, hashed_request(body, files))
     item = NewTicket(
         account_id=account_id,
         subject=body.subject,
@@ -91,6 +137,7 @@ async def open_ticket(
         requester=caller,
         idempotency_key=key,
         request_hash=digest,
+        attachments=files,
     )
     directory(platform)  # 503 when the desk is not running
     try:
@@ -187,10 +234,17 @@ async def operate(
     return outcome.ticket
 
 
-@router.post("/{number}/messages", status_code=201, response_model=TicketRead)
+@router.post(
+    "/{number}/messages",
+    status_code=201,
+    response_model=TicketRead,
+    responses=MESSAGE_ERRORS,
+    openapi_extra=multipart_doc("MessageCreate"),
+)
 async def add_message(
     number: str,
     body: MessageCreate,
+    files: Uploads,
     request: Request,
     caller: Caller,
     platform: PlatformDep,
@@ -198,7 +252,11 @@ async def add_message(
     """Add a message. Customers post public replies (a reply reopens a resolved ticket);
     agents reply publicly or add internal notes, and may set the ticket to wait on the customer.
     A message keeps the channel it came by: a customer's is `portal` or `api` (how they are
-    logged in), staff's the one they name, else the ticket's own."""
+    logged in), staff's the one they name, else the ticket's own.
+
+    Files go with it as `multipart/form-data` (a `payload` part with this JSON, or its fields
+    as form fields, and `files` parts), stored with the message in its transaction; an internal
+    note's files are seen by staff only."""
     channel = body.channel
     if caller.role == "customer":
         if body.visibility != "public":
@@ -214,8 +272,9 @@ async def add_message(
         visibility=Visibility(body.visibility),
         pending_customer=body.pending_customer,
         channel=channel,
+        attachments=files,
     )
-    return await operate(platform, caller, request, number, command, body)
+    return await operate(platform, caller, request, number, command, hashed_request(body, files))
 
 
 @router.post("/{number}/take", response_model=TicketRead)

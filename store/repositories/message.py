@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import selectinload
 
 from store.models import Attachment, Message, Ticket
@@ -80,20 +80,21 @@ class MessageRepository(Repository):
         if attachments:
             self.session.flush()
 
-    def id_of_inbound(self, inbound_mail_id: int) -> int:
-        """The message a received mail became."""
-        found = self.session.scalar(
-            select(Message.id).where(Message.inbound_mail_id == inbound_mail_id)
+    def first_message_ids(self, ticket_ids: list[int]) -> dict[int, int]:
+        """The first message of each ticket, by ticket id, in one query."""
+        q = (
+            select(Message.ticket_id, func.min(Message.id))
+            .where(Message.ticket_id.in_(ticket_ids))
+            .group_by(Message.ticket_id)
         )
-        if found is None:
-            raise LookupError(f"no message of mail {inbound_mail_id}")
-        return found
+        return {ticket_id: message_id for ticket_id, message_id in self.session.execute(q)}
 
     def messages(self, ticket_id: int, *, include_internal: bool) -> list[Message]:
         q = (
             select(Message)
             .where(Message.ticket_id == ticket_id)
-            .options(selectinload(Message.attachments))
+            # The files' names and sizes only: their bytes are for the download alone.
+            .options(selectinload(Message.attachments).defer(Attachment.content, raiseload=True))
         )
         if not include_internal:
             q = q.where(Message.visibility == "public")

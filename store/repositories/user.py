@@ -8,7 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from store.models import Agent, ApiToken, User
 from store.models.base import utcnow
@@ -106,6 +106,23 @@ class UserRepository(Repository):
 
     def set_password(self, user: User, password: str) -> None:
         user.password_hash = hash_password(password)
+
+    def credentials(self, user_id: int) -> tuple[str, LoginCandidate] | None:
+        """A user's e-mail (what log-in limits count by) and what checking their password
+        needs, read in a short read like `login_candidate`."""
+        row = self.session.execute(
+            select(User.email, User.password_hash, User.is_active).where(User.id == user_id)
+        ).first()
+        return None if row is None else (row[0], LoginCandidate(user_id, row[1], bool(row[2])))
+
+    def replace_password(self, candidate: LoginCandidate, new_hash: str) -> User | None:
+        """Store `new_hash` for a user whose current password was checked against `candidate`;
+        None when they were deactivated or their password changed meanwhile."""
+        user = self.session.get(User, candidate.user_id)
+        if user is None or not user.is_active or user.password_hash != candidate.password_hash:
+            return None
+        user.password_hash = new_hash
+        return user
 
 
 class AgentRepository(Repository):
@@ -208,6 +225,22 @@ class TokenRepository(Repository):
     def revoke(self, token_id: int) -> None:
         row = self._get(ApiToken, token_id, "token")
         row.revoked_at = utcnow()
+
+    def revoke_all_of(self, user_id: int, *, keep: str | None = None) -> list[ApiToken]:
+        """Revoke every live token of a user, log-in and API tokens alike, but the one whose
+        digest is `keep`; the tokens revoked (their digests are the gateways' marks)."""
+        now = utcnow()
+        q = select(ApiToken).where(
+            ApiToken.user_id == user_id,
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+        )
+        if keep is not None:
+            q = q.where(ApiToken.token_hash != keep)
+        rows = list(self.session.scalars(q.order_by(ApiToken.id)))
+        for row in rows:
+            row.revoked_at = now
+        return rows
 
     def live(self) -> list[tuple[ApiToken, User]]:
         """Every token not revoked (expired ones included, to be cleaned up), oldest first."""
