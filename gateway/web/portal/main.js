@@ -294,15 +294,11 @@ runPage({
   enter: async (who) => {
     me = who;
     $("nav").hidden = false;
-    try {
-      const c = await session.get("/changes/catalog");
-      catalog = new Map(c.kinds.map((k) => [k.kind, k]));
-    } catch {
-      catalog = new Map();
-    }
+    // The catalog and the account at once: the first view needs both.
+    const [c] = await Promise.all([session.get("/changes/catalog").catch(() => null), loadAccount()]);
+    catalog = new Map(c ? c.kinds.map((k) => [k.kind, k]) : []);
     tracker = new ChangeTracker(session, store, $("changes"), $("changes-card"), catalog);
     servicePage = new ServicePage(session, tracker, catalog);
-    await loadAccount();
     await show();
   },
   refresh,
