@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +213,68 @@ def test_the_queue_counts_sla_time_down_live_without_asking_the_server(
     expect(item).not_to_have_text(first)  # a second later, the page's one ticker rewrote it
     assert re.fullmatch(r"first response (in|overdue by) \d+ s", item.inner_text())
     assert asked == []  # ...and asked the server nothing for it
+
+
+def test_a_ticket_with_a_file_from_the_portal_to_a_change_and_an_escalation_live(
+    desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any, tmp_path: Path
+) -> None:
+    """The whole journey: a customer opens a ticket with a file; a level-1 agent sees it arrive
+    in the queue, finds the customer by searching the domain, replies, requests a change with
+    its preview and escalates; the customer sees the reply and the change live."""
+    h = hosts[0]
+    _, email, _, zone = customer_with_zone(desk, h, host_id)
+    agent = make_agent(desk, 1)
+    console = new_page()
+    log_in(console, f"{desk.base_url}/console", agent)
+    expect(console.locator("#live")).to_have_attribute("data-state", "live")
+    portal = new_page()
+    log_in(portal, f"{desk.base_url}/portal", email)
+    screenshot = tmp_path / "error page.png"
+    screenshot.write_bytes(b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(2048))
+    portal.get_by_label("Subject").fill("Mail from our site bounces")
+    portal.get_by_label("What do you need?").fill(f"Our SPF for {zone} seems wrong; see file.")
+    portal.get_by_label("Attach files (optional)").first.set_input_files(str(screenshot))
+    portal.get_by_role("button", name="Open ticket").click()
+    expect(portal.locator("#ticket-title")).to_contain_text("Mail from our site bounces")
+    number = portal.locator("#ticket-title .mono").inner_text()
+    expect(portal.locator("#messages .files")).to_contain_text("error page.png")
+
+    # The agent: it arrives in the queue without a reload; the domain finds the customer.
+    expect(console.locator(f"#queue li[data-number='{number}']")).to_be_visible()
+    console.get_by_label("Search tickets and accounts").fill(zone)
+    console.get_by_role("button", name="Search").click()
+    expect(console.locator("#search-accounts li[data-account-id]")).to_have_count(1)
+    expect(console.locator(f"#search-tickets li[data-number='{number}']")).to_be_visible()
+    console.locator(f"#search-tickets li[data-number='{number}'] a").click()
+    expect(console.locator("#messages .files")).to_contain_text("error page.png")
+    with console.expect_download() as got:
+        console.get_by_role("button", name="error page.png").click()
+    assert Path(got.value.path()).read_bytes() == screenshot.read_bytes()
+    console.get_by_role("button", name="Take").click()
+    expect(console.locator("#ticket-meta")).to_contain_text("owner")
+    console.get_by_label("Reply or internal note").fill("We will publish a new SPF record now.")
+    console.get_by_role("button", name="Reply to customer").click()
+    expect(portal.locator("#messages li")).to_have_count(2)  # the reply, live
+    expect(portal.locator("#messages")).to_contain_text("publish a new SPF record")
+
+    console.locator("#change-tools summary").click()
+    console.get_by_label("Service").select_option(label=f"dns_zone {zone}")
+    console.get_by_label("Change", exact=True).select_option(label="Add a DNS record")
+    form = console.locator("form[data-kind=dns_record_add]")
+    form.get_by_label("Name").fill("@")
+    form.get_by_label("Type").select_option("TXT")
+    form.get_by_label("Value").fill("v=spf1 mx -all")
+    form.get_by_role("button", name="Preview").click()
+    preview = console.get_by_role("region", name="Preview")
+    expect(preview).to_contain_text(f'add @ 3600 TXT "v=spf1 mx -all" in zone {zone}')
+    preview.get_by_role("button", name="Confirm").click()
+    expect(console.locator("#ticket-changes li.change").first).to_have_attribute(
+        "data-status", "applied"
+    )
+    assert dig(h, zone) == ['"v=spf1 mx -all"']
+    expect(portal.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
+
+    console.get_by_label("Escalation reason").fill("SPF fixed; DKIM keys need level 2")
+    console.get_by_role("button", name="Escalate").click()
+    expect(console.locator("#ticket-meta")).to_contain_text("level 2")
+    expect(portal.locator("#ticket-meta")).to_contain_text("open")
