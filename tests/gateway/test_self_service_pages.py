@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,9 +16,10 @@ import pytest
 from playwright.sync_api import expect
 
 from automation.local_hosts.host import LocalHost
+from automation.zonefile import Record, parse_zone
 from store.models.ticket import ticket_id_from_number
 from store.repositories import AccountRepository, TicketRepository
-from tests.desk import Desk, wait_until
+from tests.desk import PASSWORD, Desk, wait_until
 from tests.gateway.test_changes import host_body, settled
 from tests.gateway.test_pages import browser, log_in, make_agent  # noqa: F401 - a fixture
 from tests.gateway.test_pages import new_page as new_page  # the fixture
@@ -278,3 +280,61 @@ def test_a_ticket_with_a_file_from_the_portal_to_a_change_and_an_escalation_live
     console.get_by_role("button", name="Escalate").click()
     expect(console.locator("#ticket-meta")).to_contain_text("level 2")
     expect(portal.locator("#ticket-meta")).to_contain_text("open")
+
+
+def test_a_change_that_fails_on_the_host_says_why_and_links_its_ticket(
+    desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
+) -> None:
+    """Between the preview and the confirm, the zone changed on the host (an A record where the
+    customer wants a CNAME): the change fails there, the line says so plainly and links the
+    ticket support got for it."""
+    h = hosts[0]
+    _, email, _, zone = customer_with_zone(desk, h, host_id)
+    page = new_page()
+    log_in(page, f"{desk.base_url}/portal", email)
+    page.get_by_role("link", name=re.compile(zone)).first.click()
+    form = page.locator("form[data-kind=dns_record_add]")
+    form.get_by_label("Name").fill("shop")
+    form.get_by_label("Type").select_option("CNAME")
+    form.get_by_label("Value").fill(f"www.{zone}")
+    form.get_by_role("button", name="Preview").click()
+    preview = page.get_by_role("region", name="Preview")
+    expect(preview).to_contain_text(f"add shop 3600 CNAME www.{zone}. in zone {zone}")
+    zone_file = h.root / "zones" / f"{zone}.zone"  # meanwhile, someone edits the zone by hand
+    edited = parse_zone(zone_file.read_text(), zone)
+    edited.records.append(Record(f"shop.{zone}.", 300, "A", "192.0.2.80"))
+    edited.bump_serial(0)
+    zone_file.write_text(edited.render())
+    assert h.named is not None
+    subprocess.run([*h.named.rndc_argv(), "reload", zone], check=True, capture_output=True)
+    wait_until(lambda: dig(h, f"shop.{zone}", "A") == ["192.0.2.80"], 10, "the hand edit")
+    preview.get_by_role("button", name="Confirm").click()
+    line = page.locator("#changes li.change").first
+    expect(line).to_have_attribute("data-status", "failed")
+    expect(line).to_contain_text("could not be applied")
+    link = line.get_by_role("link", name=re.compile(r"TT-\d+"))
+    expect(link).to_be_visible()
+    link.click()
+    expect(page.locator("#ticket-title")).to_contain_text("shop")
+    assert dig(h, f"shop.{zone}", "CNAME") == []  # nothing half-done on the host
+
+
+def test_settings_change_the_password_and_sign_out_everywhere(desk: Desk, new_page: Any) -> None:
+    _, email = desk.new_customer("Set Tings")
+    other = desk.login(email)  # another device's session
+    page = new_page()
+    log_in(page, f"{desk.base_url}/portal", email)
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password").fill(email)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#password-error")).to_contain_text("e-mail")  # the server's reason
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password").fill("a much longer new password")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#password-done")).to_be_visible()
+    with desk.http(other) as c:
+        assert c.get("/api/v1/me").status_code == 401  # the other session ended
+    assert desk.login(email, "a much longer new password")
+    page.get_by_role("button", name="Sign out everywhere").click()
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
