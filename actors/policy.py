@@ -94,8 +94,7 @@ def authorize_ticket_step(by: Principal, step: Step, *, ticket_tier: int, number
 # Level 1 handles the everyday mail and FTP work beside the self-service kinds; sites,
 # databases and certificates are level 2's; suspending an account is level 3's.
 _TIER1_KINDS = CUSTOMER_SELF_SERVICE_KINDS | {
-    "mailbox_create", "mailbox_delete", "mail_forwarder_add", "mail_forwarder_delete",
-    "ftp_account_create",
+    "mailbox_create", "mailbox_delete", "ftp_account_create",
 }  # fmt: skip
 _TIER2_KINDS = _TIER1_KINDS | {
     "vhost_create", "vhost_delete", "database_create", "database_user_create", "tls_install",

@@ -105,6 +105,19 @@ class ServedCron(BaseModel):
     entries: list[CronEntry]
 
 
+class Forwarder(BaseModel):
+    source: str
+    destination: str
+
+
+class ServedForwarders(BaseModel):
+    """A domain's mail forwarders as its host has them now."""
+
+    service_id: int
+    domain: str
+    forwarders: list[Forwarder]
+
+
 class NewHost(BaseModel):
     """A managed host to register: how to reach it, the host key to pin, the client key to log
     in with (a path where the executors run) and its file layout."""

@@ -12,10 +12,12 @@ from actors import names
 from actors.changes.dto import (
     ChangePlan,
     CronEntry,
+    Forwarder,
     NewChange,
     NewHost,
     Recorded,
     ServedCron,
+    ServedForwarders,
     ServedRecord,
     ServedZone,
 )
@@ -30,6 +32,7 @@ from automation import identifiers
 from automation.changes import Change
 from automation.changes.cron import cron_path, served_entries
 from automation.changes.dns import served_records
+from automation.changes.mailbox import FORWARDERS, served_forwarders
 from automation.errors import ChangeConflict
 from automation.executor.batch import VerifyHook
 from automation.executor.executor import Executor
@@ -283,6 +286,17 @@ class ChangeExecutor:
             raise HostUnavailable(str(exc)) from None
         return ServedCron(service_id=service_id, account=account,
                           entries=[CronEntry.model_validate(e) for e in entries])  # fmt: skip
+
+    def served_forwarders(self, host_id: int, service_id: int, domain: str) -> ServedForwarders:
+        """The domain's mail forwarders as the host has them now (read-only)."""
+        spec = self._spec(host_id)
+        try:
+            text = self.executor.read(spec.host_id, [FORWARDERS])[FORWARDERS]
+        except SshError as exc:
+            raise HostUnavailable(str(exc)) from None
+        found = served_forwarders(identifiers.hostname(domain), text)
+        forwarders = [Forwarder.model_validate(f) for f in found]
+        return ServedForwarders(service_id=service_id, domain=domain, forwarders=forwarders)
 
     def status(self) -> dict[str, HostHealth]:
         """Queue and health of each host of this shard, by host name."""

@@ -62,7 +62,8 @@ CHANGE_KINDS: dict[str, type[ChangeBase]] = {
 CUSTOMER_SELF_SERVICE_KINDS: frozenset[str] = frozenset(
     {
         "dns_record_add", "dns_record_update", "dns_record_delete",
-        "mailbox_password", "mailbox_quota", "ftp_password", "cron_add", "cron_remove",
+        "mailbox_password", "mailbox_quota", "mail_forwarder_add", "mail_forwarder_delete",
+        "ftp_password", "cron_add", "cron_remove",
     }
 )  # fmt: skip
 

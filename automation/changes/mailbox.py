@@ -127,6 +127,18 @@ def _edges(ws: Workspace) -> set[tuple[str, str]]:
     return out
 
 
+def served_forwarders(domain: str, text: str | None) -> list[dict[str, str]]:
+    """The forwarders of `domain` in the host's forwarders file (shared by every tenant of the
+    host: only the lines whose source is at `domain`)."""
+    domain = domain.lower()
+    out = []
+    for line in (text or "").split("\n"):
+        src, _, dst = line.partition(" ")
+        if dst and src.rsplit("@", 1)[-1].lower() == domain:
+            out.append({"source": src, "destination": dst})
+    return sorted(out, key=lambda f: (f["source"], f["destination"]))
+
+
 def _write_edges(ws: Workspace, edges: set[tuple[str, str]]) -> None:
     write_lines(ws, FORWARDERS, [f"{s} {d}" for s, d in edges])
 

@@ -26,6 +26,7 @@ from actors.changes.dto import (
     NewChange,
     NewHost,
     ServedCron,
+    ServedForwarders,
     ServedZone,
 )
 from actors.changes.shards import REGISTRAR, executor_name, executor_names
@@ -168,7 +169,7 @@ async def request_change(
     """Ask for a change to a service's hosting; it is applied on the host at once.
 
     Customers change their own services, and only the self-service kinds (DNS records, mailbox
-    password and quota, FTP password, cron), at most 60 an hour per account (then 429). Agents
+    password and quota, mail forwarders of their own domains, FTP password, cron), at most 60 an hour per account (then 429). Agents
     change any account's services, the kinds their level may ask for, and link the change to
     its ticket (`ticket`), which waits in `pending_change` until the change settles.
     Answers 202 with the change (`status: queued`); follow it on `GET /api/v1/changes/{id}` or
@@ -266,6 +267,23 @@ async def served_cron(
         place.unix_user,
     )  # fmt: skip
     return cron
+
+
+@router.get(
+    "/services/{service_id}/forwarders", response_model=ServedForwarders, responses=SERVED_ERRORS
+)
+async def served_forwarders(
+    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+) -> ServedForwarders:
+    """The mail forwarders of a mailbox's (or a domain's) domain, as its host has them now."""
+    place = await _own_service(caller, service_id, changes,
+                               ("mailbox", "domain", "dns_zone", "web_hosting"))  # fmt: skip
+    domain = place.name.rsplit("@", 1)[-1]
+    found: ServedForwarders = await call(
+        _executor(platform, place.host_id or 0).served_forwarders, place.host_id, service_id,
+        domain,
+    )  # fmt: skip
+    return found
 
 
 @router.get(

@@ -604,7 +604,8 @@ def test_the_catalog_offers_each_role_its_kinds_with_the_forms_schema(desk: Desk
         kinds = {k["kind"]: k for k in c.get("/api/v1/changes/catalog").json()["kinds"]}
     assert set(kinds) == {
         "dns_record_add", "dns_record_update", "dns_record_delete", "mailbox_password",
-        "mailbox_quota", "ftp_password", "cron_add", "cron_remove",
+        "mailbox_quota", "mail_forwarder_add", "mail_forwarder_delete", "ftp_password",
+        "cron_add", "cron_remove",
     }  # fmt: skip
     add = kinds["dns_record_add"]
     assert add["service_kinds"] == ["dns_zone"] and add["implied"] == ["zone"]
@@ -700,3 +701,41 @@ def test_the_cron_page_reads_the_accounts_entries_from_the_host(
         ]
         zone = c.get(f"/api/v1/services/{site.id}/zone")
         assert zone.status_code == 409 and zone.json()["error"] == "invalid_transition"
+
+
+def test_the_forwarders_page_shows_only_the_domains_own_lines_of_the_shared_file(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[1]
+    made: dict[str, tuple[str, int]] = {}
+    for who in ("one", "two"):  # two tenants on one host: one forwarders file for both
+        account, customer = desk.customer(f"Fwd {who}")
+        domain = f"{who}{secrets.token_hex(3)}.test"
+        with desk.db.write() as s:
+            box = AccountRepository(s).add_service(
+                account.id, kind="mailbox", name=f"info@{domain}", host_id=registered[h.host_id]
+            )
+        with desk.http(customer) as c:
+            r = c.post("/api/v1/changes", json={
+                "service_id": box.id, "kind": "mail_forwarder_add",
+                "params": {"source": f"info@{domain}", "destination": f"{who}@example.org"},
+            })  # fmt: skip
+            assert r.status_code == 202, r.text
+            change_id, token = r.json()["id"], customer
+            got = wait_until(lambda: settled(desk, token, change_id), what="forwarder")  # noqa: B023
+            assert got["status"] == "applied", got
+            # ...and none from another domain, not even through one's own mailbox service.
+            bad = c.post("/api/v1/changes", json={
+                "service_id": box.id, "kind": "mail_forwarder_add",
+                "params": {"source": "ceo@elsewhere.test", "destination": f"{who}@example.org"},
+            })  # fmt: skip
+            assert bad.status_code == 422 and bad.json()["error"] == "invalid_change"
+        made[who] = (customer, box.id)
+    shared = (h.root / "mail" / "forwarders").read_text()
+    assert "one@example.org" in shared and "two@example.org" in shared
+    customer, box_id = made["one"]
+    with desk.http(customer) as c:
+        listed = c.get(f"/api/v1/services/{box_id}/forwarders")
+        assert listed.status_code == 200, listed.text
+        assert [f["destination"] for f in listed.json()["forwarders"]] == ["one@example.org"]
+        assert c.get(f"/api/v1/services/{made['two'][1]}/forwarders").status_code == 404

@@ -154,6 +154,22 @@ def test_customer_resets_a_mailbox_password(
     line = next(x for x in after.splitlines() if x.startswith(f"{address}:"))
     assert line not in before.splitlines() and "a-New-mailbox-Password-2" not in after
 
+    # A forwarder of the mailbox: it starts from the box's own address; listed as the host has
+    # it; removed from its row.
+    fwd = page.locator("form[data-kind=mail_forwarder_add]")
+    expect(fwd.get_by_label("Source")).to_have_value(address)
+    fwd.get_by_label("Destination").fill("owner@example.org")
+    fwd.get_by_role("button", name="Preview").click()
+    preview.get_by_role("button", name="Confirm").click()
+    rows = page.locator("section.forwarders tbody tr")
+    expect(rows.filter(has_text="owner@example.org")).to_have_count(1)
+    assert f"{address} owner@example.org" in (h.root / "mail" / "forwarders").read_text()
+    page.get_by_role("button", name=f"Remove the forwarder {address} to owner@example.org").click()
+    page.locator("form[data-kind=mail_forwarder_delete] button").click()
+    preview.get_by_role("button", name="Confirm").click()
+    expect(rows.filter(has_text="owner@example.org")).to_have_count(0)
+    assert "owner@example.org" not in (h.root / "mail" / "forwarders").read_text()
+
 
 def test_agent_requests_a_change_from_the_ticket_and_the_customer_sees_it_live(
     desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any

@@ -21,7 +21,8 @@ export function kindWords(kind) {
 // The kinds a form is offered for on a service of `serviceKind` (the catalog's own table),
 // minus those the page offers another way (per record, per cron job).
 function formsFor(catalog, serviceKind) {
-  const inline = new Set(["dns_record_update", "dns_record_delete", "cron_remove"]);
+  const inline = new Set(["dns_record_update", "dns_record_delete", "cron_remove",
+    "mail_forwarder_delete"]);
   return [...catalog.values()].filter(
     (k) => !inline.has(k.kind) && (k.service_kinds === null || k.service_kinds.includes(serviceKind)),
   );
@@ -74,8 +75,14 @@ export class ServicePage {
     const parts = [];
     if (service.kind === "dns_zone") parts.push(this.zonePart(service));
     if (service.kind === "web_hosting" || service.kind === "cron") parts.push(this.cronPart(service));
+    if (service.kind === "mailbox" && this.catalog.has("mail_forwarder_add")) {
+      parts.push(this.forwarderPart(service));
+    }
     for (const entry of formsFor(this.catalog, service.kind)) {
-      parts.push(this.formPart(service, entry));
+      // A mailbox's forwarder starts from its own address.
+      const values = entry.kind === "mail_forwarder_add" && service.kind === "mailbox"
+        ? { source: service.name } : {};
+      parts.push(this.formPart(service, entry, { values }));
     }
     if (!parts.length) {
       parts.push(el("p", { class: "muted" },
@@ -204,6 +211,44 @@ export class ServicePage {
       el("h2", { id: "cron-title" }, "Cron jobs"), errorBox,
       el("table", { class: "records" },
         el("thead", {}, el("tr", {}, ["Name", "Schedule", "Command", ""].map((h) => el("th", { scope: "col" }, h)))),
+        list),
+      editor);
+  }
+
+  forwarderPart(service) {
+    const list = el("tbody");
+    const errorBox = el("p", { class: "error", role: "alert", hidden: true });
+    const editor = el("div");
+    const remove = this.catalog.get("mail_forwarder_delete");
+    const load = async () => {
+      try {
+        const found = await this.session.get(`/services/${service.id}/forwarders`);
+        showError(errorBox, null);
+        const mine = found.forwarders;
+        clear(list, mine.length ? mine.map((f) => el("tr", { dataset: { source: f.source } },
+          el("td", { class: "mono" }, f.source), el("td", { class: "mono" }, f.destination),
+          el("td", {}, remove ? el("button", { type: "button", class: "secondary small",
+            "aria-label": `Remove the forwarder ${f.source} to ${f.destination}`,
+            onclick: () => {
+              const part = this.formPart(service, { ...remove, params_schema: { type: "object", properties: {} } }, {
+                wrap: () => ({ source: f.source, destination: f.destination }),
+                title: `Remove the forwarder ${f.source} → ${f.destination}` });
+              clear(editor, part);
+              part.querySelector("button").focus();
+            } }, "Remove") : ""))) : el("tr", {}, el("td", { colspan: 3, class: "muted" }, "No forwarders.")));
+      } catch (err) {
+        showError(errorBox, err);
+      }
+    };
+    const previous = this.reload;
+    this.reload = async () => {
+      if (previous) await previous();
+      await load();
+    };
+    return el("section", { class: "forwarders", "aria-labelledby": "forwarders-title" },
+      el("h2", { id: "forwarders-title" }, "Forwarders of the domain"), errorBox,
+      el("table", { class: "records" },
+        el("thead", {}, el("tr", {}, ["From", "To", ""].map((h) => el("th", { scope: "col" }, h)))),
         list),
       editor);
   }
