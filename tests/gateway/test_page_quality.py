@@ -118,7 +118,7 @@ def test_every_page_is_accessible_fits_a_phone_and_is_photographed(
     expect(portal.locator("#tickets tr")).to_have_count(2)
     problems += axe_problems(portal, "portal tickets")
     portal.goto(f"{desk.base_url}/portal#/tickets/{t['number']}")
-    expect(portal.locator("#messages li")).to_have_count(2)  # the internal note is not shown
+    expect(portal.locator("#messages > li")).to_have_count(2)  # the internal note is not shown
     problems += axe_problems(portal, "portal ticket")
     shot(portal, "portal-ticket")
     portal.goto(f"{desk.base_url}/portal#/services")
@@ -151,7 +151,7 @@ def test_every_page_is_accessible_fits_a_phone_and_is_photographed(
     phone = new_page()
     phone.set_viewport_size(PHONE)
     log_in(phone, f"{desk.base_url}/portal", email)
-    views = [("", "#tickets tr"), (f"tickets/{t['number']}", "#messages li"),
+    views = [("", "#tickets tr"), (f"tickets/{t['number']}", "#messages > li"),
              ("services", "#service-cards li"), (f"services/{sv.id}", "table.records tr"),
              ("settings", "#password-form")]  # fmt: skip
     for route, view in views:

@@ -271,9 +271,13 @@ def test_a_ticket_with_a_file_from_the_portal_to_a_change_and_an_escalation_live
     console.get_by_role("button", name="Take").click()
     expect(console.locator("#ticket-meta")).to_contain_text("owner")
     console.get_by_label("Reply or internal note").fill("We will publish a new SPF record now.")
+    guide = tmp_path / "spf-guide.txt"
+    guide.write_text("v=spf1 mx -all: only your MX may send.\n")
+    console.locator("#message-files").set_input_files(str(guide))
     console.get_by_role("button", name="Reply to customer").click()
-    expect(portal.locator("#messages li")).to_have_count(2)  # the reply, live
+    expect(portal.locator("#messages > li")).to_have_count(2)  # the reply, live, with its file
     expect(portal.locator("#messages")).to_contain_text("publish a new SPF record")
+    expect(portal.locator("#messages > li").nth(1).locator(".files")).to_contain_text("spf-guide.txt")
 
     console.locator("#change-tools summary").click()
     console.get_by_label("Service").select_option(label=f"dns_zone {zone}")

@@ -8,7 +8,7 @@ import {
 } from "../lib/dom.js";
 import { route, runPage, ticketHref } from "../lib/page.js";
 import { Store, keyedDebounce } from "../lib/store.js";
-import { fileList } from "../lib/files.js";
+import { fileList, sendWithFiles } from "../lib/files.js";
 import { TicketTools } from "./ticket_tools.js";
 import { showSearch, startSearch } from "./search.js";
 
@@ -439,13 +439,14 @@ onSubmit($("escalate-form"), $("action-error"), async (data) => {
 
 onSubmit($("message-form"), $("message-error"), async (data, submitter) => {
   const visibility = submitter && submitter.value === "internal" ? "internal" : "public";
-  await session.post(`/tickets/${encodeURIComponent(current)}/messages`, {
+  const number = current;
+  await sendWithFiles(session, `/tickets/${encodeURIComponent(number)}/messages`, {
     body: String(data.get("body")),
     visibility,
     pending_customer: visibility === "public" && data.get("pending_customer") === "on",
-  }, { "Idempotency-Key": crypto.randomUUID() });
+  }, $("message-files").files);
   $("message-form").reset();
-  await refresh();
+  await loadTicket(number); // the lists hear of it from the stream
 });
 
 onSubmit($("call-form"), $("call-error"), async (data) => {
@@ -458,7 +459,7 @@ onSubmit($("call-form"), $("call-error"), async (data) => {
   }, { "Idempotency-Key": crypto.randomUUID() });
   $("call-form").reset();
   $("call-log").open = false;
-  await refresh();
+  await loadTicket(current);
 });
 
 // A call rings for me (the telephony webhook's call.started): the caller's account opens
