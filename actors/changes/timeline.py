@@ -10,6 +10,7 @@ from actors.principal import SYSTEM, Principal
 from store.models import ChangeRequest, OutboxEvent, Ticket
 from store.models.base import utcnow
 from store.repositories import (
+    AgentRepository,
     TimelineRepository,
 )
 from store.repositories.timeline import entry_audience
@@ -43,9 +44,7 @@ def change_timeline(
         change_id=row.id,
         actor=by.name,
         data=data,
-        # The ticket's owner and its level hear how its change goes (whoever asked for it).
-        agents=(ticket.owner_agent_id,) if ticket is not None else (),
-        tiers=(ticket.tier,) if ticket is not None else (),
+        agents=_ticket_agents(s, row, ticket),
     )
 
 
@@ -58,12 +57,7 @@ def announce_applying(
             "service_id": row.service_id, "source": row.source}  # fmt: skip
     if ticket is not None:
         data.update(number=ticket.number)
-    audience = entry_audience(
-        row.account_id,
-        "public",
-        agents=(ticket.owner_agent_id,) if ticket is not None else (),
-        tiers=(ticket.tier,) if ticket is not None else (),
-    )
+    audience = entry_audience(row.account_id, "public", agents=_ticket_agents(s, row, ticket))
     s.add(
         OutboxEvent(
             topic="change.applying",
@@ -80,3 +74,14 @@ def announce_applying(
             },
         )
     )
+
+
+def _ticket_agents(s: Session, row: ChangeRequest, ticket: Ticket | None) -> tuple[int | None, ...]:
+    """Who among staff hears how a ticket's change goes: the ticket's owner and the agent who
+    asked for it (on a ticket nobody owns yet, say)."""
+    if ticket is None:
+        return ()
+    asker = (
+        AgentRepository(s).by_user(row.requested_by_user_id) if row.requested_by_user_id else None
+    )
+    return (ticket.owner_agent_id, asker.id if asker is not None else None)

@@ -251,6 +251,23 @@ def settled(status: Status) -> Callable[[World, int, Principal], None]:
     return step
 
 
+def asked_by_colleague(
+    status: Status | None,
+) -> Callable[[World], tuple[int | None, dict[str, Principal]]]:
+    """A ticket owned by one level-1 agent, a change for it asked for by another: the asker
+    hears how it goes too (the rest of the level does not)."""
+
+    def make(w: World) -> tuple[int | None, dict[str, Principal]]:
+        l1, l2 = w.agents[1], w.agents[2]
+        tid = w.owned(l1[0])
+        change_id = w.change(l1[1], tid)
+        if status is not None:
+            w.settle(change_id, status)
+        return tid, dict(owner=l1[0], asker=l1[1], other_tier=l2[0])
+
+    return make
+
+
 def escalated(w: World) -> tuple[int | None, dict[str, Principal]]:
     l1, l2, l3 = w.agents[1], w.agents[2], w.agents[3]
     tid = w.owned(l1[0])
@@ -314,6 +331,10 @@ CASES = [
     Case("change.requested", on_owned(change_for_ticket), CHANGE, "change.requested: ticket"),
     Case("change.applied", on_owned(settled("applied")), CHANGE, "change.applied: ticket"),
     Case("change.failed", on_owned(settled("failed")), CHANGE, "change.failed: ticket"),
+    Case("change.requested", asked_by_colleague(None), CHANGE | {"asker"},
+         "change.requested: asked by a colleague"),
+    Case("change.applied", asked_by_colleague("applied"), CHANGE | {"asker"},
+         "change.applied: asked by a colleague"),
     Case("ticket.call_logged", on_owned(by_owner(LogCall(caller_number="+4930901820"))),
          INTERNAL, "call_logged: internal"),
     Case("ticket.call_logged",
