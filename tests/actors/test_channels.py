@@ -251,6 +251,15 @@ def settled(status: Status) -> Callable[[World, int, Principal], None]:
     return step
 
 
+def applying(w: World, tid: int, owner: Principal) -> None:
+    w.settler.start([w.change(owner, tid)])  # handed to its host's executor: applying
+
+
+def self_service_applying(w: World) -> tuple[int | None, dict[str, Principal]]:
+    w.settler.start([w.change(w.customer)])
+    return None, dict(other_tier=w.agents[1][0])
+
+
 def asked_by_colleague(
     status: Status | None,
 ) -> Callable[[World], tuple[int | None, dict[str, Principal]]]:
@@ -331,6 +340,9 @@ CASES = [
     Case("change.requested", on_owned(change_for_ticket), CHANGE, "change.requested: ticket"),
     Case("change.applied", on_owned(settled("applied")), CHANGE, "change.applied: ticket"),
     Case("change.failed", on_owned(settled("failed")), CHANGE, "change.failed: ticket"),
+    Case("change.applying", on_owned(applying), CHANGE, "change.applying: ticket"),
+    Case("change.applying", self_service_applying, {"customer", "admin"},
+         "change.applying: self-service"),
     Case("change.requested", asked_by_colleague(None), CHANGE | {"asker"},
          "change.requested: asked by a colleague"),
     Case("change.applied", asked_by_colleague("applied"), CHANGE | {"asker"},
