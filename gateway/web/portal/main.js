@@ -8,7 +8,7 @@ import { route, runPage, ticketHref } from "../lib/page.js";
 import { Store, keyedDebounce } from "../lib/store.js";
 import { ChangeTracker } from "../lib/changes.js";
 import { sendWithFiles, fileList } from "../lib/files.js";
-import { ServicePage, kindWords } from "./services.js";
+import { ServicePage, kindWords, offeredKinds } from "./services.js";
 
 const $ = (id) => document.getElementById(id);
 const session = new Session("portal");
@@ -206,7 +206,7 @@ async function loadAccount() {
 function renderServiceCards() {
   const services = account ? account.services : [];
   clear($("service-cards"), services.map((s) => {
-    const offered = [...catalog.values()].filter((k) => k.service_kinds && k.service_kinds.includes(s.kind));
+    const offered = offeredKinds(catalog, s.kind);
     return el("li", { class: "service-card" },
       el("a", { href: `#/services/${s.id}` }, el("strong", {}, kindWords(s.kind)), " ",
         el("span", { class: "mono" }, s.name)),

@@ -18,15 +18,23 @@ export function kindWords(kind) {
   return KIND_WORDS[kind] || kind.replaceAll("_", " ");
 }
 
-// The kinds a form is offered for on a service of `serviceKind` (the catalog's own table),
-// minus those the page offers another way (per record, per cron job).
+// The kinds the customer may ask for on a service of `serviceKind` (the catalog's own table;
+// forwarders are the mail of a domain: on its mailbox and domain pages, not beside its zone).
+export function offeredKinds(catalog, serviceKind) {
+  return [...catalog.values()].filter(
+    (k) => (!k.kind.startsWith("mail_forwarder_") || FORWARDER_PAGES.has(serviceKind)) &&
+      (k.service_kinds === null || k.service_kinds.includes(serviceKind)),
+  );
+}
+
+// ...each with a form of its own, but those the page offers another way (per record, per job).
 function formsFor(catalog, serviceKind) {
   const inline = new Set(["dns_record_update", "dns_record_delete", "cron_remove",
     "mail_forwarder_delete"]);
-  return [...catalog.values()].filter(
-    (k) => !inline.has(k.kind) && (k.service_kinds === null || k.service_kinds.includes(serviceKind)),
-  );
+  return offeredKinds(catalog, serviceKind).filter((k) => !inline.has(k.kind));
 }
+
+const FORWARDER_PAGES = new Set(["mailbox", "domain"]);
 
 function recordText(r) {
   const extra = [r.priority, r.weight, r.port].filter((x) => x !== null && x !== undefined);
@@ -75,7 +83,7 @@ export class ServicePage {
     const parts = [];
     if (service.kind === "dns_zone") parts.push(this.zonePart(service));
     if (service.kind === "web_hosting" || service.kind === "cron") parts.push(this.cronPart(service));
-    if (service.kind === "mailbox" && this.catalog.has("mail_forwarder_add")) {
+    if (FORWARDER_PAGES.has(service.kind) && this.catalog.has("mail_forwarder_add")) {
       parts.push(this.forwarderPart(service));
     }
     for (const entry of formsFor(this.catalog, service.kind)) {
