@@ -277,7 +277,8 @@ def test_a_ticket_with_a_file_from_the_portal_to_a_change_and_an_escalation_live
     console.get_by_role("button", name="Reply to customer").click()
     expect(portal.locator("#messages > li")).to_have_count(2)  # the reply, live, with its file
     expect(portal.locator("#messages")).to_contain_text("publish a new SPF record")
-    expect(portal.locator("#messages > li").nth(1).locator(".files")).to_contain_text("spf-guide.txt")
+    reply = portal.locator("#messages > li").nth(1)
+    expect(reply.locator(".files")).to_contain_text("spf-guide.txt")
 
     console.locator("#change-tools summary").click()
     console.get_by_label("Service").select_option(label=f"dns_zone {zone}")
@@ -358,3 +359,34 @@ def test_settings_change_the_password_and_sign_out_everywhere(desk: Desk, new_pa
     assert desk.login(email, "a much longer new password")
     page.get_by_role("button", name="Sign out everywhere").click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
+
+
+def test_customer_adds_and_removes_a_cron_job(
+    desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
+) -> None:
+    h = hosts[0]
+    account, email = desk.new_customer("Cron Page")
+    with desk.db.write() as s:
+        site = AccountRepository(s).add_service(account.id, kind="web_hosting",
+                                                name=f"cron{secrets.token_hex(3)}.test",
+                                                host_id=host_id)  # fmt: skip
+    page = new_page()
+    log_in(page, f"{desk.base_url}/portal", email)
+    page.goto(f"{desk.base_url}/portal#/services/{site.id}")
+    rows = page.locator("section.cron tbody tr")
+    expect(rows).to_have_text(["No cron jobs."])
+    form = page.locator("form[data-kind=cron_add]")
+    form.get_by_label("Name").fill("nightly")
+    form.get_by_label("Schedule").fill("15 3 * * *")
+    form.get_by_label("Command").fill("php /home/site/cron.php")
+    form.get_by_role("button", name="Preview").click()
+    preview = page.get_by_role("region", name="Preview")
+    preview.get_by_role("button", name="Confirm").click()
+    expect(rows.filter(has_text="nightly")).to_contain_text("15 3 * * *")
+    cron = (h.root / "cron" / account.unix_user).read_text()
+    assert "15 3 * * * php /home/site/cron.php" in cron
+    page.get_by_role("button", name="Remove cron job nightly").click()
+    page.locator("form[data-kind=cron_remove] button").click()
+    preview.get_by_role("button", name="Confirm").click()
+    expect(rows).to_have_text(["No cron jobs."])
+    assert not (h.root / "cron" / account.unix_user).exists()  # no job left: no crontab

@@ -186,26 +186,32 @@ export class ServicePage {
     part.querySelector("button").focus();
   }
 
-  cronPart(service) {
+  // A list of what the host has for the service (cron jobs, forwarders), each row with a
+  // "Remove" that previews and confirms the `removeKind` change of that row.
+  servedList(service, { cls, title, path, items, columns, cells, key, removeKind, removeParams,
+    removeLabel, empty }) {
     const list = el("tbody");
     const errorBox = el("p", { class: "error", role: "alert", hidden: true });
     const editor = el("div");
-    const remove = this.catalog.get("cron_remove");
+    const remove = this.catalog.get(removeKind);
+    const noFields = { type: "object", properties: {} };
+    const removeButton = (item) => el("button", { type: "button", class: "secondary small",
+      "aria-label": removeLabel(item),
+      onclick: () => {
+        const part = this.formPart(service, { ...remove, params_schema: noFields },
+          { wrap: () => removeParams(item), title: removeLabel(item) });
+        clear(editor, part);
+        part.querySelector("button").focus();
+      } }, "Remove");
     const load = async () => {
       try {
-        const cron = await this.session.get(`/services/${service.id}/cron`);
+        const found = items(await this.session.get(`/services/${service.id}/${path}`));
         showError(errorBox, null);
-        clear(list, cron.entries.length ? cron.entries.map((e) => el("tr", { dataset: { name: e.name } },
-          el("td", { class: "mono" }, e.name), el("td", { class: "mono" }, e.schedule),
-          el("td", { class: "mono" }, e.command),
-          el("td", {}, remove ? el("button", { type: "button", class: "secondary small",
-            "aria-label": `Remove cron job ${e.name}`,
-            onclick: () => {
-              const part = this.formPart(service, { ...remove, params_schema: { type: "object", properties: {} } }, {
-                wrap: () => ({ name: e.name }), title: `Remove cron job ${e.name}` });
-              clear(editor, part);
-              part.querySelector("button").focus();
-            } }, "Remove") : ""))) : el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No cron jobs.")));
+        clear(list, found.length
+          ? found.map((item) => el("tr", { dataset: { key: key(item) } },
+            cells(item).map((c) => el("td", { class: "mono" }, c)),
+            el("td", {}, remove ? removeButton(item) : "")))
+          : el("tr", {}, el("td", { colspan: columns.length + 1, class: "muted" }, empty)));
       } catch (err) {
         showError(errorBox, err);
       }
@@ -215,50 +221,33 @@ export class ServicePage {
       if (previous) await previous();
       await load();
     };
-    return el("section", { class: "cron", "aria-labelledby": "cron-title" },
-      el("h2", { id: "cron-title" }, "Cron jobs"), errorBox,
+    const titleId = `${cls}-title`;
+    return el("section", { class: cls, "aria-labelledby": titleId },
+      el("h2", { id: titleId }, title), errorBox,
       el("table", { class: "records" },
-        el("thead", {}, el("tr", {}, ["Name", "Schedule", "Command", ""].map((h) => el("th", { scope: "col" }, h)))),
+        el("thead", {}, el("tr", {}, [...columns, ""].map((h) => el("th", { scope: "col" }, h)))),
         list),
       editor);
   }
 
+  cronPart(service) {
+    return this.servedList(service, {
+      cls: "cron", title: "Cron jobs", path: "cron", items: (r) => r.entries,
+      columns: ["Name", "Schedule", "Command"], cells: (e) => [e.name, e.schedule, e.command],
+      key: (e) => e.name, removeKind: "cron_remove", removeParams: (e) => ({ name: e.name }),
+      removeLabel: (e) => `Remove cron job ${e.name}`, empty: "No cron jobs.",
+    });
+  }
+
   forwarderPart(service) {
-    const list = el("tbody");
-    const errorBox = el("p", { class: "error", role: "alert", hidden: true });
-    const editor = el("div");
-    const remove = this.catalog.get("mail_forwarder_delete");
-    const load = async () => {
-      try {
-        const found = await this.session.get(`/services/${service.id}/forwarders`);
-        showError(errorBox, null);
-        const mine = found.forwarders;
-        clear(list, mine.length ? mine.map((f) => el("tr", { dataset: { source: f.source } },
-          el("td", { class: "mono" }, f.source), el("td", { class: "mono" }, f.destination),
-          el("td", {}, remove ? el("button", { type: "button", class: "secondary small",
-            "aria-label": `Remove the forwarder ${f.source} to ${f.destination}`,
-            onclick: () => {
-              const part = this.formPart(service, { ...remove, params_schema: { type: "object", properties: {} } }, {
-                wrap: () => ({ source: f.source, destination: f.destination }),
-                title: `Remove the forwarder ${f.source} → ${f.destination}` });
-              clear(editor, part);
-              part.querySelector("button").focus();
-            } }, "Remove") : ""))) : el("tr", {}, el("td", { colspan: 3, class: "muted" }, "No forwarders.")));
-      } catch (err) {
-        showError(errorBox, err);
-      }
-    };
-    const previous = this.reload;
-    this.reload = async () => {
-      if (previous) await previous();
-      await load();
-    };
-    return el("section", { class: "forwarders", "aria-labelledby": "forwarders-title" },
-      el("h2", { id: "forwarders-title" }, "Forwarders of the domain"), errorBox,
-      el("table", { class: "records" },
-        el("thead", {}, el("tr", {}, ["From", "To", ""].map((h) => el("th", { scope: "col" }, h)))),
-        list),
-      editor);
+    return this.servedList(service, {
+      cls: "forwarders", title: "Forwarders of the domain", path: "forwarders",
+      items: (r) => r.forwarders, columns: ["From", "To"], cells: (f) => [f.source, f.destination],
+      key: (f) => `${f.source} ${f.destination}`, removeKind: "mail_forwarder_delete",
+      removeParams: (f) => ({ source: f.source, destination: f.destination }),
+      removeLabel: (f) => `Remove the forwarder ${f.source} to ${f.destination}`,
+      empty: "No forwarders.",
+    });
   }
 
   // A change of this service settled: the page shows what the host serves now.
