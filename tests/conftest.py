@@ -27,6 +27,21 @@ MAIL_ADDRESSES = {"support@sitedesk.test": "general", "billing@sitedesk.test": "
 AUTO_REPLIES_PER_HOUR = 3  # the desk's cap on auto-replies to one address, in the tests
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run against the SQLite desk only: a page reads the same API on either
+    database, and the API tests, which run on both, are where the databases differ. A browser
+    test costs tens of seconds; twice would take the suite past its time."""
+    keep, dropped = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        backend = params.params.get("desk_session") if params is not None else None
+        on_postgres = backend == "postgresql"
+        (dropped if item.get_closest_marker("browser") and on_postgres else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 class PostgresServer:
     """Creates throw-away databases on the test PostgreSQL server."""
 

@@ -22,7 +22,7 @@ from tests.gateway.test_pages import browser, log_in, make_agent  # noqa: F401 -
 from tests.gateway.test_pages import new_page as new_page  # the fixture
 from tests.hosts import holding_the_lock, running_hosts, waiting_for_the_lock
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.browser]
 
 AXE = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

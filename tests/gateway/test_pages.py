@@ -15,7 +15,7 @@ from gateway.routes.pages import WEB_DIR
 from store.repositories import AgentRepository, UserRepository
 from tests.desk import PASSWORD, Desk
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -25,7 +25,7 @@ from tests.gateway.test_pages import browser, log_in, make_agent  # noqa: F401 -
 from tests.gateway.test_pages import new_page as new_page  # the fixture
 from tests.hosts import dig, running_hosts
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")

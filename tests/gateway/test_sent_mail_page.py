@@ -17,7 +17,7 @@ from tests.desk import PASSWORD, Desk, wait_until
 from tests.gateway import test_pages
 from tests.gateway.test_pages import log_in, make_agent
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.browser]
 
 # The page tests' headless Chromium and fresh pages (pytest finds a fixture by its name here).
 browser = test_pages.browser

@@ -13,7 +13,7 @@ from tests.gateway.test_pages import browser, log_in, make_agent, new_page  # no
 from tests.phone.test_call_webhook import caller, event, post
 from tests.phone.test_calls import call_logs, detail, staff_ticket
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.browser]
 
 
 def test_an_agent_logs_a_call_and_a_ringing_call_pops_its_account(
