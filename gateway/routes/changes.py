@@ -169,9 +169,10 @@ async def request_change(
     """Ask for a change to a service's hosting; it is applied on the host at once.
 
     Customers change their own services, and only the self-service kinds (DNS records, mailbox
-    password and quota, mail forwarders of their own domains, FTP password, cron), at most 60 an hour per account (then 429). Agents
-    change any account's services, the kinds their level may ask for, and link the change to
-    its ticket (`ticket`), which waits in `pending_change` until the change settles.
+    password and quota, mail forwarders of their own domains, FTP password, cron), at most 60
+    an hour per account (then 429). Agents change any account's services, the kinds their
+    level may ask for, and link the change to its ticket (`ticket`), which waits in
+    `pending_change` until the change settles.
     Answers 202 with the change (`status: queued`); follow it on `GET /api/v1/changes/{id}` or
     live on `GET /api/v1/events` (`change.applied`, `change.failed`, `change.rolled_back`). A
     failed self-service change opens a ticket for support (a repeated failure of the same
