@@ -390,3 +390,29 @@ def test_customer_adds_and_removes_a_cron_job(
     preview.get_by_role("button", name="Confirm").click()
     expect(rows).to_have_text(["No cron jobs."])
     assert not (h.root / "cron" / account.unix_user).exists()  # no job left: no crontab
+
+
+def test_without_the_live_stream_a_change_still_reaches_its_end_on_the_page(
+    desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
+) -> None:
+    """The stream cut (here: refused by the browser), the page asks the change itself."""
+    h = hosts[0]
+    _, email, _, zone = customer_with_zone(desk, h, host_id)
+    page = new_page()
+    page.route("**/api/v1/events", lambda route: route.abort())
+    page.goto(f"{desk.base_url}/portal")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name=re.compile(zone)).first.click()
+    form = page.locator("form[data-kind=dns_record_add]")
+    form.get_by_label("Name").fill("nolive")
+    form.get_by_label("Type").select_option("A")
+    form.get_by_label("Value").fill("192.0.2.44")
+    form.get_by_role("button", name="Preview").click()
+    page.get_by_role("region", name="Preview").get_by_role("button", name="Confirm").click()
+    expect(page.locator("#live")).not_to_have_attribute("data-state", "live")
+    expect(page.locator("#changes li.change").first).to_have_attribute(
+        "data-status", "applied", timeout=20_000
+    )
+    assert dig(h, f"nolive.{zone}", "A") == ["192.0.2.44"]

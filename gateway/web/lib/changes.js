@@ -15,6 +15,8 @@ const WORDS = {
   rolled_back: "rolled back",
 };
 const SETTLED = new Set(["applied", "failed", "rolled_back"]);
+const RANK = { queued: 0, applying: 1, applied: 2, failed: 2, rolled_back: 2 };
+const later = (a, b) => ((RANK[a] ?? -1) >= (RANK[b] ?? -1) ? a : b);
 
 export class ChangeTracker {
   // `list` is the <ol> the lines go to, `card` what to unhide once there is one; `catalog` a
@@ -28,13 +30,14 @@ export class ChangeTracker {
     this.catalog = catalog;
     this.store = store;
     this.details = new Map(); // id -> the last GET /changes/{id}
+    this.polls = new Map(); // id -> the next look at a change the stream has not settled yet
     store.on("change.", (event) => this.update(event.change_id || (event.data || {}).change_id));
   }
 
   // A change the page just requested (the POST's answer).
   track(detail, summary) {
     const known = this.store.changes.get(detail.id) || {};
-    const status = SETTLED.has(known.status) ? known.status : detail.status;
+    const status = later(known.status, detail.status); // an event may have come before it
     this.store.changes.set(detail.id, {
       ...known, id: detail.id, kind: detail.kind, service_id: detail.service_id,
       status, summary: known.summary || summary, ticket: known.ticket || detail.ticket_number,
@@ -60,6 +63,32 @@ export class ChangeTracker {
       }
     }
     this.render(line, state, this.details.get(id));
+    if (!SETTLED.has(state.status)) this.lookLater(id);
+  }
+
+  // The stream says how a change goes; should it be cut meanwhile, the change is asked for
+  // itself now and then (5 s, 10 s, 20 s ... at most a minute apart) until it settles.
+  lookLater(id, delay = 5000) {
+    if (this.polls.has(id)) return;
+    this.polls.set(id, setTimeout(async () => {
+      try {
+        const detail = await this.session.get(`/changes/${encodeURIComponent(id)}`);
+        const state = this.store.changes.get(id);
+        if (state) state.status = later(state.status, detail.status);
+      } catch {
+        // offline: the next look, or the stream, tells
+      }
+      const state = this.store.changes.get(id);
+      if (state && SETTLED.has(state.status)) {
+        this.polls.delete(id);
+        this.update(id);
+      } else if (state) {
+        const line = this.list.querySelector(`li[data-change-id="${CSS.escape(id)}"]`);
+        if (line) this.render(line, state, null);
+        this.polls.delete(id);
+        this.lookLater(id, Math.min(delay * 2, 60000));
+      }
+    }, delay));
   }
 
   render(line, state, detail) {
