@@ -39,7 +39,7 @@ from gateway.startup import (
     with_mail_defaults,
 )
 from store.db import Database
-from store.demo import DemoHost, load_demo
+from store.demo import CUSTOMERS, DemoHost, load_demo
 from store.files import prepare_data_dir
 from store.models import InboundMail, Ticket
 from store.models.ticket import ticket_number
@@ -72,16 +72,23 @@ class QuietServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+DEMO_CODES = tuple(c[0] for c in CUSTOMERS)  # the demo company's accounts
+
+
 def provision_demo_mailboxes(db: Database, directory: Directory) -> int:
-    """Create the demo mailboxes on the demo hosts (once: a host keeps its files), so that the
-    customers' self-service mailbox changes find them. Requested through each account's lane
-    like any change (as the demo's administrator); the lanes hand them to the executors."""
+    """Create the demo accounts' mailboxes on their hosts (once: a host keeps its files), so that
+    the customers' self-service mailbox changes find them. Requested through each account's lane
+    like any change (as the demo's administrator); the lanes hand them to the executors. Only
+    the demo company's: the mailboxes of any other account on the desk are never touched."""
     admin = staff_principal(db, "admin@sitedesk.demo")
     with db.read() as s:
+        accounts = AccountRepository(s)
+        demo = {a.id for code in DEMO_CODES if (a := accounts.by_code(code)) is not None}
         boxes = [
             (sv.id, sv.account_id, sv.name)
-            for sv in AccountRepository(s).services_of_kind("mailbox", hosted=True)
-            if not any(
+            for sv in accounts.services_of_kind("mailbox", hosted=True)
+            if sv.account_id in demo
+            and not any(
                 c.kind == "mailbox_create" and c.service_id == sv.id and c.status != "failed"
                 for c in ChangeRepository(s).recent_for_account(sv.account_id, limit=100)
             )

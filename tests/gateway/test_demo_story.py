@@ -18,10 +18,11 @@ from automation.local_hosts.host import LocalHost
 from gateway.demo_story import DemoStory, Told, tell_demo_story
 from gateway.runner import provision_demo_mailboxes
 from store.demo import AGENTS, DemoHost, DemoLogins, demo_domains_by_host, load_demo
-from store.models import ChangeRequest, Message, Ticket, TicketEvent
+from store.models import ChangeRequest, Message, Service, Ticket, TicketEvent
 from store.models.base import utcnow
 from store.models.ticket import ticket_number
 from store.repositories import (
+    AccountRepository,
     AgentRepository,
     HostRepository,
     TicketRepository,
@@ -46,23 +47,39 @@ def demo(desk: Desk, hosts_base: Path) -> Iterator[tuple[list[LocalHost], DemoLo
     )
     with running_hosts(made) as hosts:
         specs = [h.spec() for h in hosts]
-        logins = load_demo(desk.db, base / "demo-logins.json", hosts=[
-            DemoHost(name=sp.host_id, address=sp.address, ssh_port=sp.port,
-                     host_key=sp.host_key, credentials_ref=sp.private_key_path,
-                     root_dir=sp.layout.root,
-                     services_meta=sp.layout.model_dump(mode="json", exclude={"root"}))
-            for sp in specs
-        ])  # fmt: skip
-        assert provision_demo_mailboxes(desk.db, desk.deployment.directory) == 3
+        # Someone else's mailbox on a demo host: the demo must leave it alone.
+        other, _ = desk.customer("Not Demo")
+        with desk.db.write() as s:
+            stranger = AccountRepository(s).add_service(other.id, kind="mailbox",
+                                                        name=f"x@{secrets.token_hex(3)}.test",
+                                                        host_id=None)  # fmt: skip
         try:
+            logins = load_demo(desk.db, base / "demo-logins.json", hosts=[
+                DemoHost(name=sp.host_id, address=sp.address, ssh_port=sp.port,
+                         host_key=sp.host_key, credentials_ref=sp.private_key_path,
+                         root_dir=sp.layout.root,
+                         services_meta=sp.layout.model_dump(mode="json", exclude={"root"}))
+                for sp in specs
+            ])  # fmt: skip
+            with desk.db.write() as s:  # hosted on a demo host, as a real customer's might be
+                demo_host = HostRepository(s).by_name(specs[0].host_id)
+                assert demo_host is not None
+                s.get(Service, stranger.id).host_id = demo_host.id  # type: ignore[union-attr]
+            assert provision_demo_mailboxes(desk.db, desk.deployment.directory) == 3
+            with desk.db.read() as s:
+                touched = s.scalars(select(ChangeRequest).where(
+                    ChangeRequest.service_id == stranger.id)).all()  # fmt: skip
+            assert touched == []
             yield hosts, logins
         finally:
             pools = desk.deployment.directory
             with desk.db.write() as s:
-                agents = [AgentRepository(s).by_user(UserRepository(s).by_email(e).id)  # type: ignore[union-attr]
-                          for e, *_ in AGENTS]  # fmt: skip
-                for sp in specs:
-                    HostRepository(s).by_name(sp.host_id).status = "retired"  # type: ignore[union-attr]
+                users = [UserRepository(s).by_email(e) for e, *_ in AGENTS]
+                agents = [AgentRepository(s).by_user(u.id) for u in users if u is not None]
+                for sp in specs:  # whatever of the demo was made before a failure is put away
+                    host = HostRepository(s).by_name(sp.host_id)
+                    if host is not None:
+                        host.status = "retired"
             ray.get([pools.pool(a.tier).set_presence.remote(a.id, "offline") for a in agents if a])
 
 
