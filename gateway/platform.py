@@ -18,6 +18,7 @@ from actors.errors import DeskError
 from actors.principal import Principal
 from actors.tickets.dto import NewTicket
 from cluster.calls import ComponentRestarting, call
+from gateway.errors import TooManyRequests
 from gateway.event_hub import REVOKED_CHANNEL, EventHub
 from gateway.login_guard import LoginGuard
 from gateway.settings import GatewaySettings
@@ -142,6 +143,25 @@ class Platform:
         self.limits = aioredis.Redis(connection_pool=pool)
         self.logins = LoginGuard(self.limits, self.settings)
         await self.live()
+
+    async def count_search(self, user_id: int) -> None:
+        """Count one search of the user in this minute's window (shared by every gateway);
+        TooManyRequests past `searches_per_minute`, with the seconds left in the window."""
+        if self.limits is None:
+            return
+        window = int(time.time() // 60)
+        desk = self.config.namespace if self.config is not None else "sitedesk"  # one per SCDB
+        key = f"sitedesk:search:{desk}:{user_id}:{window}"
+        async with self.limits.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count, _ = await pipe.execute()
+        if int(count) > self.settings.searches_per_minute:
+            left = 60 - int(time.time()) % 60
+            raise TooManyRequests(
+                f"at most {self.settings.searches_per_minute} searches a minute; wait {left} s",
+                retry_after=max(left, 1),
+            )
 
     async def live(self) -> EventHub | None:
         """The process's event hub, opened on first need (None while Redis is unreachable)."""

@@ -60,6 +60,9 @@ class GatewaySettings(BaseSettings):
         default=1000, ge=1, description="Failed log-ins on the whole desk per window."
     )
     login_window_seconds: int = Field(default=300, ge=1)
+    searches_per_minute: int = Field(
+        default=120, ge=1, description="Searches one user may run a minute (429 beyond)."
+    )
     limits_redis_pool_size: int = Field(
         default=32, ge=1, description="Connections of the rate limiter's own Redis pool."
     )

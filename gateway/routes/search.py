@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from gateway.auth import Caller
+from gateway.auth import Caller, PlatformDep
 from gateway.deps import SearchReadsDep
 from gateway.errors import Forbidden, Unprocessable, error_responses
 from store.read.search import MAX_LIMIT, InvalidCursor, SearchResults
@@ -22,6 +22,8 @@ SEARCH_ERRORS = error_responses(
         403: "`forbidden`: a customer log-in that is on no account",
         422: f"`invalid_request`: `q` missing, empty or over {MAX_QUERY_LENGTH} characters, "
         f"`limit` not 1 to {MAX_LIMIT}; `invalid_cursor`: a cursor this search did not hand out",
+        429: "`rate_limited`: over `SITEDESK_SEARCHES_PER_MINUTE` searches this minute; with "
+        "Retry-After",
     }
 )
 
@@ -29,6 +31,7 @@ SEARCH_ERRORS = error_responses(
 @router.get("/search", response_model=SearchResults, responses=SEARCH_ERRORS)
 async def search(
     caller: Caller,
+    platform: PlatformDep,
     reads: SearchReadsDep,
     q: Annotated[
         str,
@@ -56,6 +59,8 @@ async def search(
     staff = caller.role in ("agent", "admin")
     if not staff and caller.account_id is None:
         raise Forbidden("this log-in is on no account: there is nothing to search")
+    if caller.user_id is not None:
+        await platform.count_search(caller.user_id)
     try:
         return await asyncio.to_thread(
             reads.search,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.settings import GatewaySettings
 from store.repositories import AccountRepository
 from tests.desk import Desk
 
@@ -148,10 +149,31 @@ def test_the_openapi_documents_the_route_and_its_errors(desk: Desk) -> None:
     with desk.http() as c:
         spec = c.get("/openapi.json").json()
     route = spec["paths"]["/api/v1/search"]["get"]
-    assert {"200", "401", "403", "422"} <= set(route["responses"])
+    assert {"200", "401", "403", "422", "429"} <= set(route["responses"])
     error = route["responses"]["422"]["content"]["application/json"]["schema"]
     assert error["$ref"].endswith("/ErrorBody")
     assert "invalid_cursor" in route["responses"]["422"]["description"]
     ok = route["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert ok.endswith("/SearchResults")
     assert {p["name"] for p in route["parameters"]} == {"q", "limit", "cursor"}
+
+
+def test_one_user_searching_without_pause_is_told_to_wait(desk: Desk) -> None:
+    """Searches are counted per user a minute (`searches_per_minute`, 120), on every gateway
+    alike (Redis): past it a 429 with Retry-After; someone else searches on."""
+    limit = GatewaySettings().searches_per_minute  # the desk's gateway runs on the defaults
+    _, token = desk.customer("Eager Searcher")
+    answered, refusal = 0, None
+    with desk.http(token) as c:
+        for _ in range(2 * limit + 1):  # a minute may turn over once meanwhile, not twice
+            r = c.get("/api/v1/search", params={"q": "invoice"})
+            if r.status_code != 200:
+                refusal = r
+                break
+            answered += 1
+    assert refusal is not None and refusal.status_code == 429, answered
+    assert refusal.json()["error"] == "rate_limited"
+    assert 1 <= int(refusal.headers["Retry-After"]) <= 60
+    assert limit <= answered <= 2 * limit
+    _, other = desk.customer("Patient Searcher")
+    assert search(desk, other, q="invoice")[0] == 200
