@@ -416,3 +416,38 @@ def test_without_the_live_stream_a_change_still_reaches_its_end_on_the_page(
         "data-status", "applied", timeout=20_000
     )
     assert dig(h, f"nolive.{zone}", "A") == ["192.0.2.44"]
+
+
+def test_customer_resets_an_ftp_password(
+    desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
+) -> None:
+    h = hosts[0]
+    account, email, zone_id, _ = customer_with_zone(desk, h, host_id)
+    username = f"ftp{secrets.token_hex(3)}"
+    admin = desk.admin()
+    with desk.http(admin) as c:  # the FTP account, made as support would
+        params = {"account": account.unix_user, "username": username,
+                  "password": "first-Ftp-password-1"}  # fmt: skip
+        r = c.post("/api/v1/changes", json={"service_id": zone_id, "kind": "ftp_account_create",
+                                            "params": params})  # fmt: skip
+        assert r.status_code == 202, r.text
+        made = wait_until(lambda: settled(desk, admin, r.json()["id"]), what="ftp account")
+        assert made["status"] == "applied", made
+    with desk.db.write() as s:
+        ftp = AccountRepository(s).add_service(account.id, kind="ftp_account", name=username,
+                                               host_id=host_id)  # fmt: skip
+    passwd = h.root / "ftp" / "passwd"
+    before = next(x for x in passwd.read_text().splitlines() if x.startswith(f"{username}:"))
+    page = new_page()
+    log_in(page, f"{desk.base_url}/portal", email)
+    page.goto(f"{desk.base_url}/portal#/services/{ftp.id}")
+    form = page.locator("form[data-kind=ftp_password]")
+    expect(form.get_by_label("Password")).to_have_attribute("type", "password")
+    form.get_by_label("Password").fill("a-New-ftp-Password-2")
+    form.get_by_role("button", name="Preview").click()
+    preview = page.get_by_role("region", name="Preview")
+    expect(preview).to_contain_text(username)
+    preview.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
+    after = next(x for x in passwd.read_text().splitlines() if x.startswith(f"{username}:"))
+    assert after != before and "a-New-ftp-Password-2" not in passwd.read_text()
