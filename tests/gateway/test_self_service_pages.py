@@ -451,3 +451,30 @@ def test_customer_resets_an_ftp_password(
     expect(page.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
     after = next(x for x in passwd.read_text().splitlines() if x.startswith(f"{username}:"))
     assert after != before and "a-New-ftp-Password-2" not in passwd.read_text()
+
+
+def test_one_event_costs_the_console_only_the_requests_it_needs(desk: Desk, new_page: Any) -> None:
+    """The customer answers the ticket an agent has open: the console fetches that ticket and
+    the agent's own list, and nothing else (the timeline entry comes in the event itself)."""
+    _, customer = desk.customer("Few Requests")
+    with desk.http(customer) as c:
+        number = c.post("/api/v1/tickets", json={"subject": "Quiet please", "body": "x"}).json()[
+            "number"
+        ]
+    agent = make_agent(desk, 1)
+    with desk.http(desk.login(agent)) as c:
+        assert c.post(f"/api/v1/tickets/{number}/take").status_code == 200
+    page = new_page()
+    log_in(page, f"{desk.base_url}/console#/tickets/{number}", agent)
+    expect(page.locator("#account-body")).to_be_visible()
+    expect(page.locator("#timeline li").first).to_be_visible()
+    entries = page.locator("#timeline li").count()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url.split("/api/v1", 1)[-1]))
+    with page.expect_request(re.compile(r"/api/v1/tickets\?owner=me")):
+        with desk.http(customer) as c:
+            r = c.post(f"/api/v1/tickets/{number}/messages", json={"body": "Any news?"})
+            assert r.status_code == 201, r.text
+        expect(page.locator("#messages")).to_contain_text("Any news?")
+    expect(page.locator("#timeline li")).to_have_count(entries + 1)  # from the event
+    assert sorted(a.split("?", 1)[0] for a in asked) == ["/tickets", f"/tickets/{number}"], asked

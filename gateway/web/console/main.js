@@ -22,6 +22,7 @@ let current = null; // the ticket number on screen
 let ticket = null; // ...and its last answer
 let accountId = null; // the account beside it
 let lastAccount = null; // ...its last answer (services for the change request)
+let shownEntries = new Set(); // the ids of its timeline entries on screen
 let timelineBefore = null;
 let callAccount = null; // a ringing call's account, shown until its banner is dismissed
 const MAIL_PAGE = 50;
@@ -162,7 +163,9 @@ async function loadTicket(number) {
         ),
       ),
     );
-    await loadAccount(callAccount ?? t.account_id);
+    // The account beside it is loaded when it is another one; after that, live events keep it.
+    const wanted = callAccount ?? t.account_id;
+    if (wanted !== accountId || lastAccount === null) await loadAccount(wanted);
     if (tools) tools.show(t, lastAccount);
   } catch (err) {
     if (current !== number) return;
@@ -173,6 +176,7 @@ async function loadTicket(number) {
   }
 }
 
+// The account's 360° view and its timeline: both when the account is new on screen.
 async function loadAccount(id) {
   try {
     const [a, tl] = await Promise.all([
@@ -180,6 +184,42 @@ async function loadAccount(id) {
       session.get(`/accounts/${id}/timeline?limit=30`),
     ]);
     accountId = id;
+    showAccount(a);
+    shownEntries = new Set(tl.items.map((e) => e.id));
+    clear($("timeline"), tl.items.map(timelineItem));
+    timelineBefore = tl.next_before;
+    $("timeline-more").hidden = timelineBefore === null;
+  } catch (err) {
+    showError($("account-error"), err);
+  }
+}
+
+// Only the 360° view (its open and past tickets, recent changes, contacts): after an event
+// that changes them. The timeline follows the stream by itself (addEntry).
+async function loadAccountSummary(id) {
+  try {
+    const a = await session.get(`/accounts/${id}`);
+    if (id === accountId) showAccount(a);
+  } catch (err) {
+    showError($("account-error"), err);
+  }
+}
+
+// A live event that is a timeline entry of the account on screen goes on top of its timeline,
+// as GET /accounts/{id}/timeline would show it: no request.
+function addEntry(event) {
+  if (!event.timeline_id || shownEntries.has(event.timeline_id)) return;
+  if (event.visibility === "internal" && me.role === "customer") return;
+  shownEntries.add(event.timeline_id);
+  $("timeline").prepend(timelineItem({
+    id: event.timeline_id, kind: event.kind || event.topic, summary: event.summary,
+    actor: event.actor, visibility: event.visibility, created_at: event.at,
+    ticket_number: (event.data || {}).number || null,
+  }));
+}
+
+function showAccount(a) {
+  try {
     lastAccount = a;
     showError($("account-error"), null);
     $("account-empty").hidden = true;
@@ -203,9 +243,6 @@ async function loadAccount(id) {
       el("li", {}, el("span", { class: "kind" }, c.kind), " ", statusBadge(c.status), " ",
         when(c.created_at), c.ticket_number ? ` · ${c.ticket_number}` : "",
         c.error ? el("div", { class: "error-text" }, c.error) : ""));
-    clear($("timeline"), tl.items.map(timelineItem));
-    timelineBefore = tl.next_before;
-    $("timeline-more").hidden = timelineBefore === null;
   } catch (err) {
     showError($("account-error"), err);
   }
@@ -500,7 +537,9 @@ $("timeline-more").addEventListener("click", async () => {
   if (accountId === null || timelineBefore === null) return;
   try {
     const tl = await session.get(`/accounts/${accountId}/timeline?limit=30&before=${timelineBefore}`);
-    $("timeline").append(...tl.items.map(timelineItem));
+    const older = tl.items.filter((e) => !shownEntries.has(e.id));
+    older.forEach((e) => shownEntries.add(e.id));
+    $("timeline").append(...older.map(timelineItem));
     timelineBefore = tl.next_before;
     $("timeline-more").hidden = timelineBefore === null;
   } catch (err) {
@@ -514,28 +553,34 @@ const reload = keyedDebounce((what) => {
   if (what === "queue" && me.tier !== null) loadQueue();
   else if (what === "mine" && me.tier !== null) loadMine();
   else if (what === "ticket" && current) loadTicket(current);
-  else if (what === "account" && accountId !== null) loadAccount(accountId);
+  else if (what === "account" && accountId !== null) loadAccountSummary(accountId);
+});
+const listed = (list, number) => number !== undefined && number !== null &&
+  $(list).querySelector(`[data-number="${CSS.escape(String(number))}"]`) !== null;
+// Events that change what the 360° view lists (its open and past tickets, recent changes,
+// contacts); a message, a note or an SLA warning does not.
+const SUMMARY = /^(ticket\.(created|resolved|closed|reopened|escalated)|change\.|mail\.|call\.ended)/;
+store.on("", (event) => {
+  if (event.account_id !== accountId) return;
+  addEntry(event);
+  if (SUMMARY.test(String(event.topic))) reload("account");
 });
 store.on("ticket.", (event) => {
   const d = event.data || {};
-  if (d.tier === me.tier || d.previous_tier === me.tier) reload("queue");
-  if (me.agent_id !== null && (d.owner_agent_id === me.agent_id ||
-      $("mine").querySelector(`[data-number="${CSS.escape(String(d.number))}"]`))) reload("mine");
+  // The queue holds the level's unowned tickets: it changes when one arrives, leaves or is
+  // taken, not when an owned ticket is talked about.
+  const waiting = d.tier === me.tier && (d.owner_agent_id === null || d.owner_agent_id === undefined);
+  if (waiting || listed("queue", d.number)) reload("queue");
+  if (me.agent_id !== null && (d.owner_agent_id === me.agent_id || listed("mine", d.number))) {
+    reload("mine");
+  }
   if (d.number && d.number === current) reload("ticket");
-  else if (event.account_id === accountId) reload("account");
 });
 store.on("change.", (event) => {
   const d = event.data || {};
   if (d.number && d.number === current) reload("ticket");
-  if (event.account_id === accountId) reload("account");
 });
-store.on("call.", (event) => {
-  callStarted(event);
-  if (event.account_id === accountId) reload("account");
-});
-store.on("mail.", (event) => {
-  if (event.account_id === accountId) reload("account");
-});
+store.on("call.", (event) => callStarted(event));
 
 runPage({
   session,
