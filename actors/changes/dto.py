@@ -118,6 +118,47 @@ class ServedForwarders(BaseModel):
     forwarders: list[Forwarder]
 
 
+class MailboxFact(BaseModel):
+    address: str
+    quota_mb: int | None
+
+
+class ServedMailboxes(BaseModel):
+    """A domain's mailboxes and their quotas as its host has them now."""
+
+    service_id: int
+    domain: str
+    mailboxes: list[MailboxFact]
+
+
+class FtpFact(BaseModel):
+    username: str
+
+
+class ServedFtpAccounts(BaseModel):
+    """An account's FTP users as its host has them now."""
+
+    service_id: int
+    accounts: list[FtpFact]
+
+
+class CertificateFact(BaseModel):
+    domain: str
+    subject: str | None = None
+    issuer: str | None = None
+    not_after: str | None = None
+    sha256: str | None = None
+    problem: str | None = None  # e.g. the file is not a PEM certificate
+
+
+class ServedCertificate(BaseModel):
+    """The certificate installed for a domain as its host has it now (None: none)."""
+
+    service_id: int
+    domain: str
+    certificate: CertificateFact | None
+
+
 class NewHost(BaseModel):
     """A managed host to register: how to reach it, the host key to pin, the client key to log
     in with (a path where the executors run) and its file layout."""

@@ -9,15 +9,12 @@ import time
 from typing import Any
 
 from actors import names
+from actors.changes.drift import DRIFT_PATHS, Drift, compare
 from actors.changes.dto import (
     ChangePlan,
-    CronEntry,
-    Forwarder,
     NewChange,
     NewHost,
     Recorded,
-    ServedCron,
-    ServedForwarders,
     ServedRecord,
     ServedZone,
 )
@@ -30,19 +27,18 @@ from actors.principal import Principal
 from actors.tickets.dto import QueuedTicket
 from automation import identifiers
 from automation.changes import Change
-from automation.changes.cron import cron_path, served_entries
 from automation.changes.dns import served_records
-from automation.changes.mailbox import FORWARDERS, served_forwarders
 from automation.errors import ChangeConflict
 from automation.executor.batch import VerifyHook
 from automation.executor.executor import Executor
 from automation.executor.outcome import ChangeOutcome
+from automation.facts import fact_paths, read_fact
 from automation.host import HostSpec
 from automation.ssh import SshError
 from store.db import Database
 from store.read.changes import is_change_id
 from store.read.hosts import HostHealth, HostRead
-from store.repositories import ChangeRepository
+from store.repositories import AccountRepository, ChangeRepository, HostRepository
 
 log = logging.getLogger(__name__)
 
@@ -272,31 +268,32 @@ class ChangeExecutor:
         serial = int(soa.value.split()[2]) if soa is not None else None
         return ServedZone(service_id=service_id, zone=zone, serial=serial, records=records)
 
-    def served_cron(self, host_id: int, service_id: int, account: str) -> ServedCron:
-        """The account's cron entries as the host has them now (read-only)."""
+    def facts(self, host_id: int, kind: str, key: str) -> list[dict[str, Any]]:
+        """What the host has of one kind of fact (`automation.facts.READERS`: cron, forwarders,
+        mailboxes, ftp_accounts, certificate) for `key` (an account's user or a domain),
+        read now; read-only. The caller checked that the key is the caller's."""
         spec = self._spec(host_id)
-        path = cron_path(identifiers.account(account))
+        canonical, paths = fact_paths(kind, key)
         try:
-            text = self.executor.read(spec.host_id, [path])[path]
+            files = self.executor.read(spec.host_id, paths)
         except SshError as exc:
             raise HostUnavailable(str(exc)) from None
         try:
-            entries = served_entries(account, text)
-        except ChangeConflict as exc:  # edited on the host against GDCAS's contract
+            return read_fact(kind, canonical, files)
+        except ChangeConflict as exc:  # a file edited on the host against GDCAS's contract
             raise HostUnavailable(str(exc)) from None
-        return ServedCron(service_id=service_id, account=account,
-                          entries=[CronEntry.model_validate(e) for e in entries])  # fmt: skip
 
-    def served_forwarders(self, host_id: int, service_id: int, domain: str) -> ServedForwarders:
-        """The domain's mail forwarders as the host has them now (read-only)."""
+    def drift(self, host_id: int) -> Drift:
+        """The host's mailboxes and FTP accounts against the SCDB's (read-only, one read)."""
         spec = self._spec(host_id)
-        try:
-            text = self.executor.read(spec.host_id, [FORWARDERS])[FORWARDERS]
-        except SshError as exc:
-            raise HostUnavailable(str(exc)) from None
-        found = served_forwarders(identifiers.hostname(domain), text)
-        forwarders = [Forwarder.model_validate(f) for f in found]
-        return ServedForwarders(service_id=service_id, domain=domain, forwarders=forwarders)
+        with self.db.read() as s:
+            host = HostRepository(s).get(host_id).name
+            services = AccountRepository(s).services_on_host(host_id)
+            try:
+                files = self.executor.read(spec.host_id, DRIFT_PATHS)
+            except SshError as exc:
+                raise HostUnavailable(str(exc)) from None
+            return compare(host, services, files)
 
     def status(self) -> dict[str, HostHealth]:
         """Queue and health of each host of this shard, by host name."""

@@ -15,18 +15,27 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field, field_validator
 
 from actors.changes.catalog import Catalog, catalog
+from actors.changes.drift import Drift
 from actors.changes.dto import (
     HOST_NAME,
     HOST_ROLE,
     SSH_USER,
     AbsolutePath,
+    CertificateFact,
     ChangePlan,
+    CronEntry,
+    Forwarder,
+    FtpFact,
     HostAddress,
     HostKeyLine,
+    MailboxFact,
     NewChange,
     NewHost,
+    ServedCertificate,
     ServedCron,
     ServedForwarders,
+    ServedFtpAccounts,
+    ServedMailboxes,
     ServedZone,
 )
 from actors.changes.shards import REGISTRAR, executor_name, executor_names
@@ -257,17 +266,25 @@ async def served_zone(
     return zone
 
 
+async def _facts(platform: Platform, place: ServicePlace, kind: str, key: str) -> list[Any]:
+    found: list[Any] = await call(_executor(platform, place.host_id or 0).facts, place.host_id,
+                                  kind, key)  # fmt: skip
+    return found
+
+
+def _domain_of(place: ServicePlace) -> str:
+    return place.name.rsplit("@", 1)[-1]
+
+
 @router.get("/services/{service_id}/cron", response_model=ServedCron, responses=SERVED_ERRORS)
 async def served_cron(
     service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
 ) -> ServedCron:
     """The cron jobs of the account of a web-hosting (or cron) service, as its host has them."""
     place = await _own_service(caller, service_id, changes, ("web_hosting", "cron"))
-    cron: ServedCron = await call(
-        _executor(platform, place.host_id or 0).served_cron, place.host_id, service_id,
-        place.unix_user,
-    )  # fmt: skip
-    return cron
+    entries = await _facts(platform, place, "cron", place.unix_user)
+    return ServedCron(service_id=service_id, account=place.unix_user,
+                      entries=[CronEntry.model_validate(e) for e in entries])  # fmt: skip
 
 
 @router.get(
@@ -279,12 +296,52 @@ async def served_forwarders(
     """The mail forwarders of a mailbox's (or a domain's) domain, as its host has them now."""
     place = await _own_service(caller, service_id, changes,
                                ("mailbox", "domain", "dns_zone", "web_hosting"))  # fmt: skip
-    domain = place.name.rsplit("@", 1)[-1]
-    found: ServedForwarders = await call(
-        _executor(platform, place.host_id or 0).served_forwarders, place.host_id, service_id,
-        domain,
-    )  # fmt: skip
-    return found
+    found = await _facts(platform, place, "forwarders", _domain_of(place))
+    return ServedForwarders(service_id=service_id, domain=_domain_of(place),
+                            forwarders=[Forwarder.model_validate(f) for f in found])  # fmt: skip
+
+
+@router.get(
+    "/services/{service_id}/mailboxes", response_model=ServedMailboxes, responses=SERVED_ERRORS
+)
+async def served_mailboxes(
+    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+) -> ServedMailboxes:
+    """The mailboxes of a mailbox's (or a domain's) domain with their quotas, as the host has
+    them now."""
+    place = await _own_service(caller, service_id, changes,
+                               ("mailbox", "domain", "dns_zone", "web_hosting"))  # fmt: skip
+    found = await _facts(platform, place, "mailboxes", _domain_of(place))
+    return ServedMailboxes(service_id=service_id, domain=_domain_of(place),
+                           mailboxes=[MailboxFact.model_validate(m) for m in found])  # fmt: skip
+
+
+@router.get("/services/{service_id}/ftp", response_model=ServedFtpAccounts, responses=SERVED_ERRORS)
+async def served_ftp(
+    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+) -> ServedFtpAccounts:
+    """The FTP accounts of the service's account, as its host has them now."""
+    place = await _own_service(caller, service_id, changes,
+                               ("ftp_account", "web_hosting"))  # fmt: skip
+    found = await _facts(platform, place, "ftp_accounts", place.unix_user)
+    accounts = [FtpFact(username=f["username"]) for f in found]  # homes are host paths: kept back
+    return ServedFtpAccounts(service_id=service_id, accounts=accounts)
+
+
+@router.get(
+    "/services/{service_id}/certificate", response_model=ServedCertificate,
+    responses=SERVED_ERRORS,
+)  # fmt: skip
+async def served_certificate(
+    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+) -> ServedCertificate:
+    """The TLS certificate installed for the site's domain, as its host has it now (none:
+    `certificate` is null)."""
+    place = await _own_service(caller, service_id, changes,
+                               ("web_hosting", "domain", "tls_certificate"))  # fmt: skip
+    found = await _facts(platform, place, "certificate", _domain_of(place))
+    cert = CertificateFact.model_validate(found[0]) if found else None
+    return ServedCertificate(service_id=service_id, domain=_domain_of(place), certificate=cert)
 
 
 @router.get(
@@ -385,3 +442,24 @@ async def get_host(
         with contextlib.suppress(ComponentRestarting, ValueError):
             health = (await call(_executor(platform, host.id).status)).get(name, health)
     return host.model_copy(update={"health": health})
+
+
+@router.get(
+    "/hosts/{name}/drift",
+    response_model=Drift,
+    responses=error_responses(
+        {403: "`forbidden`", 404: "`host_not_found`", 503: "`host_unavailable`, `unavailable`"}
+    ),
+)
+async def host_drift(
+    name: str, caller: Caller, platform: PlatformDep, hosts: HostReadsDep
+) -> Drift:
+    """Drift between the SCDB and the host: the mailboxes and FTP accounts the SCDB has on it
+    that the host does not (`missing_on_host`), and those the host has at its accounts' domains
+    and users that the SCDB does not (`unknown_to_scdb`), read from the host now."""
+    require_admin(caller)
+    found = await asyncio.to_thread(hosts.hosts, name)
+    if not found:
+        raise HostNotFound(f"host {name} not found")
+    drift: Drift = await call(_executor(platform, found[0].id).drift, found[0].id)
+    return drift

@@ -98,5 +98,15 @@ class AccountRepository(Repository):
             q = q.where(Service.host_id.is_not(None))
         return list(self.session.scalars(q.order_by(Service.id)))
 
+    def services_on_host(self, host_id: int) -> list[tuple[Service, Account]]:
+        """Every service the SCDB has on a host, with its account."""
+        q = (
+            select(Service, Account)
+            .join(Account, Account.id == Service.account_id)
+            .where(Service.host_id == host_id)
+            .order_by(Service.id)
+        )
+        return [(row[0], row[1]) for row in self.session.execute(q).all()]
+
     def service(self, service_id: int) -> Service | None:
         return self.session.get(Service, service_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 
 from actors.changes.shards import executor_name
@@ -25,6 +28,7 @@ from store.repositories import (
     TicketRepository,
     UserRepository,
 )
+from tests.automation.test_validation import make_cert
 from tests.desk import PASSWORD, Desk, wait_until
 from tests.hosts import dig, holding_the_lock, running_hosts, waiting_for_the_lock
 from tests.sse import SseRecorder
@@ -739,3 +743,84 @@ def test_the_forwarders_page_shows_only_the_domains_own_lines_of_the_shared_file
         assert listed.status_code == 200, listed.text
         assert [f["destination"] for f in listed.json()["forwarders"]] == ["one@example.org"]
         assert c.get(f"/api/v1/services/{made['two'][1]}/forwarders").status_code == 404
+
+
+# -- facts read back from the host, and the drift between them and the SCDB ----------------
+def applied(desk: Desk, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    with desk.http(token) as c:
+        r = c.post("/api/v1/changes", json=body)
+    assert r.status_code == 202, r.text
+    change_id = r.json()["id"]
+    got = wait_until(lambda: settled(desk, token, change_id), what=body["kind"])
+    assert got["status"] == "applied", got
+    return got
+
+
+def test_mailboxes_ftp_accounts_and_certificates_are_read_from_the_host(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[0]
+    account, customer = desk.customer("Facts Reader")
+    domain = f"facts{secrets.token_hex(3)}.test"
+    admin = registered["admin"]
+    with desk.db.write() as s:
+        repo = AccountRepository(s)
+        box = repo.add_service(account.id, kind="mailbox", name=f"info@{domain}",
+                               host_id=registered[h.host_id])  # fmt: skip
+        site = repo.add_service(account.id, kind="web_hosting", name=domain,
+                                host_id=registered[h.host_id])  # fmt: skip
+        ftp = repo.add_service(account.id, kind="ftp_account", name=f"f{secrets.token_hex(3)}",
+                               host_id=registered[h.host_id])  # fmt: skip
+    applied(desk, admin, {"service_id": box.id, "kind": "mailbox_create",
+                          "params": {"address": f"info@{domain}", "password": "pw-Facts-12345",
+                                     "quota_mb": 2048}})  # fmt: skip
+    applied(desk, customer, {"service_id": box.id, "kind": "mailbox_quota",
+                             "params": {"quota_mb": 512}})  # fmt: skip
+    ftp_params = {"username": ftp.name, "password": "pw-Facts-ftp-123"}
+    applied(desk, admin, {"service_id": ftp.id, "kind": "ftp_account_create",
+                          "params": ftp_params})  # fmt: skip
+    cert, key = make_cert([domain])
+    applied(desk, admin, {"service_id": site.id, "kind": "tls_install",
+                          "params": {"certificate": cert, "private_key": key}})  # fmt: skip
+    with desk.http(customer) as c:
+        boxes = c.get(f"/api/v1/services/{box.id}/mailboxes").json()["mailboxes"]
+        assert boxes == [{"address": f"info@{domain}", "quota_mb": 512}]  # the quota as changed
+        ftps = c.get(f"/api/v1/services/{ftp.id}/ftp").json()["accounts"]
+        assert ftps == [{"username": ftp.name}]
+        served = c.get(f"/api/v1/services/{site.id}/certificate").json()["certificate"]
+    der = x509.load_pem_x509_certificate(cert.encode()).public_bytes(Encoding.DER)
+    assert served["sha256"] == hashlib.sha256(der).hexdigest() and domain in served["subject"]
+    _, stranger = desk.customer("Not Facts")
+    with desk.http(stranger) as c:
+        for path in ("mailboxes", "ftp", "certificate"):
+            assert c.get(f"/api/v1/services/{box.id}/{path}").status_code in (404, 409)
+
+
+def test_drift_between_the_scdb_and_a_host_is_reported_to_admins(
+    desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
+) -> None:
+    h = hosts[0]
+    admin = registered["admin"]
+    account, customer = desk.customer("Drifting")
+    domain = f"drift{secrets.token_hex(3)}.test"
+    with desk.db.write() as s:
+        repo = AccountRepository(s)
+        kept = repo.add_service(account.id, kind="mailbox", name=f"kept@{domain}",
+                                host_id=registered[h.host_id])  # fmt: skip
+        ghost = repo.add_service(account.id, kind="mailbox", name=f"ghost@{domain}",
+                                 host_id=registered[h.host_id])  # fmt: skip
+    for address in (f"kept@{domain}", f"stray@{domain}"):  # stray: made, never recorded
+        params = {"address": address, "password": "pw-Drift-12345"}
+        applied(desk, admin, {"service_id": kept.id, "kind": "mailbox_create", "params": params})
+    with desk.http(admin) as c:
+        r = c.get(f"/api/v1/hosts/{h.host_id}/drift")
+    assert r.status_code == 200, r.text
+    drift = r.json()
+    missing = {m["name"] for m in drift["missing_on_host"]}
+    unknown = {(u["name"], u["account"]) for u in drift["unknown_to_scdb"]}
+    assert f"ghost@{domain}" in missing and f"kept@{domain}" not in missing
+    assert (f"stray@{domain}", account.code) in unknown
+    assert not any(name == f"kept@{domain}" for name, _ in unknown)
+    assert ghost.id in {m["service_id"] for m in drift["missing_on_host"]}
+    with desk.http(customer) as c:
+        assert c.get(f"/api/v1/hosts/{h.host_id}/drift").status_code == 403

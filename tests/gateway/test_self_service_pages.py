@@ -142,6 +142,9 @@ def test_customer_resets_a_mailbox_password(
     page = new_page()
     log_in(page, f"{desk.base_url}/portal", email)
     page.goto(f"{desk.base_url}/portal#/services/{box.id}")
+    # What the mail server has, read from the host.
+    facts = page.locator("section.mailbox-facts")
+    expect(facts).to_contain_text(f"{address} exists, quota 1024 MB")
     form = page.locator("form[data-kind=mailbox_password]")
     form.get_by_label("Password").fill("a-New-mailbox-Password-2")
     form.get_by_role("button", name="Preview").click()
@@ -441,6 +444,7 @@ def test_customer_resets_an_ftp_password(
     page = new_page()
     log_in(page, f"{desk.base_url}/portal", email)
     page.goto(f"{desk.base_url}/portal#/services/{ftp.id}")
+    expect(page.locator("section.ftp-facts")).to_contain_text(f"The FTP account {username} exists")
     form = page.locator("form[data-kind=ftp_password]")
     expect(form.get_by_label("Password")).to_have_attribute("type", "password")
     form.get_by_label("Password").fill("a-New-ftp-Password-2")

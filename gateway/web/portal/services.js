@@ -2,7 +2,7 @@
 // built from the change catalog. A DNS zone shows its records as the name server serves them now
 // (read from the host), each with edit and delete; a web-hosting service its cron jobs as the
 // host has them; a mailbox or FTP account its password (and quota) forms.
-import { clear, el, showError, statusBadge } from "../lib/dom.js";
+import { clear, el, showError, statusBadge, when } from "../lib/dom.js";
 import { schemaForm } from "../lib/forms.js";
 import { changeFlow } from "../lib/changes.js";
 import { dnsFieldRules } from "../lib/dns.js";
@@ -82,6 +82,9 @@ export class ServicePage {
     this.reload = null;
     const parts = [];
     if (service.kind === "dns_zone") parts.push(this.zonePart(service));
+    if (service.kind === "mailbox") parts.push(this.mailboxFacts(service));
+    if (service.kind === "ftp_account") parts.push(this.ftpFacts(service));
+    if (service.kind === "web_hosting") parts.push(this.certificateFacts(service));
     if (service.kind === "web_hosting" || service.kind === "cron") parts.push(this.cronPart(service));
     if (FORWARDER_PAGES.has(service.kind) && this.catalog.has("mail_forwarder_add")) {
       parts.push(this.forwarderPart(service));
@@ -228,6 +231,65 @@ export class ServicePage {
         el("thead", {}, el("tr", {}, [...columns, ""].map((h) => el("th", { scope: "col" }, h)))),
         list),
       editor);
+  }
+
+  // What the server has for this service (read from it on each load), in a few words.
+  factPart(service, { cls, title, path, describe }) {
+    const body = el("div", { class: "facts-body" });
+    const errorBox = el("p", { class: "error", role: "alert", hidden: true });
+    const load = async () => {
+      try {
+        clear(body, describe(await this.session.get(`/services/${service.id}/${path}`)));
+        showError(errorBox, null);
+      } catch (err) {
+        showError(errorBox, err);
+      }
+    };
+    const previous = this.reload;
+    this.reload = async () => {
+      if (previous) await previous();
+      await load();
+    };
+    const titleId = `${cls}-title`;
+    return el("section", { class: `facts ${cls}`, "aria-labelledby": titleId },
+      el("h2", { id: titleId }, title), errorBox, body);
+  }
+
+  mailboxFacts(service) {
+    return this.factPart(service, {
+      cls: "mailbox-facts", title: "On the mail server", path: "mailboxes",
+      describe: (r) => {
+        const box = r.mailboxes.find((m) => m.address.toLowerCase() === service.name.toLowerCase());
+        return box
+          ? el("p", {}, el("span", { class: "mono" }, box.address), ` exists, quota ${box.quota_mb} MB.`)
+          : el("p", { class: "error-text" }, "This mailbox is not on the server; support has to set it up.");
+      },
+    });
+  }
+
+  ftpFacts(service) {
+    return this.factPart(service, {
+      cls: "ftp-facts", title: "On the FTP server", path: "ftp",
+      describe: (r) => (r.accounts.some((a) => a.username === service.name)
+        ? el("p", {}, "The FTP account ", el("span", { class: "mono" }, service.name), " exists.")
+        : el("p", { class: "error-text" }, "This FTP account is not on the server; support has to set it up.")),
+    });
+  }
+
+  certificateFacts(service) {
+    return this.factPart(service, {
+      cls: "certificate-facts", title: "TLS certificate", path: "certificate",
+      describe: (r) => {
+        const c = r.certificate;
+        if (!c) return el("p", { class: "muted" }, "No certificate is installed for this site.");
+        if (c.problem) return el("p", { class: "error-text" }, `The installed certificate: ${c.problem}.`);
+        return el("dl", { class: "facts-list" },
+          el("dt", {}, "Subject"), el("dd", { class: "mono" }, c.subject),
+          el("dt", {}, "Issuer"), el("dd", { class: "mono" }, c.issuer),
+          el("dt", {}, "Valid until"), el("dd", {}, when(c.not_after)),
+          el("dt", {}, "SHA-256"), el("dd", { class: "mono fingerprint" }, c.sha256));
+      },
+    });
   }
 
   cronPart(service) {
