@@ -54,6 +54,16 @@ def customer_with_zone(desk: Desk, h: LocalHost, host_id: int) -> tuple[Any, str
     return account, email, sv.id, zone
 
 
+def preview_record(page: Any, name: str, rtype: str, value: str) -> Any:
+    """Fill the page's "Add a DNS record" form and ask for its preview; returns the form."""
+    form = page.locator("form[data-kind=dns_record_add]")
+    form.get_by_label("Name").fill(name)
+    form.get_by_label("Type").select_option(rtype)
+    form.get_by_label("Value").fill(value)
+    form.get_by_role("button", name="Preview").click()
+    return form
+
+
 def test_customer_adds_a_dns_record_and_sees_it_applied_live(
     desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
 ) -> None:
@@ -65,11 +75,7 @@ def test_customer_adds_a_dns_record_and_sees_it_applied_live(
     # The zone as the name server serves it: the SOA and NS records the host keeps.
     rows = page.locator("table.records tbody tr")
     expect(rows.filter(has_text="SOA")).to_have_count(1)
-    form = page.locator("form[data-kind=dns_record_add]")
-    form.get_by_label("Name").fill("www")
-    form.get_by_label("Type").select_option("A")
-    form.get_by_label("Value").fill("192.0.2.10")
-    form.get_by_role("button", name="Preview").click()
+    preview_record(page, "www", "A", "192.0.2.10")
     preview = page.get_by_role("region", name="Preview")
     expect(preview).to_contain_text(f"add www 3600 A 192.0.2.10 in zone {zone}")
     assert dig(h, f"www.{zone}", "A") == []  # a preview applies nothing
@@ -102,11 +108,7 @@ def test_a_refused_value_shows_its_reason_at_its_field(
     page = new_page()
     log_in(page, f"{desk.base_url}/portal", email)
     page.get_by_role("link", name=re.compile(zone)).first.click()
-    form = page.locator("form[data-kind=dns_record_add]")
-    form.get_by_label("Name").fill("mail")
-    form.get_by_label("Type").select_option("A")
-    form.get_by_label("Value").fill("not-an-address")
-    form.get_by_role("button", name="Preview").click()
+    form = preview_record(page, "mail", "A", "not-an-address")
     value = form.get_by_label("Value")
     expect(value).to_have_attribute("aria-invalid", "true")
     reason = form.locator("[data-field='record.value'] .field-error")
@@ -196,11 +198,7 @@ def test_agent_requests_a_change_from_the_ticket_and_the_customer_sees_it_live(
     console.locator("#change-tools summary").click()
     console.get_by_label("Service").select_option(label=f"dns_zone {zone}")
     console.get_by_label("Change", exact=True).select_option(label="Add a DNS record")
-    form = console.locator("form[data-kind=dns_record_add]")
-    form.get_by_label("Name").fill("_verify")
-    form.get_by_label("Type").select_option("TXT")
-    form.get_by_label("Value").fill("verify=abc")
-    form.get_by_role("button", name="Preview").click()
+    preview_record(console, "_verify", "TXT", "verify=abc")
     preview = console.get_by_role("region", name="Preview")
     expect(preview).to_contain_text("add _verify 3600 TXT")
     expect(preview.locator("details summary")).to_contain_text("exact script")  # staff see it
@@ -286,11 +284,7 @@ def test_a_ticket_with_a_file_from_the_portal_to_a_change_and_an_escalation_live
     console.locator("#change-tools summary").click()
     console.get_by_label("Service").select_option(label=f"dns_zone {zone}")
     console.get_by_label("Change", exact=True).select_option(label="Add a DNS record")
-    form = console.locator("form[data-kind=dns_record_add]")
-    form.get_by_label("Name").fill("@")
-    form.get_by_label("Type").select_option("TXT")
-    form.get_by_label("Value").fill("v=spf1 mx -all")
-    form.get_by_role("button", name="Preview").click()
+    preview_record(console, "@", "TXT", "v=spf1 mx -all")
     preview = console.get_by_role("region", name="Preview")
     expect(preview).to_contain_text(f'add @ 3600 TXT "v=spf1 mx -all" in zone {zone}')
     preview.get_by_role("button", name="Confirm").click()
@@ -317,11 +311,7 @@ def test_a_change_that_fails_on_the_host_says_why_and_links_its_ticket(
     page = new_page()
     log_in(page, f"{desk.base_url}/portal", email)
     page.get_by_role("link", name=re.compile(zone)).first.click()
-    form = page.locator("form[data-kind=dns_record_add]")
-    form.get_by_label("Name").fill("shop")
-    form.get_by_label("Type").select_option("CNAME")
-    form.get_by_label("Value").fill(f"www.{zone}")
-    form.get_by_role("button", name="Preview").click()
+    preview_record(page, "shop", "CNAME", f"www.{zone}")
     preview = page.get_by_role("region", name="Preview")
     expect(preview).to_contain_text(f"add shop 3600 CNAME www.{zone}. in zone {zone}")
     zone_file = h.root / "zones" / f"{zone}.zone"  # meanwhile, someone edits the zone by hand
@@ -408,11 +398,7 @@ def test_without_the_live_stream_a_change_still_reaches_its_end_on_the_page(
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("link", name=re.compile(zone)).first.click()
-    form = page.locator("form[data-kind=dns_record_add]")
-    form.get_by_label("Name").fill("nolive")
-    form.get_by_label("Type").select_option("A")
-    form.get_by_label("Value").fill("192.0.2.44")
-    form.get_by_role("button", name="Preview").click()
+    preview_record(page, "nolive", "A", "192.0.2.44")
     page.get_by_role("region", name="Preview").get_by_role("button", name="Confirm").click()
     expect(page.locator("#live")).not_to_have_attribute("data-state", "live")
     expect(page.locator("#changes li.change").first).to_have_attribute(

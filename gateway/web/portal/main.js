@@ -18,9 +18,9 @@ const NAV = { tickets: "nav-tickets", services: "nav-services", activity: "nav-a
 let me = null;
 let current = null; // the ticket number on screen
 let account = null; // GET /accounts/{id}: services, open tickets
-let catalog = new Map(); // change kind -> catalog entry
-let tracker = null;
-let servicePage = null;
+const catalog = new Map(); // change kind -> catalog entry (filled on log-in)
+const tracker = new ChangeTracker(session, store, $("changes"), $("changes-card"), catalog);
+const servicePage = new ServicePage(session, tracker, catalog);
 let activityBefore = null;
 
 function view(id, nav) {
@@ -296,9 +296,8 @@ runPage({
     $("nav").hidden = false;
     // The catalog and the account at once: the first view needs both.
     const [c] = await Promise.all([session.get("/changes/catalog").catch(() => null), loadAccount()]);
-    catalog = new Map(c ? c.kinds.map((k) => [k.kind, k]) : []);
-    tracker = new ChangeTracker(session, store, $("changes"), $("changes-card"), catalog);
-    servicePage = new ServicePage(session, tracker, catalog);
+    catalog.clear();
+    for (const k of c ? c.kinds : []) catalog.set(k.kind, k);
     await show();
   },
   refresh,
@@ -306,5 +305,8 @@ runPage({
   leave: () => {
     me = null;
     $("nav").hidden = true;
+    clear($("changes")); // nothing of one customer's session stays for the next
+    $("changes-card").hidden = true;
+    store.changes.clear();
   },
 });

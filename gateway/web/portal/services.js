@@ -71,7 +71,8 @@ export class ServicePage {
       clear(body);
       return;
     }
-    const same = this.service && this.service.id === service.id;
+    // The same page again (and built with the catalog as it is now): only read the host again.
+    const same = this.service && this.service.id === service.id && this.builtWith === this.catalog.size;
     this.service = service;
     clear($("service-title"), kindWords(service.kind), " ", el("span", { class: "mono" }, service.name));
     clear($("service-meta"), statusBadge(service.status));
@@ -80,6 +81,7 @@ export class ServicePage {
       return;
     }
     this.reload = null;
+    this.builtWith = this.catalog.size;
     const parts = [];
     if (service.kind === "dns_zone") parts.push(this.zonePart(service));
     if (service.kind === "mailbox") parts.push(this.mailboxFacts(service));
@@ -137,7 +139,7 @@ export class ServicePage {
       editor);
     const update = this.catalog.get("dns_record_update");
     const remove = this.catalog.get("dns_record_delete");
-    this.reload = async () => {
+    this.alsoReload(async () => {
       try {
         const zone = await this.session.get(`/services/${service.id}/zone`);
         if (this.service !== service && (!this.service || this.service.id !== service.id)) return;
@@ -164,7 +166,7 @@ export class ServicePage {
       } catch (err) {
         showError(errorBox, err);
       }
-    };
+    });
     return part;
   }
 
@@ -219,11 +221,7 @@ export class ServicePage {
         showError(errorBox, err);
       }
     };
-    const previous = this.reload;
-    this.reload = async () => {
-      if (previous) await previous();
-      await load();
-    };
+    this.alsoReload(load);
     const titleId = `${cls}-title`;
     return el("section", { class: cls, "aria-labelledby": titleId },
       el("h2", { id: titleId }, title), errorBox,
@@ -245,11 +243,7 @@ export class ServicePage {
         showError(errorBox, err);
       }
     };
-    const previous = this.reload;
-    this.reload = async () => {
-      if (previous) await previous();
-      await load();
-    };
+    this.alsoReload(load);
     const titleId = `${cls}-title`;
     return el("section", { class: `facts ${cls}`, "aria-labelledby": titleId },
       el("h2", { id: titleId }, title), errorBox, body);
@@ -310,6 +304,16 @@ export class ServicePage {
       removeLabel: (f) => `Remove the forwarder ${f.source} to ${f.destination}`,
       empty: "No forwarders.",
     });
+  }
+
+  // Each part of the page that reads the host adds its load here: `reload` runs them all (on
+  // opening the page again, and after a change of the service settles).
+  alsoReload(load) {
+    const previous = this.reload;
+    this.reload = async () => {
+      if (previous) await previous();
+      await load();
+    };
   }
 
   // A change of this service settled: the page shows what the host serves now.
