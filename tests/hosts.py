@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import fcntl
 import subprocess
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from automation.local_hosts.host import LocalHost
+from automation.zonefile import Record, parse_zone
 
 
 @contextmanager
@@ -66,3 +68,19 @@ def waiting_for_the_lock(host: LocalHost) -> bool:
         if "->" in parts and parts[parts.index("->") + 5].endswith(f":{inode}"):
             return True
     return False
+
+
+def edit_zone_by_hand(host: LocalHost, zone: str, name: str, address: str) -> None:
+    """Add an A record to a zone on the host behind GDCAS's back, as an administrator editing
+    the file would: the file written, named told to reload it, and back once named answers."""
+    zone_file = host.root / "zones" / f"{zone}.zone"
+    edited = parse_zone(zone_file.read_text(), zone)
+    edited.records.append(Record(f"{name}.{zone}.", 300, "A", address))
+    edited.bump_serial(0)
+    zone_file.write_text(edited.render())
+    assert host.named is not None
+    subprocess.run([*host.named.rndc_argv(), "reload", zone], check=True, capture_output=True)
+    deadline = time.monotonic() + 10
+    while dig(host, f"{name}.{zone}", "A") != [address]:
+        assert time.monotonic() < deadline, f"named does not serve the hand edit of {zone}"
+        time.sleep(0.05)

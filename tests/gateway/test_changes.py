@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,6 @@ from sqlalchemy import select
 
 from actors.changes.shards import executor_name
 from automation.local_hosts.host import LocalHost
-from automation.zonefile import Record, parse_zone
 from store.models import Account, ChangeRequest, TimelineEntry
 from store.read.changes import CUSTOMER_ERROR
 from store.repositories import (
@@ -30,7 +28,13 @@ from store.repositories import (
 )
 from tests.automation.test_validation import make_cert
 from tests.desk import PASSWORD, Desk, wait_until
-from tests.hosts import dig, holding_the_lock, running_hosts, waiting_for_the_lock
+from tests.hosts import (
+    dig,
+    edit_zone_by_hand,
+    holding_the_lock,
+    running_hosts,
+    waiting_for_the_lock,
+)
 from tests.sse import SseRecorder
 
 pytestmark = pytest.mark.ray
@@ -111,6 +115,17 @@ def statuses(desk: Desk, ids: list[str]) -> set[str]:
 def settled(desk: Desk, token: str, change_id: str) -> dict[str, Any] | None:
     got = change(desk, token, change_id)
     return got if got["status"] not in ("queued", "applying") else None
+
+
+def applied(desk: Desk, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST the change and wait until it settles; it must have been applied."""
+    with desk.http(token) as c:
+        r = c.post("/api/v1/changes", json=body)
+    assert r.status_code == 202, r.text
+    change_id = r.json()["id"]
+    got = wait_until(lambda: settled(desk, token, change_id), what=body["kind"])
+    assert got["status"] == "applied", got
+    return got
 
 
 def test_self_service_dns_change_answers_at_named_and_streams_live(
@@ -649,14 +664,7 @@ def test_the_zone_page_reads_the_name_server_not_the_scdb(
     assert {x["type"] for x in body["records"] if not x["editable"]} >= {"SOA", "NS"}
 
     # A record put on the host behind GDCAS's back is shown too: the page shows what is served.
-    zone_file = h.root / "zones" / f"{zone}.zone"
-    edited = parse_zone(zone_file.read_text(), zone)
-    edited.records.append(Record(f"manual{label}.{zone}.", 300, "A", "192.0.2.77"))
-    edited.bump_serial(0)
-    zone_file.write_text(edited.render())
-    assert h.named is not None
-    subprocess.run([*h.named.rndc_argv(), "reload", zone], check=True, capture_output=True)
-    wait_until(lambda: dig(h, f"manual{label}.{zone}", "A") == ["192.0.2.77"], 10, "the edit")
+    edit_zone_by_hand(h, zone, f"manual{label}", "192.0.2.77")
     with desk.http(customer) as c:
         records = c.get(f"/api/v1/services/{service_id}/zone").json()["records"]
     assert {"name": f"manual{label}", "value": "192.0.2.77"} in [
@@ -746,16 +754,6 @@ def test_the_forwarders_page_shows_only_the_domains_own_lines_of_the_shared_file
 
 
 # -- facts read back from the host, and the drift between them and the SCDB ----------------
-def applied(desk: Desk, token: str, body: dict[str, Any]) -> dict[str, Any]:
-    with desk.http(token) as c:
-        r = c.post("/api/v1/changes", json=body)
-    assert r.status_code == 202, r.text
-    change_id = r.json()["id"]
-    got = wait_until(lambda: settled(desk, token, change_id), what=body["kind"])
-    assert got["status"] == "applied", got
-    return got
-
-
 def test_mailboxes_ftp_accounts_and_certificates_are_read_from_the_host(
     desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
 ) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,14 +15,13 @@ import pytest
 from playwright.sync_api import expect
 
 from automation.local_hosts.host import LocalHost
-from automation.zonefile import Record, parse_zone
 from store.models.ticket import ticket_id_from_number
 from store.repositories import AccountRepository, TicketRepository
-from tests.desk import PASSWORD, Desk, wait_until
-from tests.gateway.test_changes import host_body, settled
+from tests.desk import PASSWORD, Desk
+from tests.gateway.test_changes import applied, host_body
 from tests.gateway.test_pages import browser, log_in, make_agent  # noqa: F401 - a fixture
 from tests.gateway.test_pages import new_page as new_page  # the fixture
-from tests.hosts import dig, running_hosts
+from tests.hosts import dig, edit_zone_by_hand, running_hosts
 
 pytestmark = [pytest.mark.ray, pytest.mark.browser]
 
@@ -128,14 +126,9 @@ def test_customer_resets_a_mailbox_password(
     h = hosts[0]
     account, email, zone_id, zone = customer_with_zone(desk, h, host_id)
     address = f"info@{zone}"
-    admin = desk.admin()
-    with desk.http(admin) as c:  # the mailbox, made as support would
-        params = {"address": address, "password": "first-Password-1"}
-        body = {"service_id": zone_id, "kind": "mailbox_create", "params": params}
-        r = c.post("/api/v1/changes", json=body)
-        assert r.status_code == 202, r.text
-        made = wait_until(lambda: settled(desk, admin, r.json()["id"]), what="mailbox made")
-        assert made["status"] == "applied", made
+    params = {"address": address, "password": "first-Password-1"}  # made as support would
+    applied(desk, desk.admin(), {"service_id": zone_id, "kind": "mailbox_create",
+                                 "params": params})  # fmt: skip
     with desk.db.write() as s:
         box = AccountRepository(s).add_service(account.id, kind="mailbox", name=address,
                                                host_id=host_id)  # fmt: skip
@@ -314,14 +307,7 @@ def test_a_change_that_fails_on_the_host_says_why_and_links_its_ticket(
     preview_record(page, "shop", "CNAME", f"www.{zone}")
     preview = page.get_by_role("region", name="Preview")
     expect(preview).to_contain_text(f"add shop 3600 CNAME www.{zone}. in zone {zone}")
-    zone_file = h.root / "zones" / f"{zone}.zone"  # meanwhile, someone edits the zone by hand
-    edited = parse_zone(zone_file.read_text(), zone)
-    edited.records.append(Record(f"shop.{zone}.", 300, "A", "192.0.2.80"))
-    edited.bump_serial(0)
-    zone_file.write_text(edited.render())
-    assert h.named is not None
-    subprocess.run([*h.named.rndc_argv(), "reload", zone], check=True, capture_output=True)
-    wait_until(lambda: dig(h, f"shop.{zone}", "A") == ["192.0.2.80"], 10, "the hand edit")
+    edit_zone_by_hand(h, zone, "shop", "192.0.2.80")  # meanwhile, someone edits it by hand
     preview.get_by_role("button", name="Confirm").click()
     line = page.locator("#changes li.change").first
     expect(line).to_have_attribute("data-status", "failed")
@@ -413,15 +399,13 @@ def test_customer_resets_an_ftp_password(
     h = hosts[0]
     account, email, zone_id, _ = customer_with_zone(desk, h, host_id)
     username = f"ftp{secrets.token_hex(3)}"
-    admin = desk.admin()
-    with desk.http(admin) as c:  # the FTP account, made as support would
-        params = {"account": account.unix_user, "username": username,
-                  "password": "first-Ftp-password-1"}  # fmt: skip
-        r = c.post("/api/v1/changes", json={"service_id": zone_id, "kind": "ftp_account_create",
-                                            "params": params})  # fmt: skip
-        assert r.status_code == 202, r.text
-        made = wait_until(lambda: settled(desk, admin, r.json()["id"]), what="ftp account")
-        assert made["status"] == "applied", made
+    params = {
+        "account": account.unix_user,
+        "username": username,
+        "password": "first-Ftp-password-1",
+    }  # made as support would; fmt: skip
+    applied(desk, desk.admin(), {"service_id": zone_id, "kind": "ftp_account_create",
+                                 "params": params})  # fmt: skip
     with desk.db.write() as s:
         ftp = AccountRepository(s).add_service(account.id, kind="ftp_account", name=username,
                                                host_id=host_id)  # fmt: skip
