@@ -8,9 +8,27 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from automation.errors import ChangeConflict
 from automation.identifiers import abs_path, host_address, ip_address, tool_argv
 
-HOMES = "home"  # home/<account>/...: the account's own files
+HOMES = "home"
+_SERVICE_NAMES = {"https": "HTTPS", "imap": "IMAP (Dovecot)", "smtp": "SMTP (Postfix)",
+                  "ftp": "FTP", "database": "database (MariaDB)"}  # fmt: skip
+
+
+class ServiceMissing(ChangeConflict):
+    """A change needs a service the host's layout says it does not run."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        super().__init__(
+            f"this host runs no {_SERVICE_NAMES.get(service, service)} server "
+            f"(its layout has no {service}_port)"
+        )
+        self.args = (
+            service,
+        )  # pickles back into the same error  # home/<account>/...: the account's own files
+
 
 # What an admin types about a host, checked the same way wherever it is taken in.
 HostAddress = Annotated[str, AfterValidator(host_address)]
@@ -37,6 +55,19 @@ class HostLayout(BaseModel):
     nginx: tuple[str, ...] = ("nginx",)
     http_address: str = "127.0.0.1"
     http_port: int = Field(default=80, ge=1, le=65535)
+    # The services beyond DNS and the web, where the host runs them (None: it does not, and a
+    # change of their kinds is refused before anything is sent). Their clients (IMAP, SMTP,
+    # FTP, TLS, MariaDB) reach them at the host's address and these ports to verify a change.
+    https_port: int | None = Field(default=None, ge=1, le=65535)
+    imap_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    ftp_port: int | None = Field(default=None, ge=1, le=65535)
+    database_port: int | None = Field(default=None, ge=1, le=65535)
+    postfix: tuple[str, ...] = ("postfix",)
+    postmap: tuple[str, ...] = ("postmap",)
+    pure_pw: tuple[str, ...] = ("pure-pw",)
+    crontab: tuple[str, ...] = ("crontab",)
+    mariadb: tuple[str, ...] = ("mariadb",)
 
     @field_validator("root")
     @classmethod
@@ -56,10 +87,19 @@ class HostLayout(BaseModel):
     def _http_address(cls, value: str) -> str:
         return ip_address(value, 4)  # written into nginx's `listen ADDRESS:PORT`
 
-    @field_validator("rndc", "named_checkzone", "nginx")
+    @field_validator(
+        "rndc", "named_checkzone", "nginx", "postfix", "postmap", "pure_pw", "crontab", "mariadb"
+    )
     @classmethod
     def _tool(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         return tool_argv(value, what=str(info.field_name))
+
+    def service_port(self, service: str) -> int:
+        """The port of one of the optional services; ServiceMissing when the host has none."""
+        port = getattr(self, f"{service}_port")
+        if port is None:
+            raise ServiceMissing(service)
+        return int(port)
 
     def owner_dir(self, relative: str) -> str | None:
         """The account home (``home/<account>``) a path lies below, or None if root manages it.

@@ -7,8 +7,9 @@ script is one function called on its last line: a script cut short in transit ne
 On the host, under an exclusive ``flock``, the script refuses ids already in the journal, refuses
 any path with a symbolic link in it, checks that every file it edits still has the content the
 executor saw (optimistic guard), installs the new files keeping backups, runs the service checks
-(``named-checkzone``, ``nginx -t``), reloads, and only then writes one journal entry per change
-id — all in this one step. Read-only probes follow, each output in a ``GDCAS-SECTION`` block.
+(``named-checkzone``, ``nginx -t``) and reloads. The journal entry of each change id is written,
+and synced to disk with the files, in the step that installs them: a change in place is a
+change journaled. Read-only probes follow, each output in a ``GDCAS-SECTION`` block.
 
 Who writes: root writes only the directories root owns. Below an account's home
 (``HostLayout.owner_dir``) every read and write runs as the home's owner (``setpriv``), so a link
@@ -103,21 +104,47 @@ def q(value: str) -> str:
     return shlex.quote(value)
 
 
-def check_argv(layout: HostLayout, check: tuple[str, ...]) -> list[str]:
-    if check[0] == "zone":
-        path = layout.path(f"zones/{check[1]}.zone")
-        return [*layout.named_checkzone, "-k", "fail", "-i", "local", check[1], path]
-    if check[0] == "nginx":
-        return [*layout.nginx, "-t", "-q"]
-    raise ValueError(f"unknown check {check}")
+CHECKED = frozenset({"zone", "nginx"})  # the steps the host checks before it reloads them
 
 
-def reload_argv(layout: HostLayout, reload: tuple[str, ...]) -> list[str]:
-    if reload[0] == "zone":
-        return [*layout.rndc, "reload", reload[1]]
-    if reload[0] == "nginx":
-        return [*layout.nginx, "-s", "reload"]
-    raise ValueError(f"unknown reload {reload}")
+def check_command(layout: HostLayout, check: tuple[str, ...]) -> str:
+    """The host's own check of a service's new configuration (before anything reloads)."""
+    match check:
+        case ("zone", zone):
+            argv = [*layout.named_checkzone, "-k", "fail", "-i", "local", zone,
+                    layout.path(f"zones/{zone}.zone")]  # fmt: skip
+        case ("nginx",):
+            argv = [*layout.nginx, "-t", "-q"]
+        case _:
+            raise ValueError(f"unknown check {check}")
+    return shlex.join(argv)
+
+
+def reload_command(layout: HostLayout, reload: tuple[str, ...]) -> str:
+    """The command that makes a service take its new files (idempotent: run again, same state).
+
+    A step names every path it uses (relative to the root), so the plan knows no change kind.
+    """
+    match reload:
+        case ("zone", zone):
+            return shlex.join([*layout.rndc, "reload", zone])
+        case ("nginx",):
+            return shlex.join([*layout.nginx, "-s", "reload"])
+        case ("postmap", rel):
+            # Postfix reads the compiled map; the reload makes every daemon take it now.
+            compiled = shlex.join([*layout.postmap, f"hash:{layout.path(rel)}"])
+            return f"{compiled} && {shlex.join([*layout.postfix, 'reload'])}"
+        case ("ftpdb", passwd, pdb):
+            return shlex.join([*layout.pure_pw, "mkdb", layout.path(pdb), "-f",
+                               layout.path(passwd)])  # fmt: skip
+        case ("crontab", user, rel):
+            # The account's own crontab (crontab -u USER), never root's; none left when empty.
+            path, tab = q(layout.path(rel)), shlex.join([*layout.crontab, "-u", user])
+            return f"if [ -s {path} ]; then {tab} {path}; else {tab} -r 2>/dev/null || :; fi"
+        case ("sql", rel):
+            return f"{shlex.join(list(layout.mariadb))} < {q(layout.path(rel))}"
+        case _:
+            raise ValueError(f"unknown reload {reload}")
 
 
 @dataclass
@@ -268,27 +295,38 @@ def render(
             w(sh.run(rel, f"rm -f {sh.path(rel)}") + "\n")
         else:
             w(sh.run(rel, f"mv -f {sh.path(rel + '.gdcas-new')} {sh.path(rel)}") + "\n")
-    for check in sorted(checks):
-        argv = shlex.join(check_argv(layout, check))
-        w(f"if ! out=$({argv} 2>&1); then\n")
-        w(f'  echo GDCAS-CHECK-FAILED {q(" ".join(check))}; printf "%s\\n" "$out"\n')
-        w(f"  {restore}; return {EXIT_CHECK}\nfi\n")
-    for reload in sorted(reloads):
-        argv = shlex.join(reload_argv(layout, reload))
-        w(f"if ! out=$({argv} 2>&1); then\n")
-        w(f'  echo GDCAS-RELOAD-FAILED {q(" ".join(reload))}; printf "%s\\n" "$out"\n')
-        w(f"  {restore}\n")
-        for again in sorted(reloads):
-            w(f"  {shlex.join(reload_argv(layout, again))} >/dev/null 2>&1\n")
-        w(f"  return {EXIT_RELOAD}\nfi\n")
-    # One small write per id with the shell's own printf: no process per change. The entry
-    # exists only once the change is in place; its presence is what counts.
+    # The journal is written in the step that puts the files in place, and both are on disk
+    # (fsync'd by `sync FILE...`) before anything reloads or the host answers: a change whose
+    # files are in place is journaled. One small write per id with the shell's own printf. A
+    # check or reload that fails takes the entries back with the files; a script killed after
+    # this step leaves a journaled change that a later attempt makes live (reloads are
+    # idempotent: see BatchApplier.converge).
+    # An entry it replaces (a rollback's over an apply's) is kept aside until the step holds.
+    entries = [f"{jdir}/{change_id}" for change_id in journal]
     for change_id, entry in journal.items():
-        w(f"printf '%s\\n' {q(entry)} > {q(jdir + '/' + change_id)}\n")
+        path = q(f"{jdir}/{change_id}")
+        w(f"gdcas_backup {path}; printf '%s\\n' {q(entry)} > {path}\n")
+    synced = [layout.path(p) for p in written if layout.owner_dir(p) is None] + entries
+    if synced:
+        w("sync -- " + " ".join(q(p) for p in synced) + f" {q(jdir)} 2>/dev/null || sync\n")
+    unjournal = "gdcas_restore " + " ".join(q(e) for e in entries) if entries else ":"
+    for check in sorted(checks):
+        w(f"if ! out=$({check_command(layout, check)} 2>&1); then\n")
+        w(f'  echo GDCAS-CHECK-FAILED {q(" ".join(check))}; printf "%s\\n" "$out"\n')
+        w(f"  {restore}; {unjournal}; return {EXIT_CHECK}\nfi\n")
+    for reload in sorted(reloads):
+        w(f"if ! out=$({reload_command(layout, reload)} 2>&1); then\n")
+        w(f'  echo GDCAS-RELOAD-FAILED {q(" ".join(reload))}; printf "%s\\n" "$out"\n')
+        w(f"  {restore}; {unjournal}\n")
+        for again in sorted(reloads):
+            w(f"  {{ {reload_command(layout, again)}; }} >/dev/null 2>&1\n")
+        w(f"  return {EXIT_RELOAD}\nfi\n")
     if paths:
         olds = [f"{p}.gdcas-old" for p in paths]
         for line in sh.run_all(olds, "rm -f"):
             w(line + "\n")
+    if entries:
+        w("rm -f -- " + " ".join(q(f"{e}.gdcas-old") for e in entries) + "\n")
     w("echo GDCAS-APPLIED\n")
     # Read-only probes.
     w("echo 'GDCAS-SECTION files'\n")

@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, SecretStr
 
 from automation import identifiers
+from automation.clients import Endpoint
 from automation.errors import ChangeConflict
 from automation.host import HostLayout
 from automation.zonefile import Zone, parse_zone
@@ -203,6 +204,20 @@ class ChangeBase(BaseModel):
 
     def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
         """None when the probes show the change took; otherwise the reason."""
+        return None
+
+    def services(self, layout: HostLayout) -> set[tuple[str, ...]]:
+        """The reload steps (``plan.reload_command``) that make this change live on the host.
+
+        ``apply`` adds them to the workspace; they are run once more when the host's journal
+        says the change was applied by an earlier attempt that may have ended before them (a
+        reload is idempotent). A kind whose service the layout lacks raises ServiceMissing.
+        """
+        return set()
+
+    def check_by_client(self, at: Endpoint) -> str | None:
+        """After the host applied the change: ask the real service as its clients do (an IMAP
+        log-in, an FTP listing, a TLS handshake); None when it answers as the change says."""
         return None
 
     def describe(self) -> str:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from automation import identifiers
 from automation.changes.base import ChangeBase, DomainName, ProbeResults, Workspace, zone_path
 from automation.errors import ChangeConflict, ZoneError
+from automation.host import HostLayout
 from automation.zonefile import (
     CNAME_COMPANIONS,
     Record,
@@ -272,6 +273,9 @@ class _DnsChange(ChangeBase):
 
     def reads(self) -> list[str]:
         return [zone_path(self.zone)]
+
+    def services(self, layout: HostLayout) -> set[tuple[str, ...]]:
+        return {("zone", self.zone)}
 
 
 class DnsRecordAdd(_DnsChange):

@@ -15,6 +15,7 @@ from automation.changes.base import (
     Workspace,
 )
 from automation.errors import ChangeConflict
+from automation.host import HostLayout
 
 SITE_HEADER = "X-Gdcas-Site"
 
@@ -38,6 +39,10 @@ def _http_verify(ws: Workspace, domain: str, probe: ProbeResults) -> str | None:
     return None
 
 
+def _nginx(layout: HostLayout) -> set[tuple[str, ...]]:
+    return {("nginx",)}
+
+
 class VhostCreate(ChangeBase):
     """Create a site: nginx server block, document root, a placeholder index if there is none."""
 
@@ -50,6 +55,9 @@ class VhostCreate(ChangeBase):
 
     def target(self) -> str:
         return "nginx"
+
+    def services(self, layout: HostLayout) -> set[tuple[str, ...]]:
+        return _nginx(layout)
 
     def _docroot(self) -> str:
         return f"home/{self.account}/{self.document_root}"
@@ -108,6 +116,9 @@ class VhostDelete(ChangeBase):
 
     def target(self) -> str:
         return "nginx"
+
+    def services(self, layout: HostLayout) -> set[tuple[str, ...]]:
+        return _nginx(layout)
 
     def reads(self) -> list[str]:
         return [site_path(self.domain)]

@@ -12,16 +12,19 @@ whenever the host may have changed behind it. Outcomes go through the lane's ``f
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
 from automation.changes import ChangeBase, ProbeResults, Workspace
+from automation.clients import Endpoint
 from automation.errors import ChangeConflict, ZoneError
 from automation.executor.outcome import Status
 from automation.executor.request import ChangeRequest, QueuedRequest
 from automation.host import HostSpec
 from automation.journal import journal_script
 from automation.plan import (
+    CHECKED,
     COMMAND,
     EXIT_CHECK,
     EXIT_JOURNALED,
@@ -31,10 +34,13 @@ from automation.plan import (
     EXIT_SYMLINK,
     EXIT_WRITE,
     Script,
+    check_command,
     content_hash,
     parse_files,
     parse_zone_transfer,
+    q,
     read_files_script,
+    reload_command,
     render,
     sections,
     zone_transfer_script,
@@ -82,6 +88,7 @@ class BatchApplier:
         self.exec_timeout = exec_timeout
         self.lock_wait = lock_wait
         self.verify_hook = verify_hook
+        self.endpoint = Endpoint(spec.address, spec.layout)
         self._cache: dict[str, str | None] = {}
 
     def forget(self) -> None:
@@ -146,17 +153,12 @@ class BatchApplier:
             item.in_doubt = False
         if status == EXIT_JOURNALED:
             self._cache.clear()
+            found: dict[str, str] = {}
             for line in text.splitlines():
                 if line.startswith("GDCAS-JOURNALED "):
                     _, change_id, entry = [*line.split(" ", 2), ""][:3]
-                    for item in items:
-                        if item.id == change_id:
-                            state: Status = (
-                                "rolled_back"
-                                if entry.startswith("rolled_back")
-                                else "already_applied"
-                            )
-                            self.finish(item, state, output=f"journal: {entry}")
+                    found[change_id] = entry
+            self.journaled([i for i in items if i.id in found], found)
             return
         if status == EXIT_STALE:
             self._cache.clear()  # someone else edited a file: re-read and replan
@@ -202,15 +204,79 @@ class BatchApplier:
             entries = self.journal([i.id for i, _ in conflicts])
             for item, error in conflicts:
                 item.attempts += 1
-                entry = entries.get(item.id)
-                if entry is None:
+                if item.id not in entries:
                     self.finish(item, "failed", error=error)
-                else:
-                    state: Status = (
-                        "rolled_back" if entry.startswith("rolled_back") else "already_applied"
-                    )
-                    self.finish(item, state, output=f"journal: {entry}")
+            self.journaled([i for i, _ in conflicts if i.id in entries], entries)
         return kept
+
+    def journaled(
+        self,
+        items: list[QueuedRequest],
+        entries: dict[str, str],
+        applied: Status = "already_applied",
+    ) -> None:
+        """Finish changes the host's journal already records: a rolled-back one as such; an
+        applied one once its services are made live again (an earlier attempt may have ended
+        between the journal and the reload) and its client check passes."""
+        done = [i for i in items if not entries[i.id].startswith("rolled_back")]
+        for item in items:
+            if item not in done:
+                self.finish(item, "rolled_back", output=f"journal: {entries[item.id]}")
+        problems = self.converge([i.change for i in done])
+        for item in done:
+            problem = problems.get(id(item.change))
+            output = f"journal: {entries[item.id]}"
+            if problem is None:
+                self.finish(item, applied, output=output)
+            else:
+                error = f"the host's journal records it as applied, but {problem}"
+                self.finish(item, "failed", output=output, error=error)
+
+    def converge(self, changes: list[ChangeBase]) -> dict[int, str]:
+        """Run the reloads that make `changes` live (idempotent), then their client checks;
+        the problems found, by ``id(change)``."""
+        layout = self.spec.layout
+        needs: dict[int, set[tuple[str, ...]]] = {}
+        for change in changes:
+            with contextlib.suppress(ChangeConflict):
+                needs[id(change)] = change.services(layout)
+        steps = set().union(*needs.values()) if needs else set()
+        bad: set[tuple[str, ...]] = set()
+        if steps:
+            # The earlier attempt may have ended before the host's own check: check first (a
+            # configuration that fails it is not reloaded), then reload.
+            script = []
+            for step in sorted(steps):
+                tag = q(" ".join(step))
+                reload = f"{{ {reload_command(layout, step)}; }} >/dev/null 2>&1"
+                if step[0] in CHECKED:
+                    check = f"{{ {check_command(layout, step)}; }} >/dev/null 2>&1"
+                    script.append(
+                        f"if ! {check}; then echo GDCAS-CHECK-FAILED {tag}; "
+                        f"elif ! {reload}; then echo GDCAS-RELOAD-FAILED {tag}; fi\n"
+                    )
+                else:
+                    script.append(f"{reload} || echo GDCAS-RELOAD-FAILED {tag}\n")
+            _, text, _ = self.run("".join(script))
+            for line in text.splitlines():
+                word, _, step_text = line.partition(" ")
+                if word in ("GDCAS-CHECK-FAILED", "GDCAS-RELOAD-FAILED"):
+                    bad.add(tuple(step_text.split(" ")))
+        problems: dict[int, str] = {}
+        for change in changes:
+            failing = needs.get(id(change), set()) & bad
+            if failing:
+                step = " ".join(sorted(failing)[0])
+                problems[id(change)] = f"the host's check or reload of {step} fails now"
+            elif problem := self._client_check(change):
+                problems[id(change)] = problem
+        return problems
+
+    def _client_check(self, change: ChangeBase) -> str | None:
+        try:
+            return change.check_by_client(self.endpoint)
+        except Exception as exc:  # a client that fails says why; it must not stop the lane
+            return f"the check by the service's client failed: {exc!r}"
 
     def _script(self, ws: Workspace, ids: list[str], journal: dict[str, str]) -> Script:
         originals = dict(ws.originals)
@@ -292,6 +358,7 @@ class BatchApplier:
         for item in items:
             reason = self.verify_hook(item.request) if self.verify_hook else None
             reason = reason or generic or item.change.verify(ws, probe)
+            reason = reason or self._client_check(item.change)
             if reason:
                 failed[item.id] = reason
         n = len(items)

@@ -237,13 +237,10 @@ class HostLane:
             return
         entries = self._applier.journal([i.id for i in doubtful])
         for item in doubtful:
-            entry = entries.get(item.id)
-            if entry is None:
+            if item.id not in entries:
                 item.in_doubt = False
-            elif entry.startswith("rolled_back"):
-                self._finish(item, "rolled_back", output="settled from the host journal")
-            else:
-                self._finish(item, "applied", output="settled from the host journal")
+        settled = [i for i in doubtful if i.id in entries]
+        self._applier.journaled(settled, entries, applied="applied")
         batch[:] = [i for i in batch if not i.in_doubt and i in self._queue]
 
     def _prune_journal(self) -> None:
