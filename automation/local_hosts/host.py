@@ -1,16 +1,47 @@
 """``LocalHost``: one managed host on this machine, its sshd, named and nginx under one directory,
-and the ``HostSpec`` a caller registers for it."""
+the further services a test or the demo asks for (``SERVICES``), and the ``HostSpec`` a caller
+registers for it."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Protocol, Self
 
 from automation.host import HostLayout, HostSpec
 from automation.local_hosts.named import LocalNamed
 from automation.local_hosts.nginx import LocalNginx
 from automation.local_hosts.sshd import LocalSshd
+
+
+class HostService(Protocol):
+    """A further real server of a local host (Dovecot and Postfix, an FTP server, MariaDB),
+    made with the host's root (the managed files) and a directory of its own (config, state)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def layout(self) -> dict[str, Any]:
+        """The ``HostLayout`` fields it sets: its port(s) and the argv of its tools."""
+        ...
+
+
+# The services a LocalHost may run besides sshd, named and nginx, by name: "module:class",
+# imported only when a host asks for it (each has its own module in this package).
+SERVICES: dict[str, str] = {
+    "mail": "automation.local_hosts.mail:LocalMail",  # Dovecot (IMAP, LMTP) + Postfix (SMTP)
+    "ftp": "automation.local_hosts.ftp:LocalFtp",  # pure-ftpd with PureDB virtual users
+    "database": "automation.local_hosts.mariadb:LocalMariaDB",  # a private mariadbd
+}
+ALL_SERVICES = tuple(SERVICES)
+
+
+def _service(name: str, root: Path, directory: Path) -> HostService:
+    module, _, cls = SERVICES[name].partition(":")
+    made: HostService = getattr(importlib.import_module(module), cls)(root, directory)
+    return made
 
 
 class LocalHost:
@@ -28,6 +59,7 @@ class LocalHost:
         with_named: bool = True,
         with_nginx: bool = True,
         zones: tuple[str, ...] = (),
+        services: tuple[str, ...] = (),
     ) -> None:
         self.host_id = host_id
         self.base = Path(base).resolve() / host_id  # configs name absolute paths
@@ -36,6 +68,12 @@ class LocalHost:
         self.named = LocalNamed(self.root, self.base / "named") if with_named else None
         self.nginx = LocalNginx(self.root, self.base / "nginx") if with_nginx else None
         self._zones = zones
+        unknown = set(services) - set(SERVICES)
+        if unknown:
+            raise ValueError(f"unknown services {sorted(unknown)}; known: {sorted(SERVICES)}")
+        self.services: dict[str, HostService] = {
+            name: _service(name, self.root, self.base / name) for name in services
+        }
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -47,13 +85,15 @@ class LocalHost:
                 self.named.start()
             if self.nginx is not None:
                 self.nginx.start()
+            for service in self.services.values():
+                service.start()
             self.sshd.start()
         except Exception:
             self.stop()
             raise
 
     def stop(self) -> None:
-        for daemon in (self.sshd, self.nginx, self.named):
+        for daemon in (self.sshd, *reversed(self.services.values()), self.nginx, self.named):
             if daemon is not None:
                 daemon.stop()
 
@@ -76,12 +116,16 @@ class LocalHost:
 
     def layout(self) -> HostLayout:
         named, nginx = self.named, self.nginx
+        fields: dict[str, Any] = {}
+        for service in self.services.values():
+            fields.update(service.layout())
         return HostLayout(
             root=str(self.root),
             dns_port=named.port if named is not None else 53,
             rndc=tuple(named.rndc_argv()) if named is not None else ("rndc",),
             nginx=tuple(nginx.nginx_argv()) if nginx is not None else ("nginx",),
             http_port=nginx.port if nginx is not None else 80,
+            **fields,
         )
 
     def spec(self) -> HostSpec:
