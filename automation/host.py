@@ -65,6 +65,7 @@ class HostLayout(BaseModel):
     database_port: int | None = Field(default=None, ge=1, le=65535)
     postfix: tuple[str, ...] = ("postfix",)
     postmap: tuple[str, ...] = ("postmap",)
+    doveadm: tuple[str, ...] = ("doveadm",)
     pure_pw: tuple[str, ...] = ("pure-pw",)
     crontab: tuple[str, ...] = ("crontab",)
     mariadb: tuple[str, ...] = ("mariadb",)
@@ -88,7 +89,15 @@ class HostLayout(BaseModel):
         return ip_address(value, 4)  # written into nginx's `listen ADDRESS:PORT`
 
     @field_validator(
-        "rndc", "named_checkzone", "nginx", "postfix", "postmap", "pure_pw", "crontab", "mariadb"
+        "rndc",
+        "named_checkzone",
+        "nginx",
+        "postfix",
+        "postmap",
+        "doveadm",
+        "pure_pw",
+        "crontab",
+        "mariadb",
     )
     @classmethod
     def _tool(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:

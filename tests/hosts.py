@@ -5,12 +5,14 @@ host's automation lock (free? held by a test, so that a batch waits on the host?
 from __future__ import annotations
 
 import fcntl
+import shlex
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from automation.host import HostSpec
 from automation.local_hosts.host import LocalHost
 from automation.zonefile import Record, parse_zone
 
@@ -84,3 +86,33 @@ def edit_zone_by_hand(host: LocalHost, zone: str, name: str, address: str) -> No
     while dig(host, f"{name}.{zone}", "A") != [address]:
         assert time.monotonic() < deadline, f"named does not serve the hand edit of {zone}"
         time.sleep(0.05)
+
+
+class HeldTool:
+    """One of a host's tools (a ``HostLayout`` argv field such as ``postmap``) wrapped so that,
+    while ``hold()`` is on, every script that runs it stops there: the change's files are in
+    place and journaled, its reload not finished. ``reached`` appears once a script waits."""
+
+    def __init__(self, directory: Path, host: LocalHost, field: str) -> None:
+        self.flag, self.reached = directory / f"hold-{field}", directory / f"reached-{field}"
+        self.field, self.host = field, host
+        self.command = directory / f"held-{field}"
+        real = " ".join(shlex.quote(a) for a in getattr(host.layout(), field))
+        self.command.write_text(
+            "#!/bin/sh\n"
+            f"if [ -e {self.flag} ]; then touch {self.reached}\n"
+            f"  while [ -e {self.flag} ]; do sleep 0.01; done\nfi\n"
+            f'exec {real} "$@"\n'
+        )
+        self.command.chmod(0o755)
+
+    def spec(self) -> HostSpec:
+        layout = self.host.layout().model_copy(update={self.field: (str(self.command),)})
+        return self.host.spec().model_copy(update={"layout": layout})
+
+    def hold(self) -> None:
+        self.reached.unlink(missing_ok=True)
+        self.flag.touch()
+
+    def release(self) -> None:
+        self.flag.unlink(missing_ok=True)

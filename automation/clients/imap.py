@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import imaplib
+import shlex
 from dataclasses import dataclass
 
+from automation import identifiers
 from automation.clients import TIMEOUT, Endpoint
 
 
@@ -47,3 +49,22 @@ def quota(at: Endpoint, user: str, password: str) -> Quota | None:
 def _text(exc: BaseException) -> str:
     arg = exc.args[0] if exc.args else exc
     return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+
+
+def user_exists(at: Endpoint, user: str) -> bool:
+    """Whether Dovecot's userdb knows ``user`` (``doveadm user``: exit 0 found, 67 unknown)."""
+    _status, out = at.run(
+        f"{shlex.join([*at.layout.doveadm, 'user', user])} >/dev/null 2>&1; echo $?"
+    )
+    return out.strip().splitlines()[-1:] == ["0"]
+
+
+def admin_quota_kib(at: Endpoint, user: str) -> int | None:
+    """The storage limit Dovecot applies to ``user``, in KiB (``doveadm quota get``)."""
+    argv = [*at.layout.doveadm, "-f", "tab", "quota", "get", "-u", user]
+    _status, out = at.run(shlex.join(argv) + " 2>&1")
+    for line in out.splitlines():
+        cells = line.split("\t")
+        if len(cells) >= 4 and cells[1] == "STORAGE":
+            return identifiers.ascii_int(cells[3])
+    return None

@@ -33,6 +33,7 @@ from automation.plan import (
     EXIT_STALE,
     EXIT_SYMLINK,
     EXIT_WRITE,
+    STEP_LIB,
     Script,
     check_command,
     content_hash,
@@ -88,7 +89,7 @@ class BatchApplier:
         self.exec_timeout = exec_timeout
         self.lock_wait = lock_wait
         self.verify_hook = verify_hook
-        self.endpoint = Endpoint(spec.address, spec.layout)
+        self.endpoint = Endpoint(spec.address, spec.layout, shell=self._shell)
         self._cache: dict[str, str | None] = {}
 
     def forget(self) -> None:
@@ -108,6 +109,10 @@ class BatchApplier:
     def run(self, script: str) -> tuple[int, str, bytes]:
         res = self.conn.run(COMMAND, stdin=script.encode(), timeout=self.exec_timeout)
         return res.exit_status, res.stdout + res.stderr, res.out
+
+    def _shell(self, script: str) -> tuple[int, str]:
+        status, text, _ = self.run(script)
+        return status, text
 
     def read(self, paths: list[str]) -> dict[str, str | None]:
         if not paths:
@@ -257,7 +262,7 @@ class BatchApplier:
                     )
                 else:
                     script.append(f"{reload} || echo GDCAS-RELOAD-FAILED {tag}\n")
-            _, text, _ = self.run("".join(script))
+            _, text, _ = self.run(STEP_LIB + "".join(script))
             for line in text.splitlines():
                 word, _, step_text = line.partition(" ")
                 if word in ("GDCAS-CHECK-FAILED", "GDCAS-RELOAD-FAILED"):
@@ -266,8 +271,8 @@ class BatchApplier:
         for change in changes:
             failing = needs.get(id(change), set()) & bad
             if failing:
-                step = " ".join(sorted(failing)[0])
-                problems[id(change)] = f"the host's check or reload of {step} fails now"
+                which = " ".join(sorted(failing)[0])
+                problems[id(change)] = f"the host's check or reload of {which} fails now"
             elif problem := self._client_check(change):
                 problems[id(change)] = problem
         return problems
@@ -393,7 +398,7 @@ class BatchApplier:
             refuse_journaled=False,
             guards={p: content_hash(current[p]) for p in files},
             files=files,
-            modes=ws.modes,
+            modes={**applied_ws.modes, **ws.modes},  # a restored file keeps its mode (secrets)
             dirs=set(),
             checks=ws.checks,
             reloads=ws.reloads,

@@ -37,7 +37,7 @@ def records(host: LocalHost) -> list[str]:
 
 class HeldCheck:
     """A zone check that, while `hold()` is on, stops every script in its middle: the new zone
-    is installed, nothing is checked, reloaded or journaled yet. `reached` appears once a
+    is installed and journaled, nothing checked or reloaded yet. `reached` appears once a
     script waits there, so that a test knows a batch is running on the host before it cuts."""
 
     def __init__(self, directory: Path) -> None:
