@@ -138,9 +138,16 @@ def reload_command(layout: HostLayout, reload: tuple[str, ...]) -> str:
             return shlex.join([*layout.pure_pw, "mkdb", layout.path(pdb), "-f",
                                layout.path(passwd)])  # fmt: skip
         case ("crontab", user, rel):
-            # The account's own crontab (crontab -u USER), never root's; none left when empty.
+            # The account's own crontab (crontab -u USER), never root's: the user must exist
+            # and not be root. Installed whole from GDCAS's file; none left when it is empty.
             path, tab = q(layout.path(rel)), shlex.join([*layout.crontab, "-u", user])
-            return f"if [ -s {path} ]; then {tab} {path}; else {tab} -r 2>/dev/null || :; fi"
+            who = q(f"the crontab of {user}:")
+            return (
+                f"if ! u=$(id -u {q(user)} 2>/dev/null); then echo {who} no such Unix user; false; "
+                f'elif [ "$u" = 0 ]; then echo {who} the user is root; false; '
+                f"elif [ -s {path} ]; then {tab} {path}; "
+                f"elif {tab} -l >/dev/null 2>&1; then {tab} -r; fi"
+            )
         case ("sql", rel):
             return f"{shlex.join(list(layout.mariadb))} < {q(layout.path(rel))}"
         case _:

@@ -15,17 +15,30 @@ line break inside a command would be a second crontab line, run as the account).
 is always one crontab line, and GDCAS reads the file back splitting at LF only. A file that is
 not in this form (edited by hand) is refused, naming the line, rather than guessed at or
 silently rewritten without the lines GDCAS did not write.
+
+The file is the source; what cron runs is the account's real crontab. The reload step
+``("crontab", <account>, cron/<account>)`` (``automation.plan.reload_command``) installs the
+file whole with ``crontab -u <account>`` (the account name is the host's Unix user: a missing
+user, or one with uid 0, fails the step, and root's crontab is never touched), or removes the
+account's crontab when no entry is left. Then ``crontab -l -u <account>`` is read on the host
+(``automation.clients.crontab``) and the change is applied only when it shows exactly the
+file's entries (and no crontab when there is no file).
+A crontab the account edited by hand (``crontab -e``) is replaced by GDCAS's entries at the
+next cron change of the account.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator
 
 from automation import identifiers
 from automation.changes.base import AccountName, ChangeBase, Workspace
+from automation.clients import Endpoint
+from automation.clients import crontab as crontab_client
 from automation.errors import ChangeConflict
+from automation.host import HostLayout
 
 CronName = Annotated[str, AfterValidator(identifiers.cron_name)]
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
@@ -145,11 +158,49 @@ def _entry_problem(mark: str, name: str, line: str) -> str | None:
 def _write(ws: Workspace, account: str, entries: dict[str, str]) -> None:
     body = "".join(f"{MARK}{name}\n{line}\n" for name, line in sorted(entries.items()))
     ws.write(cron_path(account), body or None, mode=0o600)
+    ws.reloads.add(crontab_step(account))
 
 
-class CronAdd(ChangeBase):
+def crontab_step(account: str) -> tuple[str, ...]:
+    """The reload step installing ``cron/<account>`` as the account's crontab."""
+    return ("crontab", account, cron_path(account))
+
+
+def _not_root(account: str) -> str:
+    if account == "root":
+        raise ValueError("cron entries go into the account's own crontab, never root's")
+    return account
+
+
+CronAccount = Annotated[AccountName, AfterValidator(_not_root)]
+
+
+class _CronChange(ChangeBase):
+    """What both cron kinds share: the account's crontab is installed and read back."""
+
+    verified_by: ClassVar[str] = "the account's crontab lists exactly these entries"
+    account: CronAccount
+
+    def target(self) -> str:
+        return f"cron:{self.account}"
+
+    def reads(self) -> list[str]:
+        return [cron_path(self.account)]
+
+    def services(self, layout: HostLayout) -> set[tuple[str, ...]]:
+        return {crontab_step(self.account)}
+
+    def check_by_client(self, at: Endpoint) -> str | None:
+        tab = crontab_client.read(at, self.account, cron_path(self.account))
+        if tab.installed == tab.source:
+            return None
+        shown = repr(" | ".join(tab.installed)[:300]) if tab.installed is not None else "none"
+        want = f"the entries GDCAS wrote ({len(tab.source) // 2})" if tab.source else "none"
+        return f"crontab -l -u {self.account} shows {shown}, not {want}"
+
+
+class CronAdd(_CronChange):
     kind: Literal["cron_add"] = "cron_add"
-    account: AccountName
     name: CronName = Field(description="identifies the entry for cron_remove")
     schedule: str
     command: str = Field(min_length=1, max_length=1000)
@@ -176,12 +227,6 @@ class CronAdd(ChangeBase):
             raise ValueError("cron command: no leading or trailing spaces")
         return value
 
-    def target(self) -> str:
-        return f"cron:{self.account}"
-
-    def reads(self) -> list[str]:
-        return [cron_path(self.account)]
-
     def apply(self, ws: Workspace) -> None:
         entries = _entries(ws, self.account)
         if self.name in entries:
@@ -191,16 +236,9 @@ class CronAdd(ChangeBase):
         ws.dirs.add("cron")
 
 
-class CronRemove(ChangeBase):
+class CronRemove(_CronChange):
     kind: Literal["cron_remove"] = "cron_remove"
-    account: AccountName
     name: CronName
-
-    def target(self) -> str:
-        return f"cron:{self.account}"
-
-    def reads(self) -> list[str]:
-        return [cron_path(self.account)]
 
     def apply(self, ws: Workspace) -> None:
         entries = _entries(ws, self.account)

@@ -1,4 +1,11 @@
-"""Web vhosts: an nginx server block per domain, document root inside the account's home."""
+"""Web vhosts: an nginx server block per domain, document root inside the account's home.
+
+The server block is the site: it listens for HTTP, and includes two optional files that other
+kinds write (a glob include, so each is there only while its file exists): the account's
+suspension (``nginx/suspended/<account>.conf``, automation.changes.suspend) and the domain's
+TLS listener (``nginx/tls/<domain>.conf``, automation.changes.tls). HTTPS thus serves exactly
+the HTTP site, suspension included, and a certificate is served only by a site of its domain.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,22 @@ def site_path(domain: str) -> str:
 
 def suspended_path(account: str) -> str:
     return f"nginx/suspended/{account}.conf"
+
+
+def tls_path(domain: str) -> str:
+    """The HTTPS listener and certificate of the site of ``domain`` (written by TlsInstall)."""
+    return f"nginx/tls/{domain}.conf"
+
+
+def optional_include(path: str) -> str:
+    """An nginx ``include`` of an absolute path that may be absent (a glob matching one file:
+    nginx accepts a glob that matches nothing)."""
+    return f"include {path[:-1]}[{path[-1]}];"
+
+
+def tls_include(layout: HostLayout, domain: str) -> str:
+    """The line of a site's server block that serves it over HTTPS once a certificate is in."""
+    return f"    {optional_include(layout.path(tls_path(domain)))}\n"
 
 
 def _http_verify(ws: Workspace, domain: str, probe: ProbeResults) -> str | None:
@@ -81,7 +104,9 @@ class VhostCreate(ChangeBase):
             f"    {DISABLE_SYMLINKS}\n"
             f"    add_header {SITE_HEADER} {self.domain} always;\n"
             # The glob makes the include optional: the file exists only while suspended.
-            f"    include {suspended[:-1]}[f];\n"
+            f"    {optional_include(suspended)}\n"
+            # HTTPS: the TLS file exists once a certificate for the domain is installed.
+            f"{tls_include(lay, self.domain)}"
             "    location / { try_files $uri $uri/ =404; }\n"
             "}\n"
         )
@@ -89,10 +114,10 @@ class VhostCreate(ChangeBase):
     def apply(self, ws: Workspace) -> None:
         config = self.render(ws)
         current = ws.read(site_path(self.domain))
-        # The same site as written before vhosts had `disable_symlinks`: requesting it again
-        # upgrades it to the current template (the way to protect sites made before).
-        earlier = config.replace(f"    {DISABLE_SYMLINKS}\n", "")
-        if current is not None and current not in (config, earlier):
+        # The same site as written before vhosts had `disable_symlinks` or the TLS include:
+        # requesting it again upgrades it to the current template (the way to protect sites
+        # made before, and to let them serve HTTPS).
+        if current is not None and current not in self._templates(ws, config):
             raise ChangeConflict(f"a different vhost for {self.domain} already exists")
         ws.write(site_path(self.domain), config)
         ws.dirs.add(self._docroot())
@@ -103,12 +128,21 @@ class VhostCreate(ChangeBase):
         ws.reloads.add(("nginx",))
         ws.http_probes.add(self.domain)
 
+    def _templates(self, ws: Workspace, config: str) -> set[str]:
+        """This site as the current template and the earlier ones (without either line)."""
+        lines = [f"    {DISABLE_SYMLINKS}\n", tls_include(ws.layout, self.domain)]
+        out = {config}
+        for line in lines:
+            out |= {c.replace(line, "") for c in out}
+        return out
+
     def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
         return _http_verify(ws, self.domain, probe)
 
 
 class VhostDelete(ChangeBase):
-    """Remove a site's server block (the document root and its files are kept)."""
+    """Remove a site's server block (the document root and its files are kept, and so are its
+    certificate and TLS file: nothing includes them until the site is created again)."""
 
     kind: Literal["vhost_delete"] = "vhost_delete"
     verified_by: ClassVar[str] = "nginx on the host no longer serves the site"

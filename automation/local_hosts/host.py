@@ -125,6 +125,7 @@ class LocalHost:
             rndc=tuple(named.rndc_argv()) if named is not None else ("rndc",),
             nginx=tuple(nginx.nginx_argv()) if nginx is not None else ("nginx",),
             http_port=nginx.port if nginx is not None else 80,
+            https_port=nginx.https_port if nginx is not None else None,
             **fields,
         )
 

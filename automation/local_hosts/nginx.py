@@ -1,4 +1,5 @@
-"""A real nginx on loopback for a local host, and the unprivileged user its workers run as."""
+"""A real nginx on loopback for a local host (HTTP and HTTPS), and the unprivileged user its
+workers run as."""
 
 from __future__ import annotations
 
@@ -32,7 +33,14 @@ def can_reach(user: pwd.struct_passwd, path: Path) -> bool:
 
 
 class LocalNginx(Daemon):
-    """A real nginx on a loopback port with its own prefix, including the host's sites dir."""
+    """A real nginx with its own prefix, including the host's sites dir: HTTP on ``port`` and
+    HTTPS on ``https_port`` (both loopback).
+
+    On each port a default server answers the names no site has: 404 over HTTP; over HTTPS it
+    refuses the handshake (``ssl_reject_handshake``), so an unknown or absent SNI name never
+    gets a certificate of some customer's site. A site serves HTTPS when its TLS file
+    (``nginx/tls/<domain>.conf``, see automation.changes.tls) is included in its server block.
+    """
 
     name = "nginx"
 
@@ -41,6 +49,7 @@ class LocalNginx(Daemon):
         self.root = root.resolve()
         self.dir = directory.resolve()
         self.port = free_port()
+        self.https_port = free_port()
         self.conf = self.dir / "nginx.conf"
         self.worker = nginx_worker_user()
 
@@ -72,6 +81,11 @@ http {{
         server_name _;
         return 404;
     }}
+    server {{
+        listen 127.0.0.1:{self.https_port} ssl default_server;
+        server_name _;
+        ssl_reject_handshake on;
+    }}
     include {sites}/*.conf;
 }}
 """
@@ -82,6 +96,7 @@ http {{
 
     def _ready(self, proc: subprocess.Popen[bytes]) -> None:
         wait_port(self.port, 15, proc)
+        wait_port(self.https_port, 15, proc)
 
     def start(self) -> None:
         if not can_reach(self.worker, self.root):
