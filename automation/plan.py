@@ -120,6 +120,38 @@ def check_command(layout: HostLayout, check: tuple[str, ...]) -> str:
     return shlex.join(argv)
 
 
+# The FTP server's users (pure-ftpd's PureDB) built from GDCAS's FTP passwd file, lines
+# `user:{ARGON2ID}hash:account:home`: each user gets its account's Unix uid and gid (the account
+# is the host's Unix user; none, or root, is an error) and is chrooted to its home (`/./`); the
+# users of a suspended account are left out; the account's home must be its own. pure-ftpd's
+# format goes to a root-only file, compiled (`pure-pw mkdb` renames the new database into place,
+# read at the next log-in). A subshell, so its `exit` ends only this step (in braces: `$((` would
+# be arithmetic).
+_FTPDB = """{{ (
+src={0}; suspended={1}; homes={2}; out={3}; pdb={4}; new="$out.gdcas-new"
+[ -e "$src" ] || [ -e "$pdb" ] || exit 0
+umask 077; rm -f -- "$new" && : > "$new" || exit 1
+say() {{ echo "FTP user $user of account $account: $1"; rm -f -- "$new"; exit 1; }}
+[ ! -e "$src" ] || while IFS=: read -r user hash account home; do
+  [ -n "$user" ] || continue
+  if [ -e "$suspended" ] && grep -qxF -- "$account" "$suspended"; then continue; fi
+  uid=$(id -u -- "$account" 2>/dev/null) && gid=$(id -g -- "$account" 2>/dev/null) ||
+    say "there is no Unix user $account on this host"
+  [ "$uid" != 0 ] || say "the account's user is root"
+  [ "$(stat -c %u -- "$homes/$account" 2>/dev/null)" = "$uid" ] ||
+    say "the home $homes/$account is missing or does not belong to $account"
+  case $home in "$homes/$account" | "$homes/$account"/*) ;; *) say "$home is not its home" ;; esac
+  case $hash in
+    "{{ARGON2ID}}\\$argon2id\\$"*) hash=${{hash#"{{ARGON2ID}}"}} ;;
+    *) say "its password is not stored as an Argon2id hash" ;;
+  esac
+  printf '%s:%s:%s:%s::%s/./::::::::::::\\n' "$user" "$hash" "$uid" "$gid" "$home" >> "$new" ||
+    say "could not write $new"
+done < "$src" || exit 1
+{mkdb} "$pdb" -f "$new" && mv -f -- "$new" "$out"
+); }}"""
+
+
 def reload_command(layout: HostLayout, reload: tuple[str, ...]) -> str:
     """The command that makes a service take its new files (idempotent: run again, same state).
 
@@ -134,9 +166,10 @@ def reload_command(layout: HostLayout, reload: tuple[str, ...]) -> str:
             # Postfix reads the compiled map; the reload makes every daemon take it now.
             compiled = shlex.join([*layout.postmap, f"hash:{layout.path(rel)}"])
             return f"{compiled} && {shlex.join([*layout.postfix, 'reload'])}"
-        case ("ftpdb", passwd, pdb):
-            return shlex.join([*layout.pure_pw, "mkdb", layout.path(pdb), "-f",
-                               layout.path(passwd)])  # fmt: skip
+        case ("ftpdb", passwd, suspended, homes, source, pdb):
+            ftp = (passwd, suspended, homes, source, pdb)
+            return _FTPDB.format(*(q(layout.path(p)) for p in ftp),
+                                 mkdb=shlex.join([*layout.pure_pw, "mkdb"]))  # fmt: skip
         case ("crontab", user, rel):
             # The account's own crontab (crontab -u USER), never root's: the user must exist
             # and not be root. Installed whole from GDCAS's file; none left when it is empty.

@@ -54,6 +54,9 @@ def hash_secret(secret: str) -> str:
 # --- the workspace a change edits -------------------------------------------------------------
 
 
+# The accounts suspended on the host, one per line: every service's reload step reads it (nginx
+# serves the suspension page, Dovecot and the FTP server refuse the account's log-ins).
+SUSPENDED_LIST = "accounts/suspended"
 NGINX_PROBE_SITE = "nginx/sites/000-gdcas-probe.conf"
 NGINX_PROBE_HOST = "gdcas-probe.invalid"
 
