@@ -1,50 +1,60 @@
-"""A BIND master-file (RFC 1035 §5) reader and a canonical writer for the zones GDCAS manages.
+"""BIND master files (RFC 1035 §5) of the zones GDCAS manages, read and written by dnspython.
 
-The reader understands what real zone files use: ``$ORIGIN``, ``$TTL``, parentheses across
-lines, comments, quoted strings with escapes, blank owners, ``@``, TTL units and class/TTL in
-either order. ``$INCLUDE`` and ``$GENERATE`` are refused (a managed zone is one self-contained
-file). Record data of types we do not manage is kept as text and written back unchanged.
+dnspython's reader (``dns.zonefile.Reader`` into a ``dns.zone.Zone``) does the syntax: ``$ORIGIN``,
+``$TTL``, parentheses across lines, comments, quoted strings with escapes, blank owners, ``@``,
+TTL units, class and TTL in either order, and the data of each record type it knows; dnspython
+writes each name's records back (``dns.node.Node.to_text``). ``$INCLUDE`` and ``$GENERATE`` are
+refused (a managed zone is one self-contained file). What is left here is what dnspython does not
+do: the records as the plain list the changes edit (`Record`, `Zone`), the serial bump policy, the
+integrity rules GDCAS checks before the host's own ``named-checkzone``, the wording of
+`ZoneError`, a record dnspython cannot read that GDCAS does not manage kept as it was written
+(`_as_written`), and the lenient reading of record data as ``dig`` prints it (`txt_chunks`,
+`canonical_rdata`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
+import dns.exception
+import dns.name
+import dns.node
+import dns.rdata
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.tokenizer
+import dns.transaction
+import dns.ttl
+import dns.zone
+import dns.zonefile
+
 from automation.errors import ZoneError
 
-_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TTL_LIMIT = 2**32  # as for BIND, a number this large is not a TTL at all
-_CLASSES = {"IN", "CH", "HS", "CS", "ANY"}
-_CLASS_RE = re.compile(r"CLASS[0-9]+", re.IGNORECASE | re.ASCII)
-_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]*", re.ASCII)
 # Types allowed beside a CNAME (RFC 2181 §10.1, RFC 4035 §2.5).
 CNAME_COMPANIONS = {"RRSIG", "NSEC", "NSEC3"}
+_DIRECTIVES = ("$ORIGIN", "$TTL")  # all dnspython's reader is allowed
+_REFUSED = ("$INCLUDE", "$GENERATE")  # known, but not in a managed zone
+_IN = dns.rdataclass.IN
+# Types GDCAS edits or reads (the SOA's serial, the apex NS): dnspython must read their data.
+_MANAGED = {"SOA", "NS", "A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"}
 
 
 def ttl_seconds(text: str) -> int | None:
     """Seconds of a TTL token (``3600``, or numbers each with a unit: ``1h30m``), else None.
 
-    A scan of the characters, linear by construction. (The regex it replaces, ``(\\d+[smhdw]?)+``,
-    backtracked exponentially: 24 digits and an 'x' took 1.5 s, each digit more twice as long.
-    It also took '1h30', which BIND does not, and Unicode digits.)
+    ``dns.ttl.from_text``: a linear scan, at most 2**32 - 1, no digits after the last unit ('1h30',
+    as BIND). ASCII only: older dnspython (2.6) took Unicode digits for digits. (The regex this
+    once was, ``(\\d+[smhdw]?)+``, backtracked exponentially: 24 digits and an 'x' took 1.5 s.)
     """
-    total, digits = 0, ""
-    for c in text:
-        if "0" <= c <= "9":
-            digits += c
-            if len(digits) > 10:  # above _TTL_LIMIT whatever follows
-                return None
-        elif c in "smhdwSMHDW" and digits and total < _TTL_LIMIT:
-            total += int(digits) * _TTL_UNITS[c.lower()]
-            digits = ""
-        else:
-            return None
-    if digits:
-        if total or digits != text:  # trailing digits after a unit: '1h30'
-            return None
-        total = int(digits)
-    return total if text and total < _TTL_LIMIT else None
+    if not text.isascii():
+        return None
+    try:
+        return dns.ttl.from_text(text)
+    except dns.ttl.BadTTL:
+        return None
 
 
 def parse_ttl(text: str) -> int:
@@ -55,108 +65,20 @@ def parse_ttl(text: str) -> int:
     return seconds
 
 
-@dataclass(frozen=True)
-class Token:
-    text: str
-    quoted: bool = False
-
-    def render(self) -> str:
-        return f'"{self.text}"' if self.quoted else self.text
+def _name(text: str, origin: dns.name.Name = dns.name.root) -> dns.name.Name:
+    try:
+        return dns.name.from_text(text, origin)
+    except dns.exception.DNSException as exc:
+        raise ZoneError(f"bad domain name {text!r}: {exc}") from None
 
 
-@dataclass
-class _Line:
-    tokens: list[Token]
-    indented: bool
-    number: int
-
-
-def _push(tokens: list[Token], token: Token, start: int, glued_at: int) -> None:
-    """Append a token; one written right after the previous (key="v") joins it verbatim."""
-    if tokens and start == glued_at:
-        tokens[-1] = Token(tokens[-1].render() + token.render())
-    else:
-        tokens.append(token)
-
-
-def _tokenize(text: str) -> list[_Line]:
-    lines: list[_Line] = []
-    tokens: list[Token] = []
-    depth = 0
-    indented = False
-    line_no = 1
-    start_line = 1
-    i, n = 0, len(text)
-    at_line_start = True
-    glued_at = -1  # where the previous token ended: a token starting there is glued to it
-    while i < n:
-        c = text[i]
-        if at_line_start and depth == 0:
-            indented = c in " \t"
-            start_line = line_no
-            at_line_start = False
-        if c == "\n":
-            line_no += 1
-            if depth == 0:
-                if tokens:
-                    lines.append(_Line(tokens, indented, start_line))
-                tokens = []
-                at_line_start = True
-            i += 1
-        elif c in " \t\r":
-            i += 1
-        elif c == ";":
-            while i < n and text[i] != "\n":
-                i += 1
-        elif c == "(":
-            depth += 1
-            i += 1
-        elif c == ")":
-            if depth == 0:
-                raise ZoneError(f"line {line_no}: unbalanced ')'")
-            depth -= 1
-            i += 1
-        elif c == '"':
-            j = i + 1
-            buf = []
-            while j < n and text[j] != '"':
-                if text[j] == "\\" and j + 1 < n:
-                    buf.append(text[j : j + 2])
-                    j += 2
-                    continue
-                if text[j] == "\n":
-                    line_no += 1
-                buf.append(text[j])
-                j += 1
-            if j >= n:
-                raise ZoneError(f"line {line_no}: unterminated quoted string")
-            _push(tokens, Token("".join(buf), quoted=True), i, glued_at)
-            i = j + 1
-            glued_at = i
-        else:
-            j = i
-            while j < n and text[j] not in ' \t\r\n;()"':
-                if text[j] == "\\" and j + 1 < n:
-                    j += 2
-                    continue
-                j += 1
-            _push(tokens, Token(text[i:j]), i, glued_at)
-            i = j
-            glued_at = i
-    if depth:
-        raise ZoneError("unbalanced '(' at end of file")
-    if tokens:
-        lines.append(_Line(tokens, indented, start_line))
-    return lines
+def _text(name: dns.name.Name) -> str:
+    return name.canonicalize().to_text()
 
 
 def absolute(name: str, origin: str) -> str:
     """The absolute lower-case form of a (possibly relative) domain name."""
-    if name == "@":
-        return origin
-    if name.endswith(".") and not name.endswith("\\."):
-        return name.lower()
-    return f"{name}.{origin}".lower() if origin != "." else f"{name}.".lower()
+    return _text(_name(name, _name(origin)))
 
 
 @dataclass
@@ -164,7 +86,7 @@ class Record:
     name: str  # absolute, lower case, trailing dot
     ttl: int
     rtype: str  # upper case
-    rdata: str  # presentation text
+    rdata: str  # presentation text (names absolute, as dnspython writes them)
 
     def key(self) -> tuple[str, str]:
         return self.name, self.rtype
@@ -219,111 +141,201 @@ class Zone:
         return problems
 
     def render(self) -> str:
-        """Canonical text: $ORIGIN, $TTL, SOA first, then records sorted by name and type."""
-        out = [f"$ORIGIN {self.origin}", f"$TTL {self.default_ttl}"]
+        """Canonical text: $ORIGIN, $TTL, then each name's records as dnspython writes them
+        (names in DNSSEC order, the apex first and its SOA first, then by type and data; owners
+        relative to the origin, names in the data absolute), the records dnspython cannot read
+        last, as they were written."""
+        apex = _name(self.origin)
         soa = self.soa
         rest = sorted(
-            (r for r in self.records if r is not soa),
-            key=lambda r: (r.name != self.origin, r.name[::-1], r.rtype, r.rdata),
+            (r for r in self.records if r is not soa), key=lambda r: (r.name, r.rtype, r.rdata)
         )
-        for r in [soa, *rest]:
-            out.append(f"{self._rel(r.name)} {r.ttl} IN {r.rtype} {r.rdata}")
-        return "\n".join(out) + "\n"
+        zone = dns.zone.Zone(apex, relativize=False)
+        as_written = []
+        with zone.writer() as txn:
+            txn.check_put_rdataset(_cname_alone)
+            for r in [soa, *rest]:
+                rdata = _rdata(r, apex)
+                if rdata is None:
+                    as_written.append(f"{r.name} {r.ttl} IN {r.rtype} {r.rdata}")
+                    continue
+                try:
+                    txn.add(_name(r.name, apex), r.ttl, rdata)
+                except ZoneError:
+                    raise
+                except (KeyError, ValueError) as exc:  # outside the zone; an SOA not at its apex
+                    raise ZoneError(f"{r.name} {r.rtype}: {exc.args[0]}") from None
+        lines = [f"$ORIGIN {self.origin}", f"$TTL {self.default_ttl}"]
+        lines += [zone[name].to_text(name.relativize(apex)) for name in sorted(zone.keys())]
+        return "\n".join(lines + as_written) + "\n"
 
-    def _rel(self, name: str) -> str:
-        if name == self.origin:
-            return "@"
-        suffix = "." + self.origin
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-        return name
+
+def _rdata(record: Record, origin: dns.name.Name) -> dns.rdata.Rdata | None:
+    """dnspython's reading of a record's data; None for data kept as written (`_as_written`)."""
+    try:
+        return dns.rdata.from_text(_IN, record.rtype, record.rdata, origin, relativize=False)
+    except (dns.exception.DNSException, ValueError) as exc:
+        if record.rtype not in _MANAGED and _is_mnemonic(record.rtype):
+            return None
+        raise ZoneError(
+            f"{record.name} {record.rtype}: bad record data {record.rdata!r} ({exc})"
+        ) from None
+
+
+def _cname_alone(
+    txn: dns.transaction.Transaction, name: dns.name.Name, rdataset: dns.rdataset.Rdataset
+) -> None:
+    """dnspython's own rule (its reader refuses the same), with the name and the types told."""
+    node = txn.get_node(name)
+    if node is None:
+        return
+    kinds = {node.classify(), dns.node.NodeKind.classify_rdataset(rdataset)}
+    if {dns.node.NodeKind.CNAME, dns.node.NodeKind.REGULAR} <= kinds:
+        types = {dns.rdatatype.to_text(r.rdtype) for r in [*node, rdataset]} - {"CNAME"}
+        raise ZoneError(f"{_text(name)}: CNAME and other data ({', '.join(sorted(types))})")
+
+
+def _zone_error(exc: dns.exception.DNSException, tok: _Tokenizer) -> ZoneError:
+    """Our wording of what dnspython's reader refused, with the line it was at."""
+    filename, at = tok.where()
+    detail = str(exc).removeprefix(f"{filename}:{at}: ")
+    line = tok.start  # where the record began (dnspython tells where it stopped reading)
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, dns.ttl.BadTTL):
+        cause = cause.__context__
+    if cause is not None:
+        return ZoneError(f"line {line}: bad TTL ({detail})")
+    if detail.startswith("unknown rdatatype"):
+        return ZoneError(f"line {line}: bad record type ({detail})")
+    if detail.startswith("zone file directive '"):
+        directive = detail.split("'")[1]
+        if directive in _REFUSED:
+            return ZoneError(f"line {line}: {directive} is not supported")
+        return ZoneError(f"line {line}: unknown directive {directive}")
+    return ZoneError(f"line {line}: {detail}")
+
+
+class _Tokenizer(dns.tokenizer.Tokenizer):
+    """dnspython's tokenizer, keeping the tokens of the line it is in: for a record dnspython
+    cannot read, so that it is kept as written (`_as_written`)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text, "zone")
+        self.line: list[dns.tokenizer.Token] = []
+        self.ended = False  # the line's end was read: the next token starts another line
+        self.start = 1  # the line number where the line began
+
+    def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
+        token = super().get(want_leading, want_comment)
+        if token.is_eol_or_eof():
+            self.ended = True
+        else:
+            if self.ended:
+                self.line, self.ended = [], False
+            if not self.line:  # (a token ended by a newline has the newline read, and ungot)
+                self.start = self.line_number - (self.ungotten_char == "\n")
+            self.line.append(token)
+        return token
+
+    def unget(self, token: dns.tokenizer.Token) -> None:
+        super().unget(token)
+        if token.is_eol_or_eof():
+            self.ended = False
+        elif self.line and self.line[-1] is token:
+            self.line.pop()
+
+
+def _as_written(tok: _Tokenizer, reader: dns.zonefile.Reader, apex: dns.name.Name) -> Record | None:
+    """The record dnspython's reader just refused, kept as its text, if it is one of a type GDCAS
+    does not manage (as the old reader kept all of those): a mnemonic dnspython has no parser for
+    (MD, A6, EID ...) or data dnspython refuses (2.9 refuses SVCB ``ech`` values BIND takes), in
+    class IN, where the origin is the zone's (so that the text means the same written back).
+    Else None: the error stands. named-checkzone on the host still checks it."""
+    line = tok.line
+    if tok.ended or reader.current_origin != apex or not line or line[0].value.startswith("$"):
+        return None
+    at, ttl = 1, None  # after the owner, or the blank that stands for the last one
+    while at < len(line) and not line[at].is_quoted_string():
+        if ttl is None and (seconds := ttl_seconds(line[at].value)) is not None:
+            ttl = seconds
+        elif line[at].value.upper() != "IN":
+            break
+        at += 1
+    rtype = line[at].value.upper() if at < len(line) else ""
+    if not _is_mnemonic(rtype) or rtype in _MANAGED or _is_class(rtype):
+        return None
+    if ttl is None and not (reader.default_ttl_known or reader.last_ttl_known):
+        return None
+    if ttl is None:
+        ttl = reader.default_ttl if reader.default_ttl_known else reader.last_ttl
+    while not tok.get().is_eol_or_eof():  # the rest of the record's data
+        pass
+    words: list[str] = []
+    for t in line[at + 1 :]:
+        if t.is_quoted_string() and words and words[-1].endswith("="):
+            words[-1] += f'"{t.value}"'  # key="value", one word as it was written
+        else:
+            words.append(f'"{t.value}"' if t.is_quoted_string() else t.value)
+    assert reader.last_name is not None
+    return Record(_text(reader.last_name), ttl, rtype, " ".join(words))
+
+
+def _is_mnemonic(word: str) -> bool:
+    return word.isascii() and word[:1].isalpha() and word.replace("-", "").isalnum()
+
+
+def _is_class(word: str) -> bool:
+    try:
+        dns.rdataclass.from_text(word)
+    except dns.exception.DNSException:
+        return False
+    return True
 
 
 def parse_zone(text: str, origin: str, *, check: bool = True) -> Zone:
-    """Parse a master file for ``origin``; with ``check``, refuse integrity problems."""
-    origin = absolute(origin.rstrip(".") + "." if origin != "." else ".", ".")
-    current_origin = origin
-    default_ttl: int | None = None
-    last_ttl: int | None = None
-    last_owner: str | None = None
-    pending: list[tuple[Record, bool]] = []  # (record, ttl given explicitly)
-    soa_minimum: int | None = None
-    for line in _tokenize(text):
-        toks = line.tokens
-        head = toks[0].text
-        if not line.indented and not toks[0].quoted and head.startswith("$"):
-            directive = head.upper()
-            if directive == "$ORIGIN" and len(toks) >= 2:
-                current_origin = absolute(toks[1].text, current_origin)
-            elif directive == "$TTL" and len(toks) >= 2:
-                default_ttl = parse_ttl(toks[1].text)
-            elif directive in ("$INCLUDE", "$GENERATE"):
-                raise ZoneError(f"line {line.number}: {directive} is not supported")
-            else:
-                raise ZoneError(f"line {line.number}: unknown directive {head}")
-            continue
-        idx = 0
-        if line.indented:
-            if last_owner is None:
-                raise ZoneError(f"line {line.number}: record without an owner name")
-            owner = last_owner
-        else:
-            owner = absolute(head, current_origin)
-            idx = 1
-        ttl: int | None = None
-        for _ in range(2):
-            if idx >= len(toks):
-                break
-            word = toks[idx].text
-            seconds = ttl_seconds(word) if ttl is None else None
-            if seconds is not None:
-                ttl = seconds
-                idx += 1
-            elif word.upper() in _CLASSES or _CLASS_RE.fullmatch(word):
-                if word.upper() != "IN":
-                    raise ZoneError(f"line {line.number}: only class IN is supported")
-                idx += 1
-        if idx >= len(toks) or not _TYPE_RE.fullmatch(toks[idx].text):
-            raise ZoneError(f"line {line.number}: missing or bad record type")
-        rtype = toks[idx].text.upper()
-        rdata_tokens = toks[idx + 1 :]
-        if rtype in ("CNAME", "NS", "PTR", "DNAME") and len(rdata_tokens) == 1:
-            rdata = absolute(rdata_tokens[0].text, current_origin)
-        elif rtype == "MX" and len(rdata_tokens) == 2:
-            rdata = f"{rdata_tokens[0].text} {absolute(rdata_tokens[1].text, current_origin)}"
-        elif rtype == "SRV" and len(rdata_tokens) == 4:
-            nums = " ".join(t.text for t in rdata_tokens[:3])
-            rdata = f"{nums} {absolute(rdata_tokens[3].text, current_origin)}"
-        elif rtype == "SOA" and len(rdata_tokens) == 7:
-            m, r = (absolute(t.text, current_origin) for t in rdata_tokens[:2])
-            times = [str(parse_ttl(t.text)) for t in rdata_tokens[2:]]
-            rdata = " ".join([m, r, *times])
-            soa_minimum = int(times[4])
-        else:
-            rdata = " ".join(t.render() for t in rdata_tokens)
-        explicit = ttl is not None
-        if ttl is None:
-            ttl = default_ttl if default_ttl is not None else last_ttl
-        if explicit:
-            last_ttl = ttl
-        last_owner = owner
-        pending.append((Record(owner, ttl if ttl is not None else -1, rtype, rdata), explicit))
-    for record, _explicit in pending:
-        if record.ttl < 0:
-            if soa_minimum is None:
-                raise ZoneError(f"{record.name} {record.rtype}: no TTL and no $TTL or SOA")
-            record.ttl = soa_minimum
-    zone = Zone(origin, default_ttl if default_ttl is not None else (soa_minimum or 3600))
-    zone.records = [r for r, _ in pending]
+    """Parse a master file for ``origin``; with ``check``, refuse integrity problems.
+
+    A name outside ``origin`` is left out (as dnspython does); the records come by name, in the
+    order of each name's first record, and by type within a name (records dnspython could not
+    read last); an rrset has one TTL (the lowest of its records', as dnspython keeps it).
+    """
+    apex = _name(origin)
+    zone = dns.zone.Zone(apex, relativize=False)
+    tok = _Tokenizer(text)
+    kept: list[Record] = []
+    try:
+        with zone.writer(replacement=True) as txn:
+            txn.check_put_rdataset(_cname_alone)
+            reader = dns.zonefile.Reader(tok, _IN, txn, allow_directives=_DIRECTIVES)
+            while True:
+                try:
+                    reader.read()
+                    break
+                except dns.exception.SyntaxError:
+                    record = _as_written(tok, reader, apex)
+                    if record is None:
+                        raise
+                    kept.append(record)  # and read on from the next line
+    except dns.exception.DNSException as exc:
+        raise _zone_error(exc, tok) from None
+    except ValueError as exc:  # a CNAME beside other data; dnspython: "add() has non-origin SOA"
+        raise ZoneError(f"line {tok.start}: {exc}") from None
+    default_ttl = reader.default_ttl if reader.default_ttl_known else 3600
+    records = [
+        Record(_text(name), rdataset.ttl, dns.rdatatype.to_text(rdataset.rdtype), rd.to_text())
+        for name, rdataset in zone.iterate_rdatasets()
+        for rd in rdataset
+    ]
+    parsed = Zone(_text(apex), default_ttl, records + kept)
     if check:
-        problems = zone.check()
+        problems = parsed.check()
         if problems:
             raise ZoneError("; ".join(problems))
-    return zone
+    return parsed
 
 
 def txt_chunks(rdata: str) -> list[str]:
-    """The character-strings of TXT presentation data, unescaped."""
+    """The character-strings of TXT presentation data, unescaped (leniently: '\\5' is '5')."""
     chunks = []
     for tok in re.finditer(r'"((?:[^"\\]|\\.)*)"|(\S+)', rdata):
         raw = tok.group(1) if tok.group(1) is not None else tok.group(2)
@@ -344,7 +356,5 @@ def canonical_rdata(rtype: str, rdata: str) -> str:
     if rtype in ("TXT", "SPF"):
         return "".join(txt_chunks(rdata))
     if rtype == "AAAA":
-        import ipaddress
-
         return str(ipaddress.IPv6Address(rdata.strip()))
     return " ".join(rdata.split()).lower()
