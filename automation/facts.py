@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from automation import identifiers
 from automation.changes.cron import cron_path, served_entries
+from automation.changes.database import DATABASES, DB_USERS, databases_of, users_of
 from automation.changes.ftp import FTP_PASSWD
 from automation.changes.mailbox import FORWARDERS, MAIL_PASSWD, served_forwarders
 from automation.changes.tls import cert_path
@@ -74,6 +75,24 @@ def certificate(domain: str, files: Files) -> list[dict[str, Any]]:
     ]
 
 
+def databases(account: str, files: Files) -> list[dict[str, Any]]:
+    """The account's databases in the host's files (``db/databases``, ``db/users``: what its
+    MariaDB is made to hold by each change), each with its users and their privileges."""
+    owners = databases_of(_lines(files[DATABASES]))
+    users = users_of(_lines(files[DB_USERS]))
+    return [
+        {
+            "database": db,
+            "users": [
+                {"username": u.name, "privileges": list(u.privileges)}
+                for u in sorted(users.values(), key=lambda u: u.name)
+                if u.database == db
+            ],
+        }
+        for db in sorted(d for d, a in owners.items() if a == account)
+    ]
+
+
 @dataclass(frozen=True)
 class FactReader:
     check_key: Callable[[str], str]  # the key's canonical form, ValueError when it is not one
@@ -93,6 +112,7 @@ READERS: dict[str, FactReader] = {
     "mailboxes": FactReader(_domain, lambda d: [MAIL_PASSWD], mailboxes),
     "ftp_accounts": FactReader(identifiers.account, lambda a: [FTP_PASSWD], ftp_accounts),
     "certificate": FactReader(_domain, lambda d: [cert_path(d)], certificate),
+    "databases": FactReader(identifiers.account, lambda a: [DATABASES, DB_USERS], databases),
 }  # fmt: skip
 
 

@@ -182,7 +182,13 @@ def reload_command(layout: HostLayout, reload: tuple[str, ...]) -> str:
                 f"elif {tab} -l >/dev/null 2>&1; then {tab} -r; fi"
             )
         case ("sql", rel):
-            return f"{shlex.join(list(layout.mariadb))} < {q(layout.path(rel))}"
+            # An SQL file that states its whole state (automation.changes.database), run as
+            # MariaDB's administrator; it stops at its first error, which it prints without
+            # the statement (that holds password hashes). None (a rollback of the first one):
+            # nothing to run.
+            path = q(layout.path(rel))
+            client = shlex.join([*layout.mariadb, "--skip-print-query-on-error"])
+            return f"if [ -f {path} ]; then {client} < {path}; fi"
         case _:
             raise ValueError(f"unknown reload {reload}")
 
