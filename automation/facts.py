@@ -22,7 +22,12 @@ from automation import identifiers
 from automation.changes.cron import cron_path, served_entries
 from automation.changes.database import DATABASES, DB_USERS, databases_of, users_of
 from automation.changes.ftp import FTP_PASSWD
-from automation.changes.mailbox import FORWARDERS, MAIL_PASSWD, served_forwarders
+from automation.changes.mailbox import (
+    FORWARDERS,
+    MAIL_PASSWD,
+    read_mailboxes,
+    served_forwarders,
+)
 from automation.changes.tls import cert_path
 
 Files = dict[str, str | None]
@@ -33,14 +38,12 @@ def _lines(text: str | None) -> list[str]:
 
 
 def mailboxes(domain: str, files: Files) -> list[dict[str, Any]]:
-    """The mailboxes at `domain` in the host's mail passwd file, with their quotas."""
-    out = []
-    for line in _lines(files[MAIL_PASSWD]):
-        fields = line.split(":")
-        address = fields[0]
-        if address.rsplit("@", 1)[-1].lower() == domain:
-            quota = identifiers.ascii_int(fields[2]) if len(fields) > 2 else None
-            out.append({"address": address, "quota_mb": quota})
+    """The mailboxes at `domain` in the host's Dovecot passwd-file, with their quotas."""
+    out = [
+        {"address": box.address, "quota_mb": box.quota_mb}
+        for box in read_mailboxes(files[MAIL_PASSWD]).values()
+        if box.address.rsplit("@", 1)[-1].lower() == domain
+    ]
     return sorted(out, key=lambda m: str(m["address"]))
 
 

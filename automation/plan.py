@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import secrets
 import shlex
 from dataclasses import dataclass, field
@@ -58,6 +59,45 @@ gdcas_restore() {
 }
 """
 
+# Host-side steps too long for one line (``reload_command``), as sh functions; every argument
+# is a quoted path or argv from the layout. Values in the files were validated when written.
+STEP_LIB = """\
+# gdcas_newer FILE...: each FILE gets an mtime later than the last one it had (kept beside it
+# in FILE.mtime). Dovecot re-reads a passwd-file only when its mtime (whole seconds) or size
+# changed, and a new password hash has the old one's length.
+gdcas_newer() {
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    last=$(cat "$f.mtime" 2>/dev/null || echo 0); t=$(stat -c %Y "$f") || return 1
+    if [ "$t" -le "$last" ]; then t=$((last + 1)); touch -m -d "@$t" "$f" || return 1; fi
+    echo "$t" > "$f.mtime" || return 1
+  done
+}
+# gdcas_maildeny SUSPENDED PASSWD DENIED: Dovecot's deny list, the mailboxes (5th field of the
+# passwd-file: the account) of the suspended accounts.
+gdcas_maildeny() {
+  s=$1; [ -f "$s" ] || s=/dev/null
+  awk -F: 'FILENAME == ARGV[1] { if ($0 != "") s[$0] = 1; next } ($5 in s) { print $1 }' \\
+    "$s" "$2" > "$3.new" && mv -f "$3.new" "$3" && gdcas_newer "$2" "$3"
+}
+# gdcas_postfix_maps PASSWD FORWARDERS MAPS POSTMAP: Postfix's maps in MAPS, compiled with the
+# POSTMAP command line: the domains and mailboxes it takes mail for, and the forwarders (one
+# line per source; a source that is a mailbox too keeps its copy).
+gdcas_postfix_maps() {
+  f=$2; [ -f "$f" ] || f=/dev/null
+  install -d -m 755 "$3" || return 1
+  awk -F: '$1 != "" { print $1, "OK" }' "$1" > "$3/mailboxes.new" || return 1
+  { awk -F: '$1 != "" { sub(/.*@/, "", $1); print $1, "OK" }' "$1"
+    awk '$1 != "" { sub(/.*@/, "", $1); print $1, "OK" }' "$f"; } | sort -u > "$3/domains.new"
+  awk -F: 'FILENAME == ARGV[1] { if ($1 != "") box[$1] = 1; next }
+    { split($0, e, " "); d[e[1]] = (e[1] in d) ? d[e[1]] "," e[2] : e[2] }
+    END { for (s in d) print s, ((s in box) ? d[s] "," s : d[s]) }' "$1" "$f" > "$3/virtual.new"
+  for n in mailboxes domains virtual; do
+    chmod 644 "$3/$n.new" && mv -f "$3/$n.new" "$3/$n" && $4 "hash:$3/$n" || return 1
+  done
+}
+"""
+
 _AS = f"""\
 umask 077
 gdcas_lib='{_LIB}'
@@ -77,7 +117,7 @@ gdcas_hash_as() {{
 
 _PRELUDE = f"""\
 set -u
-{_AS}\
+{_AS}{STEP_LIB}\
 # A dropped connection must not stop the script half-way (files installed, ids not journaled):
 # it runs to the end, and a client that lost it learns the outcome from the journal.
 trap '' HUP PIPE
@@ -162,10 +202,15 @@ def reload_command(layout: HostLayout, reload: tuple[str, ...]) -> str:
             return shlex.join([*layout.rndc, "reload", zone])
         case ("nginx",):
             return shlex.join([*layout.nginx, "-s", "reload"])
-        case ("postmap", rel):
-            # Postfix reads the compiled map; the reload makes every daemon take it now.
-            compiled = shlex.join([*layout.postmap, f"hash:{layout.path(rel)}"])
-            return f"{compiled} && {shlex.join([*layout.postfix, 'reload'])}"
+        case ("maildeny", passwd, suspended, denied):
+            return "gdcas_maildeny " + " ".join(q(layout.path(p)) for p in (suspended, passwd,
+                                                                            denied))  # fmt: skip
+        case ("postfix", passwd, forwarders, maps):
+            paths = " ".join(q(layout.path(p)) for p in (passwd, forwarders, maps))
+            return (
+                f"gdcas_postfix_maps {paths} {q(shlex.join(list(layout.postmap)))} && "
+                f"{shlex.join([*layout.postfix, 'reload'])}"
+            )
         case ("ftpdb", passwd, suspended, homes, source, pdb):
             ftp = (passwd, suspended, homes, source, pdb)
             return _FTPDB.format(*(q(layout.path(p)) for p in ftp),
@@ -205,11 +250,18 @@ class Script:
     zones: dict[str, int] = field(default_factory=dict)  # zone -> expected serial
 
     def dry_run(self, redact: list[str]) -> str:
+        """The script as staff may see it: the change's secrets, and every password hash of
+        the host's files it carries (other users' too), shown as ``<redacted>``."""
         text = self.text
         for secret in redact:
             if secret:
                 text = text.replace(secret, "<redacted>")
+        text = _HASHES.sub("<redacted>", text)
         return f"$ {COMMAND} <<'SCRIPT'\n{text}SCRIPT\n"
+
+
+# Password hashes as the hosts' files hold them: Argon2 (PHC string) and MariaDB's native one.
+_HASHES = re.compile(r"\$argon2(?:id|i|d)\$[A-Za-z0-9$=,+/.]{1,200}|\*[0-9A-F]{40}\b", re.ASCII)
 
 
 def _heredoc(path: str, content: str) -> tuple[str, str]:

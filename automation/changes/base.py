@@ -218,6 +218,12 @@ class ChangeBase(BaseModel):
         """
         return set()
 
+    def observes(self) -> tuple[str, ...] | None:
+        """What ``check_by_client`` looks at (a mailbox, an FTP user ...). In a batch only the
+        last change to each observed thing is checked: an earlier one's state (a password a
+        later change replaced) is gone by then. None: always checked."""
+        return None
+
     def check_by_client(self, at: Endpoint) -> str | None:
         """After the host applied the change: ask the real service as its clients do (an IMAP
         log-in, an FTP listing, a TLS handshake); None when it answers as the change says."""

@@ -64,6 +64,9 @@ class _FtpChange(ChangeBase):
     def target(self) -> str:
         return "ftp"
 
+    def observes(self) -> tuple[str, ...]:
+        return ("ftp", str(getattr(self, "username", "")))
+
     def reads(self) -> list[str]:
         return [FTP_PASSWD, SUSPENDED_LIST]
 

@@ -131,6 +131,9 @@ class _MailChange(ChangeBase):
         layout.service_port("imap")
         return {deny_step()}
 
+    def observes(self) -> tuple[str, ...]:
+        return ("mailbox", self.address)
+
     def _login(self, at: Endpoint) -> str | None:
         password = self.password.get_secret_value()  # type: ignore[attr-defined]
         error = eventually(lambda: imap.login_error(at, self.address, password), _is_none)
@@ -246,6 +249,9 @@ class _ForwarderChange(ChangeBase):
     def services(self, layout: HostLayout) -> set[tuple[str, ...]]:
         layout.service_port("smtp")  # a host without Postfix refuses forwarders
         return {postfix_step()}
+
+    def observes(self) -> tuple[str, ...]:
+        return ("forwarder", self.source, self.destination)
 
     def check_by_client(self, at: Endpoint) -> str | None:
         targets = postfix.forwarded_to(at, self.source, at.layout.path(f"{MAIL_MAPS}/virtual"))

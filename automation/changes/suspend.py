@@ -124,6 +124,9 @@ class _AccountStanding(ChangeBase):
     def target(self) -> str:
         return f"account:{self.account}"
 
+    def observes(self) -> tuple[str, ...]:
+        return ("standing", self.account)
+
     def reads(self) -> list[str]:
         return [SUSPENDED_LIST, suspended_path(self.account)]
 

@@ -108,6 +108,9 @@ class TlsInstall(ChangeBase):
     def target(self) -> str:
         return f"tls:{self.domain}"
 
+    def observes(self) -> tuple[str, ...]:
+        return ("tls", self.domain)
+
     def reads(self) -> list[str]:
         return [
             cert_path(self.domain),

@@ -360,10 +360,14 @@ class BatchApplier:
             if not probe.dirs.get(d):
                 generic = f"{d}: directory missing on the host"
         failed: dict[str, str] = {}
-        for item in items:
+        # Only the last change to each thing a client observes is checked by the client.
+        last = {key: i for i, item in enumerate(items) if (key := item.change.observes())}
+        for i, item in enumerate(items):
             reason = self.verify_hook(item.request) if self.verify_hook else None
             reason = reason or generic or item.change.verify(ws, probe)
-            reason = reason or self._client_check(item.change)
+            key = item.change.observes()
+            if not reason and (key is None or last[key] == i):
+                reason = self._client_check(item.change)
             if reason:
                 failed[item.id] = reason
         n = len(items)

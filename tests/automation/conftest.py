@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pwd
 import subprocess
 import uuid
@@ -43,10 +44,20 @@ def as_customer(*argv: str, check: bool = True) -> subprocess.CompletedProcess[s
 
 
 @pytest.fixture(scope="session")
-def hosts(hosts_base: Path) -> Iterator[list[LocalHost]]:
-    made = (LocalHost(hosts_base, f"host{i}", zones=(ZONE, f"site{i}.test")) for i in range(3))
+def hosts(hosts_base: Path, customer: pwd.struct_passwd) -> Iterator[list[LocalHost]]:
+    """Three hosts with sshd, named and nginx; the third also runs Dovecot, Postfix and
+    pure-ftpd, and has the customer's home (``home/<CUSTOMER>``, the account's own)."""
+    made = (
+        LocalHost(hosts_base, f"host{i}", zones=(ZONE, f"site{i}.test"),
+                  services=("mail", "ftp") if i == 2 else ())
+        for i in range(3)
+    )  # fmt: skip
     with running_hosts(made) as started:
+        home = started[2].root / "home" / CUSTOMER
+        home.mkdir(parents=True, exist_ok=True)
+        os.chown(home, customer.pw_uid, customer.pw_gid)
         yield started
+        subprocess.run(["crontab", "-u", CUSTOMER, "-r"], capture_output=True, check=False)
 
 
 @pytest.fixture

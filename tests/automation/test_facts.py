@@ -12,9 +12,9 @@ from automation.facts import fact_paths, read_fact
 from tests.automation.test_validation import make_cert
 
 MAIL = (
-    "info@a.test:{ARGON2ID}$argon2id$x:1024\n"
-    "sales@a.test:{ARGON2ID}$argon2id$y:50\n"
-    "info@b.test:{ARGON2ID}$argon2id$z:99\n"
+    "info@a.test:{ARGON2ID}$argon2id$x:::acme:::userdb_quota_rule=*:storage=1024M\n"
+    "sales@a.test:{ARGON2ID}$argon2id$y:::acme:::userdb_quota_rule=*:storage=50M\n"
+    "info@b.test:{ARGON2ID}$argon2id$z:::other:::userdb_quota_rule=*:storage=99M\n"
 )
 FTP = "alpha:{ARGON2ID}$h:acme:/srv/home/acme\nbeta:{ARGON2ID}$h:other:/srv/home/other\n"
 

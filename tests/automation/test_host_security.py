@@ -35,12 +35,13 @@ from tests.automation.conftest import (
 )
 from tests.automation.test_apply import apply
 
-ACCOUNT = "cust"
+ACCOUNT = CUSTOMER  # the account name is its Unix user on the host
 
 
 @pytest.fixture(scope="module")
 def host(hosts_base: Path, customer: pwd.struct_passwd) -> Iterator[LocalHost]:
-    with LocalHost(hosts_base, f"sec-{uuid.uuid4().hex[:6]}", zones=(ZONE,)) as h:
+    name = f"sec-{uuid.uuid4().hex[:6]}"
+    with LocalHost(hosts_base, name, zones=(ZONE,), services=("mail", "ftp")) as h:
         # The account's home as provisioning leaves it: owned by the account's local user.
         (h.root / "home").mkdir(mode=0o755, exist_ok=True)
         home = h.root / "home" / ACCOUNT
