@@ -10,6 +10,7 @@ from actors.accounts.view import Watermark, build_account_view, view_watermark
 from actors.changes.dto import NewChange
 from actors.changes.requests import ChangeService
 from actors.changes.shards import hand_over
+from actors.changes.stored import request_secrets
 from actors.directory import Directory, fire
 from actors.errors import ServiceNotFound
 from actors.principal import Principal
@@ -119,7 +120,10 @@ class AccountSessions:
             self.views.pop(account_id, None)
         self.operations += 1
         if detail.host_id is not None and detail.status in PENDING:
-            hand_over(self.directory, [(detail.host_id, detail.id)])  # a replay too: harmless
+            secrets = request_secrets(mine.kind, mine.params)
+            # a replay too: harmless (the host's journal knows the change)
+            hand_over(self.directory, [(detail.host_id, detail.id)],
+                      {detail.id: secrets} if secrets else None)  # fmt: skip
         fire(self.directory.notifier().poke)
         return detail
 

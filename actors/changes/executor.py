@@ -180,9 +180,12 @@ class ChangeExecutor:
         return read
 
     # -- changes ------------------------------------------------------------------------
-    def submit(self, change_ids: list[str]) -> int:
+    def submit(
+        self, change_ids: list[str], secrets: dict[str, dict[str, str]] | None = None
+    ) -> int:
         """Hand these changes to their hosts' lanes; ids in flight or settled are skipped.
-        Returns how many were handed over."""
+        ``secrets`` are the requests' passwords in memory (see ``shards.hand_over``), put back
+        into the rebuilt changes for their client checks. Returns how many were handed over."""
         with self._lock:
             fresh = [i for i in dict.fromkeys(change_ids) if i not in self.inflight]
             if not fresh:
@@ -194,6 +197,10 @@ class ChangeExecutor:
             started = self.settler.start([i for i in fresh if where.get(i) in self.specs])
             n = 0
             for host_id, request in started:
+                given = (secrets or {}).get(request.change_id)
+                if given:
+                    change = request.change.with_secrets(given)
+                    request = request.model_copy(update={"change": change})
                 if host_id not in self.specs:
                     log.warning("change %s: host %s is not on this shard", request.change_id,
                                 host_id)  # fmt: skip

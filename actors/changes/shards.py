@@ -24,10 +24,18 @@ def executor_names() -> list[str]:
     return [names.change_executor(i) for i in range(SHARDS)]
 
 
-def hand_over(directory: Directory, changes: Iterable[tuple[int, str]]) -> None:
+def hand_over(
+    directory: Directory,
+    changes: Iterable[tuple[int, str]],
+    secrets: dict[str, dict[str, str]] | None = None,
+) -> None:
     """Wake the executors that own these (host id, change id) pairs: one message per shard.
     A lost message is harmless: the change is queued in the SCDB, and every executor sweeps
-    its hosts' pending changes every few seconds (and on start)."""
+    its hosts' pending changes every few seconds (and on start).
+
+    ``secrets`` (change id -> field -> value) are the passwords of the requests, handed on in
+    this message only (the SCDB keeps their hashes): the executor's client check logs in with
+    them. A change picked up by a sweep instead has none, and is checked without them."""
     by_shard: dict[str, list[str]] = {}
     for host_id, change_id in changes:
         by_shard.setdefault(executor_name(host_id), []).append(change_id)
@@ -37,4 +45,8 @@ def hand_over(directory: Directory, changes: Iterable[tuple[int, str]]) -> None:
         except Exception as exc:  # not started (yet): its sweep picks the changes up
             log.warning("changes %s stay queued: executor %s not found (%s)", ids, name, exc)
             continue
-        fire(handle.submit, ids)
+        mine = {i: secrets[i] for i in ids if secrets and i in secrets}
+        if mine:
+            fire(handle.submit, ids, mine)
+        else:
+            fire(handle.submit, ids)

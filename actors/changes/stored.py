@@ -12,8 +12,10 @@ from actors.changes.dto import (
     ACCEPTED,
 )
 from automation.changes import (
+    CHANGE_KINDS,
     Change,
 )
+from automation.changes.base import SECRET_MASK
 from automation.errors import ChangeValidationError
 from store.read.changes import KEPT_SECRETS, SECRETS_KEY
 
@@ -34,6 +36,16 @@ def stored_params(change: Change) -> dict[str, Any]:
     elif change.secret_fields:
         data[SECRETS_KEY] = {name: change.secret_hash(name) for name in change.secret_fields}
     return data
+
+
+def request_secrets(kind: str, params: dict[str, Any]) -> dict[str, str]:
+    """The secrets a request carries that the SCDB keeps only as hashes (a mailbox's new
+    password): handed to the executor in memory for its client check, never stored."""
+    cls = CHANGE_KINDS.get(kind)
+    if cls is None or kind in KEPT_SECRETS:
+        return {}
+    found = {name: params.get(name) for name in cls.secret_fields}
+    return {n: v for n, v in found.items() if isinstance(v, str) and v != SECRET_MASK}
 
 
 def scrub_kept_secrets(params: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import copy
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 from argon2 import PasswordHasher
 from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, SecretStr
@@ -24,6 +24,7 @@ from automation.zonefile import Zone, parse_zone
 
 # --- validated value types -------------------------------------------------------------------
 
+SECRET_MASK = "**********"  # noqa: S105 - a SecretStr dumped as JSON, as the SCDB keeps it
 _HASH_SECRET = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
@@ -243,3 +244,20 @@ class ChangeBase(BaseModel):
 
     def secret_hashes(self) -> list[str]:
         return list(self._hashes.values())
+
+    def secret_known(self, name: str) -> bool:
+        """Whether the secret itself is at hand, not only its hash: a change rebuilt from the
+        SCDB carries the mask (the desk keeps no password), unless the request handed the
+        secret on in memory (``with_secrets``)."""
+        value = getattr(self, name)
+        return isinstance(value, SecretStr) and value.get_secret_value() != SECRET_MASK
+
+    def with_secrets(self, values: dict[str, str]) -> Self:
+        """This change with its secret fields' values (given in memory, never stored), its
+        hashes kept: what the host receives does not change, the client check can log in."""
+        update = {n: SecretStr(v) for n, v in values.items() if n in self.secret_fields}
+        if not update:
+            return self
+        copy = self.model_copy(update=update)
+        copy._hashes = dict(self._hashes)
+        return copy

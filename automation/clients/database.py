@@ -54,16 +54,33 @@ def grants(at: Endpoint, user: str, password: str) -> list[str]:
         conn.close()
 
 
+def admin_grants(at: Endpoint, user: str) -> list[str]:
+    """``SHOW GRANTS FOR`` the user, asked by root over the host's socket (no password of the
+    user needed); ``user`` is a validated name. Empty when MariaDB has no such user."""
+    sql = f"SHOW GRANTS FOR '{user}'@'%'"
+    status, out = at.run(f"{shlex.join([*at.layout.mariadb, '-N', '-B', '-e', sql])} 2>/dev/null")
+    return [line for line in out.splitlines() if line] if status == 0 else []
+
+
 def grants_error(
-    at: Endpoint, user: str, password: str, database: str, privileges: tuple[str, ...]
+    at: Endpoint,
+    user: str,
+    password: str | None,
+    database: str,
+    privileges: tuple[str, ...],
 ) -> str | None:
     """None when ``user`` logs in and holds exactly ``privileges`` on ``database`` and nothing
     else (no other database, no table or global privilege, no grant option); else what differs.
     (``database`` is a validated name: in a grant MariaDB shows it with ``_`` escaped.)"""
-    try:
-        lines = grants(at, user, password)
-    except pymysql.err.MySQLError as exc:
-        return _text(at, exc)
+    if password is None:  # no password at hand: root asks on the host instead of a log-in
+        lines = admin_grants(at, user)
+        if not lines:
+            return f"MariaDB has no user {user}"
+    else:
+        try:
+            lines = grants(at, user, password)
+        except pymysql.err.MySQLError as exc:
+            return _text(at, exc)
     on = "`" + database.replace("_", "\\_") + "`.*"
     seen: set[str] | None = None
     others = []

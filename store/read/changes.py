@@ -23,7 +23,7 @@ PENDING = (ChangeStatus.queued, ChangeStatus.applying)
 # KEPT_SECRETS (a TLS private key) itself, until the change settles.
 SECRETS_KEY = "_secret_hashes"
 KEPT_SECRETS = frozenset({"tls_install"})
-MASK = "**********"
+MASK = "**********"  # = automation.changes.base.SECRET_MASK (the store imports no automation)
 
 # What a customer is told of a change that did not go through; the host's output and paths
 # are for staff (GET /changes/{id} as staff, and the failure ticket's internal attachment).

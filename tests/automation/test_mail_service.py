@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from automation.changes.base import SECRET_MASK
 from automation.executor.executor import Executor
 from automation.executor.outcome import OutcomeCollector
 from automation.local_hosts.host import LocalHost
@@ -205,3 +206,17 @@ def test_a_mailbox_created_once_when_the_executor_gives_up_before_the_answer(
     assert [line.split(":")[0] for line in lines].count(box) == 1
     assert (journal(mailhost) / req.change_id).read_text() == "applied mailbox_create\n"
     assert can_log_in(mailhost, box, PW1)
+
+
+def test_a_change_without_its_password_at_hand_is_checked_by_dovecot_knowing_the_mailbox(
+    mailhost: LocalHost, ex: Executor, collector: OutcomeCollector
+) -> None:
+    """A change the executor rebuilt from the SCDB alone (its request's message lost) has the
+    password's hash, not the password: the host gets the right hash, the check cannot log in."""
+    box = f"masked{uuid.uuid4().hex[:4]}@mail.test"
+    real = change("mailbox_create", address=box, password=PW1)
+    real.secret_hash("password")
+    masked = real.with_secrets({"password": SECRET_MASK})  # what the SCDB gives back
+    assert real.secret_known("password") and not masked.secret_known("password")
+    assert apply(ex, collector, [request(mailhost, masked)]) == ["applied"]
+    assert can_log_in(mailhost, box, PW1)  # the hash of the password asked for
