@@ -433,16 +433,8 @@ def render(
     for d in sorted(dirs):
         w(f"[ -d {q(layout.path(d))} ] && echo {q('dir ' + d)} || echo {q('nodir ' + d)}\n")
     w("echo GDCAS-END\n")
-    dig = _dig(layout)
-    for zone, serial in sorted(zones.items()):
-        # Until the name server serves the new serial, or a deadline (not a count of tries:
-        # on a loaded machine each try takes longer, and the reload too).
-        w(f"end=$(($(date +%s) + {RELOAD_WAIT_SECONDS}))\nwhile :; do\n")
-        w(f"  s=$({shlex.join([*dig, '+short', zone, 'SOA'])} | cut -d' ' -f3)\n")
-        w(f'  [ "$s" = {serial} ] && break; [ "$(date +%s)" -ge "$end" ] && break; sleep 0.02\n')
-        w("done\n")
-        w(f"echo {q('GDCAS-SECTION dns ' + zone)}\n")
-        w(f"{shlex.join([*dig, '+noall', '+answer', zone, 'AXFR'])}\necho GDCAS-END\n")
+    # The zones are asked of the name server by the executor itself (automation.clients.dns):
+    # a packet per query instead of a dig process each here.
     url = f"http://{layout.http_address}:{layout.http_port}/"
     if nginx_generation is not None:
         # nginx reloads asynchronously and old workers may answer for a moment: wait until the

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from automation.changes import ChangeBase, ProbeResults, Workspace
 from automation.clients import Endpoint
+from automation.clients import dns as dns_client
 from automation.errors import ChangeConflict, ZoneError
 from automation.executor.outcome import Status
 from automation.executor.request import ChangeRequest, QueuedRequest
@@ -33,6 +34,7 @@ from automation.plan import (
     EXIT_STALE,
     EXIT_SYMLINK,
     EXIT_WRITE,
+    RELOAD_WAIT_SECONDS,
     STEP_LIB,
     Script,
     check_command,
@@ -340,9 +342,11 @@ class BatchApplier:
                 probe.dirs[rest] = kind == "dir"
             else:
                 probe.file_hashes[rest] = kind
-        for zone in script.zones:
-            if f"dns {zone}" in blocks:
-                probe.dns[zone] = blocks[f"dns {zone}"]
+        for zone, want in script.zones.items():
+            # The serial the reload should serve, then the zone as named transfers it.
+            served = dns_client.transfer(self.endpoint, zone, want, RELOAD_WAIT_SECONDS)
+            if served is not None:
+                probe.dns[zone] = served
         for domain in script.http:
             if f"http {domain}" in blocks:
                 probe.http[domain] = blocks[f"http {domain}"].strip()
