@@ -401,7 +401,7 @@ def limit_script(
     out: list[str] = []
     w = out.append
     w("set -u\numask 077\n")
-    w(f"install -d -m 700 {q(base)} {q(jdir)}\n")
+    w(f"install -d -m 700 {q(base)} {q(jdir)} {q(layout.path('cron'))}\n")
     w(f"exec 9>>{q(base + '/lock')}\nflock -w 10 9 || {{ echo LIMIT-LOCKED; exit 75; }}\n")
     w(
         f'for f in {qfiles}; do if [ -e "$f" ]; then ln -f "$f" "$f.old"; '
