@@ -400,14 +400,17 @@ def render(
     # this step leaves a journaled change that a later attempt makes live (reloads are
     # idempotent: see BatchApplier.converge).
     # An entry it replaces (a rollback's over an apply's) is kept aside until the step holds.
+    # A batch that refused journaled ids writes only new entries: nothing to keep aside.
     entries = [f"{jdir}/{change_id}" for change_id in journal]
     for change_id, entry in journal.items():
         path = q(f"{jdir}/{change_id}")
-        w(f"gdcas_backup {path}; printf '%s\\n' {q(entry)} > {path}\n")
+        keep = "" if refuse_journaled else f"gdcas_backup {path}; "
+        w(f"{keep}printf '%s\\n' {q(entry)} > {path}\n")
     synced = [layout.path(p) for p in written if layout.owner_dir(p) is None] + entries
     if synced:
         w("sync -- " + " ".join(q(p) for p in synced) + f" {q(jdir)} 2>/dev/null || sync\n")
-    unjournal = "gdcas_restore " + " ".join(q(e) for e in entries) if entries else ":"
+    undo = "rm -f --" if refuse_journaled else "gdcas_restore"
+    unjournal = f"{undo} " + " ".join(q(e) for e in entries) if entries else ":"
     for check in sorted(checks):
         w(f"if ! out=$({check_command(layout, check)} 2>&1); then\n")
         w(f'  echo GDCAS-CHECK-FAILED {q(" ".join(check))}; printf "%s\\n" "$out"\n')
@@ -423,7 +426,7 @@ def render(
         olds = [f"{p}.gdcas-old" for p in paths]
         for line in sh.run_all(olds, "rm -f"):
             w(line + "\n")
-    if entries:
+    if entries and not refuse_journaled:
         w("rm -f -- " + " ".join(q(f"{e}.gdcas-old") for e in entries) + "\n")
     w("echo GDCAS-APPLIED\n")
     # Read-only probes.

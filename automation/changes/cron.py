@@ -190,6 +190,9 @@ class _CronChange(ChangeBase):
     def services(self, layout: HostLayout) -> set[tuple[str, ...]]:
         return {crontab_step(self.account)}
 
+    def observes(self) -> tuple[str, ...]:
+        return ("crontab", self.account)  # the check compares the account's whole crontab
+
     def check_by_client(self, at: Endpoint) -> str | None:
         tab = crontab_client.read(at, self.account, cron_path(self.account))
         if tab.installed == tab.source:

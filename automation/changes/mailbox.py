@@ -261,15 +261,13 @@ class _ForwarderChange(ChangeBase):
         return {postfix_step()}
 
     def observes(self) -> tuple[str, ...]:
-        return ("forwarder", self.source, self.destination)
+        return ("forwarders",)  # the check compares the whole forwarders file with Postfix
 
     def check_by_client(self, at: Endpoint) -> str | None:
-        targets = postfix.forwarded_to(at, self.source, at.layout.path(f"{MAIL_MAPS}/virtual"))
-        wanted = self.kind == "mail_forwarder_add"
-        if (self.destination in targets) != wanted:
-            state = "still forwards" if targets and not wanted else "does not forward"
-            return f"Postfix {state} {self.source} to {self.destination}"
-        return None
+        lay = at.layout
+        return postfix.aliases_error(
+            at, lay.path(FORWARDERS), lay.path(f"{MAIL_MAPS}/virtual"), self.source
+        )
 
 
 def _edges(ws: Workspace) -> set[tuple[str, str]]:
