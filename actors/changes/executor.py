@@ -28,6 +28,7 @@ from actors.tickets.dto import QueuedTicket
 from automation import identifiers
 from automation.changes import Change
 from automation.changes.dns import served_records
+from automation.clients import crontab as crontab_client
 from automation.errors import ChangeConflict
 from automation.executor.batch import VerifyHook
 from automation.executor.executor import Executor
@@ -282,8 +283,14 @@ class ChangeExecutor:
         spec = self._spec(host_id)
         canonical, paths = fact_paths(kind, key)
         try:
-            files = self.executor.read(spec.host_id, paths)
-        except SshError as exc:
+            if kind == "cron":  # what cron has (crontab -l -u), not only GDCAS's file
+                tab = crontab_client.read(self.executor.endpoint(spec.host_id), canonical,
+                                          paths[0])  # fmt: skip
+                installed = "".join(f"{line}\n" for line in tab.installed or [])
+                files = {paths[0]: installed or None}
+            else:
+                files = self.executor.read(spec.host_id, paths)
+        except (SshError, RuntimeError) as exc:
             raise HostUnavailable(str(exc)) from None
         try:
             return read_fact(kind, canonical, files)

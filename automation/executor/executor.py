@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from automation.changes import ChangeBase
+from automation.clients import Endpoint
 from automation.executor.batch import VerifyHook
 from automation.executor.lane import HostLane
 from automation.executor.outcome import ChangeOutcome, HostStatus
@@ -95,6 +96,10 @@ class Executor:
 
     def read(self, host_id: str, paths: list[str]) -> dict[str, str | None]:
         return self.lane(host_id).read(paths)
+
+    def endpoint(self, host_id: str) -> Endpoint:
+        """Where the services' clients reach this host (and its read-only shell)."""
+        return self.lane(host_id).endpoint
 
     def status(self) -> list[HostStatus]:
         with self._lock:

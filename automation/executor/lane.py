@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 
 from automation.changes import ChangeBase
+from automation.clients import Endpoint
 from automation.executor.batch import BatchApplier, LockBusy, VerifyHook
 from automation.executor.outcome import ChangeOutcome, HostStatus, LaneState, Status
 from automation.executor.request import ChangeRequest, QueuedRequest
@@ -135,6 +136,10 @@ class HostLane:
     def read(self, paths: list[str]) -> dict[str, str | None]:
         """Files of the host as they are now (None: absent); read-only."""
         return self._applier.read(paths)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self._applier.endpoint
 
     # --- the loop ---------------------------------------------------------------------------
 
