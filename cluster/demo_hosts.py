@@ -1,10 +1,21 @@
-"""The demo's managed hosts: real sshd + named + nginx on loopback, started for `sitedesk up
---demo` under the data dir (the gateway imports no automation: it asks for them here)."""
+"""The demo's managed hosts: real sshd + named + nginx on loopback, and the demo accounts' mail
+(Dovecot, Postfix), FTP (pure-ftpd) and databases (MariaDB), started for `sitedesk up --demo`
+under the data dir (the gateway imports no automation: it asks for them here).
+
+The demo accounts' Unix users (``acme``, ``bluefern``, ``corvid``: store.demo.CUSTOMERS) are
+users of this machine, as an account's user is of its host: its FTP users log in as it, cron
+runs its crontab. They are made when missing (system users, no login shell; only as root) and
+kept afterwards (the hosts' files under the data dir belong to them); each demo host has their
+homes (``home/<user>``), owned by them.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import pwd
 import shutil
+import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -13,10 +24,21 @@ from rich.console import Console
 from automation.local_hosts.host import LocalHost
 from automation.local_hosts.nginx import can_reach, nginx_worker_user
 from automation.local_hosts.sshd import SSHD
-from store.demo import DemoHost, demo_domains_by_host
+from store.demo import CUSTOMERS, DemoHost, demo_domains_by_host
 
 DEMO_HOSTS = 2
-DEMO_TOOLS = ("named", "named-checkzone", "rndc", "nginx", "ssh-keygen", "dig")
+DEMO_TOOLS = ("named", "named-checkzone", "rndc", "nginx", "ssh-keygen", "dig",
+              "dovecot", "doveadm", "postfix", "postmap", "pure-ftpd", "pure-pw",
+              "mariadbd", "mariadb", "crontab")  # fmt: skip
+# The tools a demo host can run without: each is one service's (cron: no daemon of the host,
+# the machine's crontab). Without one, the hosts run without that service.
+SERVICE_OF_TOOL = {"dovecot": "mail", "doveadm": "mail", "postfix": "mail", "postmap": "mail",
+                   "pure-ftpd": "ftp", "pure-pw": "ftp", "mariadbd": "database",
+                   "mariadb": "database", "crontab": "cron"}  # fmt: skip
+PACKAGES = {"mail": "dovecot-imapd dovecot-lmtpd postfix", "ftp": "pure-ftpd",
+            "database": "mariadb-server", "cron": "cron"}  # fmt: skip
+DEMO_SERVICES = ("mail", "ftp", "database")  # LocalHost services the demo hosts run
+DEMO_UNIX_USERS = tuple(c[2] for c in CUSTOMERS)
 FALLBACK_HOSTS_DIR = Path("/var/lib/sitedesk/demo-hosts")
 
 
@@ -36,10 +58,52 @@ def demo_hosts_dir(data_dir: Path) -> Path:
     return fallback
 
 
+def demo_unix_users(out: Console) -> list[pwd.struct_passwd] | None:
+    """The demo accounts' Unix users, made when missing; None (said in one line) when this
+    process is not root (it could make neither them nor their homes) or useradd fails."""
+    if os.geteuid() != 0:
+        out.print(
+            "[yellow]demo hosts without FTP and cron[/]: not root, so the demo accounts' Unix "
+            f"users ({', '.join(DEMO_UNIX_USERS)}) and their homes can not be made"
+        )
+        return None
+    users = []
+    for name in DEMO_UNIX_USERS:
+        if not _exists(name):
+            made = subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if made.returncode not in (0, 9):  # 9: it exists (made meanwhile)
+                out.print(f"[yellow]demo hosts without FTP and cron[/]: useradd {name}: "
+                          f"{made.stderr.strip()}")  # fmt: skip
+                return None
+        users.append(pwd.getpwnam(name))
+    return users
+
+
+def _exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def give_homes(host: LocalHost, users: list[pwd.struct_passwd]) -> None:
+    """Each user's home on the host (``home/<user>``), made if missing, owned by the user."""
+    for user in users:
+        home = host.root / "home" / user.pw_name
+        home.mkdir(parents=True, exist_ok=True)
+        os.chown(home, user.pw_uid, user.pw_gid)
+
+
 def start_demo_hosts(data_dir: Path, out: Console, stack: ExitStack) -> list[DemoHost]:
-    """Start the demo's managed hosts (sshd + named + nginx on loopback) under the data dir;
-    without those programs, say so in one line and run without them."""
-    missing = [t for t in DEMO_TOOLS if shutil.which(t) is None]
+    """Start the demo's managed hosts (sshd + named + nginx on loopback, and mail, FTP and
+    MariaDB) under the data dir, with the demo accounts' homes; without sshd, named or nginx,
+    say so in one line and run without hosts; without a service's programs (or, for FTP and
+    cron, the accounts' Unix users), say so in one line and run the hosts without it."""
+    missing = [t for t in DEMO_TOOLS if t not in SERVICE_OF_TOOL and shutil.which(t) is None]
     if not Path(SSHD).exists():
         missing.insert(0, "sshd")
     if missing:
@@ -49,16 +113,29 @@ def start_demo_hosts(data_dir: Path, out: Console, stack: ExitStack) -> list[Dem
             "changes stay queued"
         )
         return []
+    absent = [t for t in DEMO_TOOLS if t in SERVICE_OF_TOOL and shutil.which(t) is None]
+    lacking = {SERVICE_OF_TOOL[t]: t for t in absent}  # service -> a tool it lacks
+    if lacking:
+        out.print(
+            "[yellow]demo hosts without "
+            + ", ".join(f"{service} ({tool} not installed)" for service, tool in lacking.items())
+            + f"[/]: apt-get install {' '.join(PACKAGES[s] for s in lacking)}; "
+            "their changes fail"
+        )
+    users = demo_unix_users(out)
+    services = tuple(s for s in DEMO_SERVICES if s not in lacking and (s != "ftp" or users))
     hosts: list[DemoHost] = []
     base = demo_hosts_dir(data_dir)
     for i, domains in enumerate(demo_domains_by_host(DEMO_HOSTS)):
-        host = LocalHost(base, f"demo-host-{i + 1}", zones=tuple(domains))
+        host = LocalHost(base, f"demo-host-{i + 1}", zones=tuple(domains), services=services)
         try:
             host.start()
         except Exception as exc:
             out.print(f"[yellow]no demo hosts[/]: demo-host-{i + 1} did not start: {exc}")
             return []
         stack.callback(host.stop)
+        if users:
+            give_homes(host, users)
         spec = host.spec()
         hosts.append(
             DemoHost(
@@ -72,5 +149,6 @@ def start_demo_hosts(data_dir: Path, out: Console, stack: ExitStack) -> list[Dem
             )
         )
     names = ", ".join(f"{h.name} (ssh {h.ssh_port})" for h in hosts)
-    out.print(f"[green]ok[/] demo hosts: {names}")
+    running = ", ".join(services) or "no further services"
+    out.print(f"[green]ok[/] demo hosts: {names}; with {running}")
     return hosts

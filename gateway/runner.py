@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import signal
 import smtplib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -77,34 +77,58 @@ DEMO_CODES = tuple(c[0] for c in CUSTOMERS)  # the demo company's accounts
 
 def provision_demo_mailboxes(db: Database, directory: Directory) -> int:
     """Create the demo accounts' mailboxes on their hosts (once: a host keeps its files), so that
-    the customers' self-service mailbox changes find them. Requested through each account's lane
-    like any change (as the demo's administrator); the lanes hand them to the executors. Only
-    the demo company's: the mailboxes of any other account on the desk are never touched."""
+    the customers' self-service mailbox changes find them. Only the demo company's: the
+    mailboxes of any other account on the desk are never touched."""
+    return _provision_demo(
+        db, directory, "mailbox", "mailbox_create", lambda name: {"address": name}
+    )
+
+
+def provision_demo_ftp_accounts(db: Database, directory: Directory) -> int:
+    """Create the demo accounts' FTP accounts (``<unix user>_ftp``) on their hosts (once), so
+    that the customers' FTP password changes find them: pure-ftpd logs them in as the account's
+    Unix user, chrooted to its home. Only the demo company's."""
+    return _provision_demo(
+        db, directory, "ftp_account", "ftp_account_create", lambda name: {"username": name}
+    )
+
+
+def _provision_demo(
+    db: Database,
+    directory: Directory,
+    service_kind: str,
+    change_kind: str,
+    params: Callable[[str], dict[str, str]],
+) -> int:
+    """Request `change_kind` (with a random password nobody keeps) for each hosted service of
+    `service_kind` of the demo company's accounts that has no such change yet, failed ones
+    aside: idempotent across starts. Requested through each account's lane like any change (as
+    the demo's administrator), which hands it to the executors; returns how many."""
     admin = staff_principal(db, "admin@sitedesk.demo")
     with db.read() as s:
         accounts = AccountRepository(s)
         demo = {a.id for code in DEMO_CODES if (a := accounts.by_code(code)) is not None}
-        boxes = [
+        todo = [
             (sv.id, sv.account_id, sv.name)
-            for sv in accounts.services_of_kind("mailbox", hosted=True)
+            for sv in accounts.services_of_kind(service_kind, hosted=True)
             if sv.account_id in demo
             and not any(
-                c.kind == "mailbox_create" and c.service_id == sv.id and c.status != "failed"
+                c.kind == change_kind and c.service_id == sv.id and c.status != "failed"
                 for c in ChangeRepository(s).recent_for_account(sv.account_id, limit=100)
             )
         ]
     run = secrets.token_hex(8)  # a key per start: a retried call requests nothing twice
     refs = []
-    for sid, account_id, address in boxes:
+    for sid, account_id, name in todo:
         password = secrets.token_urlsafe(16)
         new = NewChange(
-            service_id=sid, kind="mailbox_create", params={"address": address, "password": password}
+            service_id=sid, kind=change_kind, params={**params(name), "password": password}
         )
-        key = f"demo:{run}:mailbox:{sid}"
+        key = f"demo:{run}:{service_kind}:{sid}"
         lane = directory.sessions_for(account_id)
         refs.append(lane.request_change.remote(account_id, admin, new, key, key))
     ray.get(refs)
-    return len(boxes)
+    return len(todo)
 
 
 DEMO_MAILS = (
@@ -194,9 +218,14 @@ def run_platform(
         deployment = deploy(config, detached=bool(cluster.ray_address))
         out.print(f"[green]ok[/] actors: {', '.join(sorted(deployment.handles))}")
         if demo_hosts:
-            made = provision_demo_mailboxes(db, deployment.directory)
-            if made:
-                out.print(f"[green]ok[/] demo mailboxes requested on the demo hosts: {made}")
+            provisions = (("imap_port", "mailboxes", provision_demo_mailboxes),
+                          ("ftp_port", "FTP accounts", provision_demo_ftp_accounts))  # fmt: skip
+            for port, what, provision in provisions:
+                if not all(h.services_meta.get(port) for h in demo_hosts):
+                    continue  # the hosts run no such server (said when they started)
+                made = provision(db, deployment.directory)
+                if made:
+                    out.print(f"[green]ok[/] demo {what} requested on the demo hosts: {made}")
 
         smtp = start_smtp(SmtpIntake(deployment.directory, mail))
         stack.callback(smtp.stop)

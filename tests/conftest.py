@@ -122,6 +122,16 @@ def hosts_base() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def unix_users_removed() -> Iterator[None]:
+    """The accounts' Unix users tests/hosts.py `unix_user` made are removed, with their
+    crontabs, when the session ends (after every host stopped: this fixture comes first)."""
+    yield
+    from tests.hosts import remove_unix_users
+
+    remove_unix_users()
+
+
 @pytest.fixture
 def fresh_db_url(request: pytest.FixtureRequest, postgres: PostgresServer, sqlite_dir: Path) -> str:
     """An empty, unmigrated database of the backend named by the test's `backend` param."""

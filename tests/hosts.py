@@ -5,6 +5,8 @@ host's automation lock (free? held by a test, so that a batch waits on the host?
 from __future__ import annotations
 
 import fcntl
+import os
+import pwd
 import shlex
 import subprocess
 import time
@@ -23,6 +25,42 @@ def running_hosts(hosts: Iterable[LocalHost]) -> Iterator[list[LocalHost]]:
     one fails to start)."""
     with ExitStack() as stack:
         yield [stack.enter_context(host) for host in hosts]
+
+
+# The Unix users `unix_user` made in this session; `remove_unix_users` takes them away at its end.
+_MADE_USERS: list[str] = []
+
+
+def unix_user(name: str, *homes_on: LocalHost) -> pwd.struct_passwd:
+    """The machine's Unix user `name`, an account's user on the local hosts (they share this
+    machine's users and crontabs: FTP gives an account's FTP users its uid, cron installs its
+    crontab). Made if missing (a system user without a home of its own or a login shell; the
+    tests run as root) and remembered, so that the session's end removes it and its crontab.
+    Its home ``home/<name>`` on each host of `homes_on` is made and given to it: pure-ftpd
+    chroots its FTP users there, and GDCAS writes below it only as its owner."""
+    if name not in {u.pw_name for u in pwd.getpwall()}:
+        made = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if made.returncode == 0:
+            _MADE_USERS.append(name)
+        elif made.returncode != 9:  # 9: made meanwhile by another session: use it
+            raise RuntimeError(f"useradd {name}: {made.stderr.strip()}")
+    user = pwd.getpwnam(name)
+    for host in homes_on:
+        home = host.root / "home" / name
+        home.mkdir(parents=True, exist_ok=True)
+        os.chown(home, user.pw_uid, user.pw_gid)
+    return user
+
+
+def remove_unix_users() -> None:
+    """Remove the Unix users `unix_user` made, each with its crontab (the session's end)."""
+    while _MADE_USERS:
+        name = _MADE_USERS.pop()
+        subprocess.run(["crontab", "-u", name, "-r"], capture_output=True, check=False)
+        subprocess.run(["userdel", name], capture_output=True, check=False)
 
 
 def dig(host: LocalHost, name: str, rtype: str = "TXT") -> list[str]:

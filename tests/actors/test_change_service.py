@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import socket
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +15,8 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import ValidationError
 from sqlalchemy import text
 
@@ -68,9 +72,9 @@ ZONE = "shop.test"
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHost]:
-    base = tmp_path_factory.mktemp("cs-host")
-    with LocalHost(base, "cs-host", zones=(ZONE,), with_nginx=False) as h:
+def host(hosts_base: Path) -> Iterator[LocalHost]:
+    """sshd, named and nginx (a certificate is served by its domain's site, over HTTPS)."""
+    with LocalHost(hosts_base, f"cs-host-{secrets.token_hex(3)}", zones=(ZONE,)) as h:
         yield h
 
 
@@ -447,7 +451,11 @@ def test_a_certificate_that_expired_while_queued_is_applied_beside_the_others(
 
     account, zone, by = world.customer()
     cert, key = make_cert([zone.name], days=-1, start_days=-10)  # valid when it was accepted
-    with world.db.write() as s:
+    with world.db.write() as s:  # the site that serves it, requested before it
+        site = ChangeRepository(s).create(
+            account_id=account.id, kind="vhost_create", source="agent", host_id=world.host_row.id,
+            params={"account": account.unix_user, "domain": zone.name},
+        )  # fmt: skip
         tls = ChangeRepository(s).create(
             account_id=account.id, kind="tls_install", source="agent", host_id=world.host_row.id,
             params={"domain": zone.name, "certificate": cert, "private_key": key},
@@ -459,8 +467,26 @@ def test_a_certificate_that_expired_while_queued_is_applied_beside_the_others(
         assert ex.wait_idle(20)
     finally:
         ex.close()
-    assert status_of(world.db, tls.id) == "applied" and status_of(world.db, dns.id) == "applied"
+    assert [status_of(world.db, c.id) for c in (site, tls, dns)] == ["applied"] * 3
     assert dig(world.host, f"{label}.{zone.name}", "TXT") == ['"beside"']
+    assert (
+        served_sha256(world.host, zone.name)
+        == hashlib.sha256(
+            x509.load_pem_x509_certificate(cert.encode()).public_bytes(Encoding.DER)
+        ).hexdigest()
+    )  # nginx presents it, expired as it is
+
+
+def served_sha256(host: LocalHost, domain: str) -> str:
+    """The SHA-256 of the certificate the host's nginx presents for `domain` (SNI), unchecked."""
+    assert host.nginx is not None
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", host.nginx.https_port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=domain) as tls:
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return hashlib.sha256(der).hexdigest()
 
 
 def host_with_key(world: World, key_path: str, name: str | None = None) -> NewHost:

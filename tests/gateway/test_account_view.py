@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from automation.local_hosts.host import LocalHost
@@ -34,6 +35,12 @@ def registered(desk_session: Desk, web_host: LocalHost) -> tuple[str, int]:
         r = c.post("/api/v1/hosts", json=host_body(web_host))
     assert r.status_code == 201, r.text
     return admin, int(r.json()["id"])
+
+
+def visited(h: LocalHost, domain: str) -> int:
+    """The status the host's nginx answers a visitor of the site `domain`."""
+    assert h.nginx is not None
+    return httpx.get(f"http://127.0.0.1:{h.nginx.port}/", headers={"Host": domain}).status_code
 
 
 def view(desk: Desk, token: str, account: Account) -> dict[str, Any]:
@@ -70,11 +77,11 @@ def test_a_suspended_account_and_its_services_are_suspended_in_the_scdb(
 ) -> None:
     admin, host_id = registered
     account, customer = desk.customer("Suspended")
+    domain = f"{secrets.token_hex(4)}.example.test"
     with desk.db.write() as s:
         site = AccountRepository(s).add_service(
-            account.id, kind="web_hosting", name=f"{secrets.token_hex(4)}.example.test",
-            host_id=host_id,
-        )  # fmt: skip
+            account.id, kind="web_hosting", name=domain, host_id=host_id
+        )
         site_id = site.id
     assert view(desk, customer, account)["status"] == "active"
 
@@ -90,9 +97,10 @@ def test_a_suspended_account_and_its_services_are_suspended_in_the_scdb(
 
             assert wait_until(settled, what=f"{kind} settled") == "applied"
 
+    apply("vhost_create")  # the account's site, served
+    assert visited(web_host, domain) == 200
     apply("account_suspend")
-    suspended = f"{account.unix_user}.conf"
-    assert (web_host.root / "nginx" / "suspended" / suspended).exists()  # on the host
+    assert visited(web_host, domain) == 403  # on the host: its site answers the suspension page
     seen = view(desk, customer, account)  # and in the SCDB, as the customer reads it
     assert seen["status"] == "suspended"
     assert {sv["status"] for sv in seen["services"]} == {"suspended"}
@@ -100,7 +108,7 @@ def test_a_suspended_account_and_its_services_are_suspended_in_the_scdb(
         assert AccountRepository(s).get(account.id).status == "suspended"
 
     apply("account_unsuspend")
-    assert not (web_host.root / "nginx" / "suspended" / suspended).exists()
+    assert visited(web_host, domain) == 200
     seen = view(desk, customer, account)
     assert seen["status"] == "active"
     assert {sv["status"] for sv in seen["services"]} == {"active"}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import imaplib
 import json
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,7 @@ from tests.hosts import (
     edit_zone_by_hand,
     holding_the_lock,
     running_hosts,
+    unix_user,
     waiting_for_the_lock,
 )
 from tests.sse import SseRecorder
@@ -41,15 +44,57 @@ pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalHost]]:
-    base = tmp_path_factory.mktemp("desk-hosts")
-    made = (LocalHost(base, f"dh{i}-{secrets.token_hex(3)}", with_nginx=False) for i in range(2))
+def hosts(hosts_base: Path) -> Iterator[list[LocalHost]]:
+    """Two hosts with sshd, named, Dovecot and Postfix; the first also serves sites (nginx,
+    HTTPS) and FTP (pure-ftpd)."""
+    made = [
+        LocalHost(hosts_base, f"dh0-{secrets.token_hex(3)}", services=("mail", "ftp")),
+        LocalHost(hosts_base, f"dh1-{secrets.token_hex(3)}", with_nginx=False, services=("mail",)),
+    ]
     with running_hosts(made) as started:
         yield started
 
 
 def make_admin(desk: Desk) -> str:
     return desk.admin()
+
+
+def imap_refusal(h: LocalHost, user: str, password: str) -> str | None:
+    """None when `user` logs in to the host's Dovecot with `password` over IMAP, as a mail
+    program would; otherwise what the server answered."""
+    try:
+        with imaplib.IMAP4("127.0.0.1", h.layout().service_port("imap"), timeout=10) as imap:
+            imap.login(user, password)
+            imap.logout()
+    except imaplib.IMAP4.error as exc:
+        return str(exc)
+    return None
+
+
+def imap_quota_kib(h: LocalHost, user: str, password: str) -> int:
+    """The storage limit (KiB) the host's Dovecot reports to `user` over IMAP (GETQUOTAROOT)."""
+    with imaplib.IMAP4("127.0.0.1", h.layout().service_port("imap"), timeout=10) as imap:
+        imap.login(user, password)
+        _, data = imap.getquotaroot("INBOX")
+        imap.logout()
+    words = b" ".join(data[1]).decode().replace("(", " ").replace(")", " ").split()
+    return int(words[words.index("STORAGE") + 2])
+
+
+def forwarded_to(h: LocalHost, source: str) -> set[str]:
+    """Where the host's Postfix sends mail for `source` (its virtual alias map, postmap -q; a
+    mailbox with forwarders keeps its own copy too)."""
+    maps = h.root / "mail-maps" / "virtual"
+    argv = [*h.layout().postmap, "-q", source, f"hash:{maps}"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    return {a.strip() for a in out.split(",") if a.strip()}
+
+
+def crontab_of(user: str) -> str:
+    """The Unix user's crontab as cron has it (crontab -l -u); empty when there is none."""
+    return subprocess.run(
+        ["crontab", "-l", "-u", user], capture_output=True, text=True, check=False
+    ).stdout
 
 
 def host_body(h: LocalHost, name: str | None = None, **over: Any) -> dict[str, Any]:
@@ -243,7 +288,7 @@ def test_a_customers_password_dry_run_shows_nothing_of_other_tenants(
         ]  # fmt: skip
     for cid in ids:
         assert wait_until(lambda cid=cid: settled(desk, admin, cid))["status"] == "applied"
-    assert bob_box in (h.root / "mail" / "passwd").read_text()
+    assert imap_refusal(h, bob_box, "a long enough secret") is None  # Dovecot has Bob's too
     dry = {"service_id": boxes[ada_box], "kind": "mailbox_password", "dry_run": True,
            "params": {"password": "another long secret"}}  # fmt: skip
     with desk.http(ada) as c:
@@ -483,10 +528,9 @@ def test_batch_api_applies_one_change_to_many_services(
     )
     assert [i.status for i in report.items] == ["applied"] * 6 + ["invalid"]
     assert "mailbox" in (report.items[-1].error or "")
-    passwd = (h.root / "mail" / "passwd").read_text()
-    mine = [line for line in passwd.splitlines() if line.split(":", 1)[0].endswith(f"@{zone}")]
-    assert sum(1 for line in mine if line.endswith(":4096")) == 6  # the host is shared
-    assert "a long enough secret" not in passwd
+    for i in range(6):  # each mailbox's own quota, as its mail program reads it
+        assert imap_quota_kib(h, f"m{i}@{zone}", "a long enough secret") == 4096 * 1024
+    assert "a long enough secret" not in (h.root / "mail" / "passwd").read_text()
     # The same job again requests nothing new.
     again = apply_to_services(
         job, "mailbox_quota", boxes, {"quota_mb": 4096}, job="quota", progress=False
@@ -692,6 +736,7 @@ def test_the_cron_page_reads_the_accounts_entries_from_the_host(
 ) -> None:
     h = hosts[1]
     account, customer = desk.customer("Cy Cron")
+    unix_user(account.unix_user)  # cron runs the account's jobs as its Unix user
     with desk.db.write() as s:
         site = AccountRepository(s).add_service(
             account.id, kind="web_hosting", name=f"cy{secrets.token_hex(3)}.test",
@@ -711,6 +756,7 @@ def test_the_cron_page_reads_the_accounts_entries_from_the_host(
         assert cron.json()["entries"] == [
             {"name": "nightly", "schedule": "15 3 * * *", "command": "php cron.php"}
         ]
+        assert "15 3 * * * php cron.php" in crontab_of(account.unix_user)  # what cron runs
         zone = c.get(f"/api/v1/services/{site.id}/zone")
         assert zone.status_code == 409 and zone.json()["error"] == "invalid_transition"
 
@@ -719,7 +765,7 @@ def test_the_forwarders_page_shows_only_the_domains_own_lines_of_the_shared_file
     desk: Desk, hosts: list[LocalHost], registered: dict[str, Any]
 ) -> None:
     h = hosts[1]
-    made: dict[str, tuple[str, int]] = {}
+    made: dict[str, tuple[str, int, str]] = {}
     for who in ("one", "two"):  # two tenants on one host: one forwarders file for both
         account, customer = desk.customer(f"Fwd {who}")
         domain = f"{who}{secrets.token_hex(3)}.test"
@@ -742,10 +788,10 @@ def test_the_forwarders_page_shows_only_the_domains_own_lines_of_the_shared_file
                 "params": {"source": "ceo@elsewhere.test", "destination": f"{who}@example.org"},
             })  # fmt: skip
             assert bad.status_code == 422 and bad.json()["error"] == "invalid_change"
-        made[who] = (customer, box.id)
-    shared = (h.root / "mail" / "forwarders").read_text()
-    assert "one@example.org" in shared and "two@example.org" in shared
-    customer, box_id = made["one"]
+        made[who] = (customer, box.id, domain)
+    for who, (_, _, domain) in made.items():  # the host's one alias map sends each its way
+        assert forwarded_to(h, f"info@{domain}") == {f"{who}@example.org"}
+    customer, box_id, _ = made["one"]
     with desk.http(customer) as c:
         listed = c.get(f"/api/v1/services/{box_id}/forwarders")
         assert listed.status_code == 200, listed.text
@@ -759,6 +805,7 @@ def test_mailboxes_ftp_accounts_and_certificates_are_read_from_the_host(
 ) -> None:
     h = hosts[0]
     account, customer = desk.customer("Facts Reader")
+    unix_user(account.unix_user, h)  # its FTP users are it, chrooted to its home
     domain = f"facts{secrets.token_hex(3)}.test"
     admin = registered["admin"]
     with desk.db.write() as s:
@@ -778,6 +825,7 @@ def test_mailboxes_ftp_accounts_and_certificates_are_read_from_the_host(
     applied(desk, admin, {"service_id": ftp.id, "kind": "ftp_account_create",
                           "params": ftp_params})  # fmt: skip
     cert, key = make_cert([domain])
+    applied(desk, admin, {"service_id": site.id, "kind": "vhost_create", "params": {}})
     applied(desk, admin, {"service_id": site.id, "kind": "tls_install",
                           "params": {"certificate": cert, "private_key": key}})  # fmt: skip
     with desk.http(customer) as c:

@@ -4,7 +4,9 @@ finds on the first start, and nothing more on the next."""
 from __future__ import annotations
 
 import asyncio
+import pwd
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -15,9 +17,17 @@ import ray
 from sqlalchemy import func, select
 
 from automation.local_hosts.host import LocalHost
+from cluster.demo_hosts import DEMO_UNIX_USERS
 from gateway.demo_story import DemoStory, Told, tell_demo_story
-from gateway.runner import provision_demo_mailboxes
-from store.demo import AGENTS, DemoHost, DemoLogins, demo_domains_by_host, load_demo
+from gateway.runner import provision_demo_ftp_accounts, provision_demo_mailboxes
+from store.demo import (
+    AGENTS,
+    CUSTOMERS,
+    DemoHost,
+    DemoLogins,
+    demo_domains_by_host,
+    load_demo,
+)
 from store.models import ChangeRequest, Message, Service, Ticket, TicketEvent
 from store.models.base import utcnow
 from store.models.ticket import ticket_number
@@ -30,7 +40,7 @@ from store.repositories import (
 )
 from tests.conftest import MAIL_ADDRESSES
 from tests.desk import Desk, wait_until
-from tests.hosts import dig, running_hosts
+from tests.hosts import dig, running_hosts, unix_user
 
 pytestmark = pytest.mark.ray
 
@@ -38,14 +48,18 @@ pytestmark = pytest.mark.ray
 @pytest.fixture
 def demo(desk: Desk, hosts_base: Path) -> Iterator[tuple[list[LocalHost], DemoLogins]]:
     """The demo company on the test desk as `sitedesk up` loads it: its two hosts (sshd and
-    named serving the demo zones), its accounts and people, its mailboxes requested. Put away
-    afterwards: its agents offline, its hosts retired, so no later test meets them."""
+    named serving the demo zones, Dovecot and Postfix, pure-ftpd; the demo accounts' Unix users
+    and their homes), its accounts and people, its mailboxes and FTP accounts requested. Put
+    away afterwards: its agents offline, its hosts retired, so no later test meets them."""
     base = hosts_base / f"demo-{secrets.token_hex(3)}"
     made = (
-        LocalHost(base, f"demo-host-{i + 1}", zones=tuple(domains), with_nginx=False)
+        LocalHost(base, f"demo-host-{i + 1}", zones=tuple(domains), with_nginx=False,
+                  services=("mail", "ftp"))
         for i, domains in enumerate(demo_domains_by_host(2))
-    )
+    )  # fmt: skip
     with running_hosts(made) as hosts:
+        for unix in DEMO_UNIX_USERS:
+            unix_user(unix, *hosts)
         specs = [h.spec() for h in hosts]
         # Someone else's mailbox on a demo host: the demo must leave it alone.
         other, _ = desk.customer("Not Demo")
@@ -66,6 +80,7 @@ def demo(desk: Desk, hosts_base: Path) -> Iterator[tuple[list[LocalHost], DemoLo
                 assert demo_host is not None
                 s.get(Service, stranger.id).host_id = demo_host.id  # type: ignore[union-attr]
             assert provision_demo_mailboxes(desk.db, desk.deployment.directory) == 3
+            assert provision_demo_ftp_accounts(desk.db, desk.deployment.directory) == 3
             with desk.db.read() as s:
                 touched = s.scalars(select(ChangeRequest).where(
                     ChangeRequest.service_id == stranger.id)).all()  # fmt: skip
@@ -81,6 +96,24 @@ def demo(desk: Desk, hosts_base: Path) -> Iterator[tuple[list[LocalHost], DemoLo
                     if host is not None:
                         host.status = "retired"
             ray.get([pools.pool(a.tier).set_presence.remote(a.id, "offline") for a in agents if a])
+
+
+def dovecot_knows(host: LocalHost, address: str) -> bool:
+    """Whether the host's Dovecot has the mailbox (its own admin tool: ``doveadm user``)."""
+    argv = [*host.layout().doveadm, "user", address]
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+
+def pure_ftpd_user(host: LocalHost, username: str) -> dict[str, str]:
+    """The FTP user as pure-ftpd's own tool shows it from the host's user database (the file
+    its PureDB is made from): {"UID": "998 (acme)", "Directory": ..., ...}; {} when absent."""
+    source = host.root / "ftp" / "pureftpd.passwd"
+    argv = [*host.layout().pure_pw, "show", username, "-f", str(source)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {}
+    fields = (line.partition(":") for line in out.stdout.splitlines())
+    return {k.strip(): v.strip() for k, sep, v in fields if sep}
 
 
 def counts(desk: Desk) -> tuple[int, ...]:
@@ -148,6 +181,15 @@ def test_the_demo_has_a_history_on_its_first_start_and_only_then(
     assert dig(bluefern_host, "bluefern.test") == ['"google-site-verification=bluefern-demo-2f9"']
     assert dig(acme_host, "shop.corvid.test", "CNAME") == ["shops.example.net."]
     assert told.changes == {"applied": 3, "failed": 1}
+
+    # Each account's mailbox and FTP account on its host's real servers: Dovecot knows the
+    # mailbox; pure-ftpd has the FTP user as the account's Unix user, chrooted to its home.
+    for i, (_, _, unix, *_, domain) in enumerate(CUSTOMERS):
+        host, user = hosts[i % len(hosts)], pwd.getpwnam(unix)
+        wait_until(lambda h=host, d=domain: dovecot_knows(h, f"info@{d}"), what=f"info@{domain}")
+        ftp = wait_until(lambda h=host, u=unix: pure_ftpd_user(h, f"{u}_ftp"), what=f"{unix}_ftp")
+        assert ftp["UID"].split()[0] == str(user.pw_uid), ftp
+        assert ftp["Directory"].rstrip("/.") == str(host.root / "home" / unix), ftp
     assert told.failure_ticket is not None
     with desk.http(admin) as c:
         failed = c.get(f"/api/v1/tickets/{told.failure_ticket}").json()

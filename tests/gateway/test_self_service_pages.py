@@ -4,6 +4,7 @@ each change go live; an agent requests a change for a customer from the ticket i
 
 from __future__ import annotations
 
+import ftplib
 import re
 import secrets
 from collections.abc import Iterator
@@ -18,19 +19,40 @@ from automation.local_hosts.host import LocalHost
 from store.models.ticket import ticket_id_from_number
 from store.repositories import AccountRepository, TicketRepository
 from tests.desk import PASSWORD, Desk
-from tests.gateway.test_changes import applied, host_body
+from tests.gateway.test_changes import (
+    applied,
+    crontab_of,
+    forwarded_to,
+    host_body,
+    imap_refusal,
+)
 from tests.gateway.test_pages import browser, log_in, make_agent  # noqa: F401 - a fixture
 from tests.gateway.test_pages import new_page as new_page  # the fixture
-from tests.hosts import dig, edit_zone_by_hand, running_hosts
+from tests.hosts import dig, edit_zone_by_hand, running_hosts, unix_user
 
 pytestmark = [pytest.mark.ray, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalHost]]:
-    base = tmp_path_factory.mktemp("page-hosts")
-    with running_hosts([LocalHost(base, f"ph-{secrets.token_hex(3)}", with_nginx=False)]) as up:
+def hosts(hosts_base: Path) -> Iterator[list[LocalHost]]:
+    """One host with sshd, named, Dovecot and Postfix, and pure-ftpd."""
+    made = [LocalHost(hosts_base, f"ph-{secrets.token_hex(3)}", with_nginx=False,
+                      services=("mail", "ftp"))]  # fmt: skip
+    with running_hosts(made) as up:
         yield up
+
+
+def ftp_refusal(h: LocalHost, user: str, password: str) -> str | None:
+    """None when `user` logs in to the host's FTP server with `password` and lists its home,
+    as an FTP program would; otherwise what the server answered."""
+    try:
+        with ftplib.FTP(timeout=10) as ftp:  # noqa: S321 - the server speaks FTP
+            ftp.connect("127.0.0.1", h.layout().service_port("ftp"))
+            ftp.login(user, password)
+            ftp.nlst()
+    except ftplib.error_perm as exc:
+        return str(exc)
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +154,6 @@ def test_customer_resets_a_mailbox_password(
     with desk.db.write() as s:
         box = AccountRepository(s).add_service(account.id, kind="mailbox", name=address,
                                                host_id=host_id)  # fmt: skip
-    passwd = h.root / "mail" / "passwd"
-    before = passwd.read_text()
     page = new_page()
     log_in(page, f"{desk.base_url}/portal", email)
     page.goto(f"{desk.base_url}/portal#/services/{box.id}")
@@ -148,9 +168,10 @@ def test_customer_resets_a_mailbox_password(
     expect(preview).not_to_contain_text("a-New-mailbox-Password-2")  # the secret is not echoed
     preview.get_by_role("button", name="Confirm").click()
     expect(page.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
-    after = passwd.read_text()
-    line = next(x for x in after.splitlines() if x.startswith(f"{address}:"))
-    assert line not in before.splitlines() and "a-New-mailbox-Password-2" not in after
+    # The mail program logs in with the new password only; the host keeps no plain password.
+    assert imap_refusal(h, address, "a-New-mailbox-Password-2") is None
+    assert imap_refusal(h, address, "first-Password-1") is not None
+    assert "a-New-mailbox-Password-2" not in (h.root / "mail" / "passwd").read_text()
 
     # A forwarder of the mailbox: it starts from the box's own address; listed as the host has
     # it; removed from its row.
@@ -161,12 +182,12 @@ def test_customer_resets_a_mailbox_password(
     preview.get_by_role("button", name="Confirm").click()
     rows = page.locator("section.forwarders tbody tr")
     expect(rows.filter(has_text="owner@example.org")).to_have_count(1)
-    assert f"{address} owner@example.org" in (h.root / "mail" / "forwarders").read_text()
+    assert forwarded_to(h, address) == {address, "owner@example.org"}  # where Postfix sends
     page.get_by_role("button", name=f"Remove the forwarder {address} to owner@example.org").click()
     page.locator("form[data-kind=mail_forwarder_delete] button").click()
     preview.get_by_role("button", name="Confirm").click()
     expect(rows.filter(has_text="owner@example.org")).to_have_count(0)
-    assert "owner@example.org" not in (h.root / "mail" / "forwarders").read_text()
+    assert "owner@example.org" not in forwarded_to(h, address)
 
 
 def test_agent_requests_a_change_from_the_ticket_and_the_customer_sees_it_live(
@@ -343,8 +364,8 @@ def test_settings_change_the_password_and_sign_out_everywhere(desk: Desk, new_pa
 def test_customer_adds_and_removes_a_cron_job(
     desk: Desk, hosts: list[LocalHost], host_id: int, new_page: Any
 ) -> None:
-    h = hosts[0]
     account, email = desk.new_customer("Cron Page")
+    unix_user(account.unix_user)  # cron runs the account's jobs as its Unix user
     with desk.db.write() as s:
         site = AccountRepository(s).add_service(account.id, kind="web_hosting",
                                                 name=f"cron{secrets.token_hex(3)}.test",
@@ -362,13 +383,12 @@ def test_customer_adds_and_removes_a_cron_job(
     preview = page.get_by_role("region", name="Preview")
     preview.get_by_role("button", name="Confirm").click()
     expect(rows.filter(has_text="nightly")).to_contain_text("15 3 * * *")
-    cron = (h.root / "cron" / account.unix_user).read_text()
-    assert "15 3 * * * php /home/site/cron.php" in cron
+    assert "15 3 * * * php /home/site/cron.php" in crontab_of(account.unix_user)  # cron's
     page.get_by_role("button", name="Remove cron job nightly").click()
     page.locator("form[data-kind=cron_remove] button").click()
     preview.get_by_role("button", name="Confirm").click()
     expect(rows).to_have_text(["No cron jobs."])
-    assert not (h.root / "cron" / account.unix_user).exists()  # no job left: no crontab
+    assert crontab_of(account.unix_user) == ""  # no job left: no crontab
 
 
 def test_without_the_live_stream_a_change_still_reaches_its_end_on_the_page(
@@ -398,6 +418,7 @@ def test_customer_resets_an_ftp_password(
 ) -> None:
     h = hosts[0]
     account, email, zone_id, _ = customer_with_zone(desk, h, host_id)
+    unix_user(account.unix_user, h)  # its FTP users are it, chrooted to its home
     username = f"ftp{secrets.token_hex(3)}"
     params = {
         "account": account.unix_user,
@@ -409,8 +430,7 @@ def test_customer_resets_an_ftp_password(
     with desk.db.write() as s:
         ftp = AccountRepository(s).add_service(account.id, kind="ftp_account", name=username,
                                                host_id=host_id)  # fmt: skip
-    passwd = h.root / "ftp" / "passwd"
-    before = next(x for x in passwd.read_text().splitlines() if x.startswith(f"{username}:"))
+    assert ftp_refusal(h, username, "first-Ftp-password-1") is None
     page = new_page()
     log_in(page, f"{desk.base_url}/portal", email)
     page.goto(f"{desk.base_url}/portal#/services/{ftp.id}")
@@ -423,8 +443,10 @@ def test_customer_resets_an_ftp_password(
     expect(preview).to_contain_text(username)
     preview.get_by_role("button", name="Confirm").click()
     expect(page.locator("#changes li.change").first).to_have_attribute("data-status", "applied")
-    after = next(x for x in passwd.read_text().splitlines() if x.startswith(f"{username}:"))
-    assert after != before and "a-New-ftp-Password-2" not in passwd.read_text()
+    # The FTP program logs in with the new password only; the host keeps no plain password.
+    assert ftp_refusal(h, username, "a-New-ftp-Password-2") is None
+    assert ftp_refusal(h, username, "first-Ftp-password-1") is not None
+    assert "a-New-ftp-Password-2" not in (h.root / "ftp" / "passwd").read_text()
 
 
 def test_one_event_costs_the_console_only_the_requests_it_needs(desk: Desk, new_page: Any) -> None:
