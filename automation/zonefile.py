@@ -14,8 +14,11 @@ integrity rules GDCAS checks before the host's own ``named-checkzone``, the word
 
 from __future__ import annotations
 
+import copy
+import functools
 import ipaddress
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -172,6 +175,14 @@ class Zone:
 
 def _rdata(record: Record, origin: dns.name.Name) -> dns.rdata.Rdata | None:
     """dnspython's reading of a record's data; None for data kept as written (`_as_written`)."""
+    return _rdata_of(record.name, record.rtype, record.rdata, origin)
+
+
+@functools.lru_cache(maxsize=65536)
+def _rdata_of(name: str, rtype: str, text: str, origin: dns.name.Name) -> dns.rdata.Rdata | None:
+    """(Cached: a zone is rendered once per batch, and its records are mostly the same ones;
+    dnspython's rdata are immutable.)"""
+    record = Record(name, 0, rtype, text)
     try:
         return dns.rdata.from_text(_IN, record.rtype, record.rdata, origin, relativize=False)
     except (dns.exception.DNSException, ValueError) as exc:
@@ -292,7 +303,45 @@ def _is_class(word: str) -> bool:
     return True
 
 
+def records_of(zone: dns.zone.Zone) -> list[Record]:
+    """The records of a dnspython zone (one read from a file, or transferred), as ours."""
+    return [
+        Record(_text(name), rdataset.ttl, dns.rdatatype.to_text(rdataset.rdtype), rd.to_text())
+        for name, rdataset in zone.iterate_rdatasets()
+        for rd in rdataset
+    ]
+
+
+_PARSED: OrderedDict[tuple[str, str, bool], Zone] = OrderedDict()
+_PARSED_MAX = 32  # zones: the ones the executor's hosts are being changed in
+
+
+def _copy(zone: Zone) -> Zone:
+    return Zone(zone.origin, zone.default_ttl, [copy.copy(r) for r in zone.records])
+
+
+def remember(text: str, origin: str, zone: Zone) -> None:
+    """``zone`` is what ``text`` (its rendering) parses to: the next batch's read of that text
+    from the host takes it instead of parsing again (a copy: zones are edited in place)."""
+    _PARSED[(text, origin, True)] = _copy(zone)
+    _PARSED.move_to_end((text, origin, True))
+    while len(_PARSED) > _PARSED_MAX:
+        _PARSED.popitem(last=False)
+
+
 def parse_zone(text: str, origin: str, *, check: bool = True) -> Zone:
+    """Parse a master file for ``origin``; with ``check``, refuse integrity problems (the
+    result of a text parsed or rendered lately is a copy of the one kept, see ``remember``)."""
+    known = _PARSED.get((text, origin, check)) or (_PARSED.get((text, origin, True)))
+    if known is not None:
+        return _copy(known)
+    zone = _parse_zone(text, origin, check=check)
+    if check:
+        remember(text, origin, zone)
+    return zone
+
+
+def _parse_zone(text: str, origin: str, *, check: bool = True) -> Zone:
     """Parse a master file for ``origin``; with ``check``, refuse integrity problems.
 
     A name outside ``origin`` is left out (as dnspython does); the records come by name, in the
@@ -321,12 +370,7 @@ def parse_zone(text: str, origin: str, *, check: bool = True) -> Zone:
     except ValueError as exc:  # a CNAME beside other data; dnspython: "add() has non-origin SOA"
         raise ZoneError(f"line {tok.start}: {exc}") from None
     default_ttl = reader.default_ttl if reader.default_ttl_known else 3600
-    records = [
-        Record(_text(name), rdataset.ttl, dns.rdatatype.to_text(rdataset.rdtype), rd.to_text())
-        for name, rdataset in zone.iterate_rdatasets()
-        for rd in rdataset
-    ]
-    parsed = Zone(_text(apex), default_ttl, records + kept)
+    parsed = Zone(_text(apex), default_ttl, records_of(zone) + kept)
     if check:
         problems = parsed.check()
         if problems:

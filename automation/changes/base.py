@@ -20,7 +20,7 @@ from automation import identifiers
 from automation.clients import Endpoint
 from automation.errors import ChangeConflict
 from automation.host import HostLayout
-from automation.zonefile import Zone, parse_zone
+from automation.zonefile import Zone, parse_zone, remember
 
 # --- validated value types -------------------------------------------------------------------
 
@@ -133,7 +133,8 @@ class Workspace:
         """The changed files (zones re-rendered with their serial bumped once per batch)."""
         for name, zone in self._zones.items():
             zone.bump_serial(max(self.today, 0), floor=self.serial_floor.get(name, 0))
-            self.files[zone_path(name)] = zone.render()
+            self.files[zone_path(name)] = text = zone.render()
+            remember(text, name, zone)  # the next batch reads this text back: no new parse
             self.modes[zone_path(name)] = 0o644
         if ("nginx",) in self.reloads:
             # A marker site whose answer proves the new configuration is live (see plan.py).
@@ -218,6 +219,10 @@ class ChangeBase(BaseModel):
         reload is idempotent). A kind whose service the layout lacks raises ServiceMissing.
         """
         return set()
+
+    def lookups(self) -> dict[str, set[tuple[str, str]]]:
+        """The names and types ``verify`` asks of the host's name server, by zone."""
+        return {}
 
     def observes(self) -> tuple[str, ...] | None:
         """What ``check_by_client`` looks at (a mailbox, an FTP user ...). In a batch only the

@@ -285,9 +285,12 @@ class DnsRecordAdd(_DnsChange):
     def apply(self, ws: Workspace) -> None:
         _add(ws.zone(self.zone), self.record.as_record(self.zone))
 
-    def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
+    def lookups(self) -> dict[str, set[tuple[str, str]]]:
         r = self.record
-        return _verify(ws, self.zone, {(r.owner(self.zone), r.type)}, probe)
+        return {self.zone: {(r.owner(self.zone), r.type)}}
+
+    def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
+        return _verify(ws, self.zone, self.lookups()[self.zone], probe)
 
     def describe(self) -> str:
         r = self.record
@@ -301,9 +304,12 @@ class DnsRecordDelete(_DnsChange):
     def apply(self, ws: Workspace) -> None:
         _delete(ws.zone(self.zone), self.record.as_record(self.zone))
 
-    def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
+    def lookups(self) -> dict[str, set[tuple[str, str]]]:
         r = self.record
-        return _verify(ws, self.zone, {(r.owner(self.zone), r.type)}, probe)
+        return {self.zone: {(r.owner(self.zone), r.type)}}
+
+    def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
+        return _verify(ws, self.zone, self.lookups()[self.zone], probe)
 
     def describe(self) -> str:
         r = self.record
@@ -320,11 +326,11 @@ class DnsRecordUpdate(_DnsChange):
         _delete(zone, self.old.as_record(self.zone))
         _add(zone, self.new.as_record(self.zone))
 
+    def lookups(self) -> dict[str, set[tuple[str, str]]]:
+        return {self.zone: {(r.owner(self.zone), str(r.type)) for r in (self.old, self.new)}}
+
     def verify(self, ws: Workspace, probe: ProbeResults) -> str | None:
-        keys: set[tuple[str, str]] = {
-            (r.owner(self.zone), str(r.type)) for r in (self.old, self.new)
-        }
-        return _verify(ws, self.zone, keys, probe)
+        return _verify(ws, self.zone, self.lookups()[self.zone], probe)
 
     def describe(self) -> str:
         return (

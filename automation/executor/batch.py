@@ -333,7 +333,7 @@ class BatchApplier:
             status, f"exit {status}"
         )
 
-    def _probe(self, script: Script, text: str) -> ProbeResults:
+    def _probe(self, script: Script, text: str, items: list[QueuedRequest]) -> ProbeResults:
         blocks = sections(text)
         probe = ProbeResults()
         for line in blocks.get("files", "").splitlines():
@@ -342,11 +342,18 @@ class BatchApplier:
                 probe.dirs[rest] = kind == "dir"
             else:
                 probe.file_hashes[rest] = kind
+        keys: dict[str, set[tuple[str, str]]] = {}
+        for item in items:
+            for zone, wanted in item.change.lookups().items():
+                keys.setdefault(zone, set()).update(wanted)
         for zone, want in script.zones.items():
-            # The serial the reload should serve, then the zone as named transfers it.
-            served = dns_client.transfer(self.endpoint, zone, want, RELOAD_WAIT_SECONDS)
+            # The serial the reload should serve, then what named answers for the changed names.
+            served = dns_client.answers(
+                self.endpoint, zone, want, keys.get(zone, set()), RELOAD_WAIT_SECONDS
+            )
             if served is not None:
-                probe.dns[zone] = served
+                probe.dns[zone] = "(asked)"
+                probe.parsed[zone] = served  # the verifiers read these answers
         for domain in script.http:
             if f"http {domain}" in blocks:
                 probe.http[domain] = blocks[f"http {domain}"].strip()
@@ -355,7 +362,7 @@ class BatchApplier:
     def _verify_all(
         self, ws: Workspace, items: list[QueuedRequest], script: Script, text: str
     ) -> None:
-        probe = self._probe(script, text)
+        probe = self._probe(script, text, items)
         generic = None
         for rel, content in script.files.items():
             if probe.file_hashes.get(rel) != content_hash(content):
