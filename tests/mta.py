@@ -37,36 +37,16 @@ from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
 
+from automation.local_hosts.mail import POSTFIX_SERVICES
 from automation.loopback import free_port
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"(?=.{{1,253}}\Z)(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?")
 _POLL = 0.05  # between looks at the queue or the process table while waiting on a condition
 
-# Every service Postfix needs to accept, queue and relay mail over SMTP, none chrooted (the
-# private queue has no copy of /etc and /lib for a chroot). The smtpd line is added per port.
-_MASTER_CF = """\
-pickup     unix  n  -  n  60    1  pickup
-cleanup    unix  n  -  n  -     0  cleanup
-qmgr       unix  n  -  n  300   1  qmgr
-rewrite    unix  -  -  n  -     -  trivial-rewrite
-bounce     unix  -  -  n  -     0  bounce
-defer      unix  -  -  n  -     0  bounce
-trace      unix  -  -  n  -     0  bounce
-verify     unix  -  -  n  -     1  verify
-flush      unix  n  -  n  1000? 0  flush
-proxymap   unix  -  -  n  -     -  proxymap
-proxywrite unix  -  -  n  -     1  proxymap
-smtp       unix  -  -  n  -     -  smtp
-relay      unix  -  -  n  -     -  smtp
-showq      unix  n  -  n  -     -  showq
-error      unix  -  -  n  -     -  error
-retry      unix  -  -  n  -     -  error
-discard    unix  -  -  n  -     -  discard
-anvil      unix  -  -  n  -     1  anvil
-scache     unix  -  -  n  -     1  scache
-postlog    unix-dgram n  -  n  -  1  postlogd
-"""
+# Every service Postfix needs to accept, queue and relay mail over SMTP (the smtpd line is added
+# per port): the same as a local host's Postfix has.
+_MASTER_CF = POSTFIX_SERVICES
 
 
 class PostfixError(RuntimeError):

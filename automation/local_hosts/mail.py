@@ -112,7 +112,9 @@ plugin {{
 """
 
 
-_MASTER_CF = """\
+# Postfix's services for a private instance, none chrooted (the private queue has no copy of
+# /etc and /lib for a chroot); the smtpd line is added per port. (tests/mta.py uses them too.)
+POSTFIX_SERVICES = """\
 pickup     unix  n  -  n  60    1  pickup
 cleanup    unix  n  -  n  -     0  cleanup
 qmgr       unix  n  -  n  300   1  qmgr
@@ -130,11 +132,11 @@ showq      unix  n  -  n  -     -  showq
 error      unix  -  -  n  -     -  error
 retry      unix  -  -  n  -     -  error
 discard    unix  -  -  n  -     -  discard
-lmtp       unix  -  -  n  -     -  lmtp
 anvil      unix  -  -  n  -     1  anvil
 scache     unix  -  -  n  -     1  scache
 postlog    unix-dgram n  -  n  -  1  postlogd
 """
+_MASTER_CF = POSTFIX_SERVICES + "lmtp       unix  -  -  n  -     -  lmtp\n"
 
 
 def postfix_main_cf(root: Path, directory: Path, smtp_port: int, lmtp_port: int) -> str:

@@ -23,7 +23,7 @@ from automation.executor.outcome import ChangeOutcome, OutcomeCollector
 from automation.executor.request import ChangeRequest
 from automation.local_hosts.host import LocalHost
 from tests.automation.conftest import change, journal, request
-from tests.hosts import running_hosts
+from tests.hosts import running_hosts, unix_user
 
 ACCOUNT = "gdcas-ftp"  # a real Unix user: the account whose FTP users these are
 OTHER = "gdcas-ftp2"  # a second account, the one a test suspends
@@ -34,23 +34,11 @@ FORCED: set[str] = set()  # change ids whose verification the executor is told f
 
 @pytest.fixture(scope="module")
 def accounts() -> Iterator[dict[str, pwd.struct_passwd]]:
-    """The accounts' Unix users (made for this module if missing, removed after it)."""
-    made = []
-    for name in (ACCOUNT, OTHER):
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                check=True,
-            )
-            made.append(name)
+    """The accounts' Unix users (made if missing; the session's end removes those it made)."""
     with contextlib.suppress(KeyError):
         pwd.getpwnam(NO_USER)
         pytest.fail(f"{NO_USER} must not be a user on this machine")
-    yield {name: pwd.getpwnam(name) for name in (ACCOUNT, OTHER)}
-    for name in made:
-        subprocess.run(["userdel", name], check=False)
+    yield {name: unix_user(name) for name in (ACCOUNT, OTHER)}
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from automation.executor.request import ChangeRequest
 from automation.local_hosts.host import LocalHost
 from tests.automation.conftest import change, http_get, journal, request
 from tests.automation.test_validation import make_cert
+from tests.hosts import unix_user
 
 SITES = "wtc-web"  # the account whose sites get certificates
 SUSPENDED = "wtc-susp"  # the account a test suspends (its sites, its FTP user)
@@ -47,26 +48,14 @@ Apply = Callable[..., ChangeOutcome]
 
 @pytest.fixture(scope="module")
 def accounts() -> Iterator[dict[str, pwd.struct_passwd]]:
-    """The accounts' Unix users (made for this module if missing; their crontabs and the users
-    made here are removed after it)."""
-    made = []
-    for name in USERS:
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                check=True,
-            )
-            made.append(name)
+    """The accounts' Unix users (made if missing; the session's end removes those it made);
+    their crontabs are removed after the module."""
     with contextlib.suppress(KeyError):
         pwd.getpwnam(NO_USER)
         pytest.fail(f"{NO_USER} must not be a user on this machine")
-    yield {name: pwd.getpwnam(name) for name in USERS}
+    yield {name: unix_user(name) for name in USERS}
     for name in USERS:
         subprocess.run(["crontab", "-u", name, "-r"], capture_output=True, check=False)
-    for name in made:
-        subprocess.run(["userdel", name], check=False)
 
 
 @pytest.fixture(scope="module")
