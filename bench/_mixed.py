@@ -667,6 +667,48 @@ _PEER_NOTE = (
 )
 
 
+def ansible_project(
+    hosts: list[LocalHost], work: Path, venv: Path, host_vars: str = ""
+) -> dict[str, str]:
+    """An ansible-core project for the hosts in `work` (inventory with `host_vars` per host,
+    an ansible.cfg with pipelining and ControlPersist, the hosts' keys pinned); its env."""
+    known = work / "known_hosts"
+    known_hosts(hosts, known)
+    (work / "inventory.ini").write_text(
+        "[managed]\n"
+        + "".join(
+            f"{h.host_id} ansible_host=127.0.0.1 ansible_port={h.sshd.port} ansible_user=root "
+            f"ansible_ssh_private_key_file={h.sshd.client_key_file}"
+            + (f" {host_vars.format(root=h.root)}" if host_vars else "")
+            + "\n"
+            for h in hosts
+        )
+    )
+    (work / "ansible.cfg").write_text(
+        textwrap.dedent(f"""\
+        [defaults]
+        forks = {len(hosts)}
+        gathering = explicit
+        interpreter_python = /usr/bin/python3
+        [ssh_connection]
+        pipelining = True
+        ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={known}
+        control_path_dir = {work}/cp
+        """)
+    )
+    return {
+        "ANSIBLE_CONFIG": str(work / "ansible.cfg"),
+        "PATH": f"{venv}/bin:/usr/bin:/bin",
+        "HOME": str(work),
+    }
+
+
+def run_peer(argv: list[str], work: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run a peer tool in `work` (the caller's Clock around it); its exit status and output."""
+    res = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=work, timeout=1800)
+    return res.returncode, res.stdout + res.stderr
+
+
 def ansible(
     mhosts: list[MixHost], meter: CpuMeter, per_kind: int, venv: Path, work: Path
 ) -> Result:
@@ -684,29 +726,8 @@ def ansible(
     if not exe.exists():
         result.error = f"not installed ({exe} missing)"
         return result
-    known = work / "known_hosts"
-    known_hosts(hosts, known)
-    (work / "inventory.ini").write_text(
-        "[managed]\n"
-        + "".join(
-            f"{h.host_id} ansible_host=127.0.0.1 ansible_port={h.sshd.port} ansible_user=root "
-            f"ansible_ssh_private_key_file={h.sshd.client_key_file}\n"
-            for h in hosts
-        )
-    )
+    env = ansible_project(hosts, work, venv)
     (work / "host_vars").mkdir()
-    (work / "ansible.cfg").write_text(
-        textwrap.dedent(f"""\
-        [defaults]
-        forks = {len(hosts)}
-        gathering = explicit
-        interpreter_python = /usr/bin/python3
-        [ssh_connection]
-        pipelining = True
-        ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={known}
-        control_path_dir = {work}/cp
-        """)
-    )
     (work / "play.yml").write_text(
         textwrap.dedent("""\
         - hosts: managed
@@ -738,11 +759,6 @@ def ansible(
               ansible.builtin.shell: "{{ postfix_reload }}"
         """)
     )
-    env = {
-        "ANSIBLE_CONFIG": str(work / "ansible.cfg"),
-        "PATH": f"{venv}/bin:/usr/bin:/bin",
-        "HOME": str(work),
-    }
     with Clock(meter) as clock:
         for mh, b in zip(mhosts, batches, strict=True):
             lay = mh.layout
@@ -761,19 +777,11 @@ def ansible(
                 "postfix_reload": _postfix_reload(lay),
             }
             (work / "host_vars" / f"{mh.host.host_id}.json").write_text(json.dumps(data))
-        res = subprocess.run(
-            [str(exe), "-i", str(work / "inventory.ini"), str(work / "play.yml")],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=work,
-            timeout=1800,
+        status, out = run_peer(
+            [str(exe), "-i", str(work / "inventory.ini"), str(work / "play.yml")], work, env
         )
     result.clock = clock
-    if res.returncode != 0:
-        result.error = "failed: " + (res.stdout + res.stderr)[-600:]
-    else:
-        result.error = peer_check(mhosts, batches)
+    result.error = f"failed: {out[-600:]}" if status else peer_check(mhosts, batches)
     return result
 
 
@@ -843,19 +851,12 @@ def pyinfra(
             }
             entries.append(f"    ({h.host_id!r}, {data!r}),\n")
         (work / "inventory.py").write_text("hosts = [\n" + "".join(entries) + "]\n")
-        res = subprocess.run(
+        status, out = run_peer(
             [str(exe), "-y", "--parallel", str(len(hosts)), "inventory.py", "deploy.py"],
-            capture_output=True,
-            text=True,
-            cwd=work,
-            timeout=1800,
-            env={"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(work)},
-        )
+            work, {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(work)},
+        )  # fmt: skip
     result.clock = clock
-    if res.returncode != 0:
-        result.error = "failed: " + (res.stdout + res.stderr)[-600:]
-    else:
-        result.error = peer_check(mhosts, batches)
+    result.error = f"failed: {out[-600:]}" if status else peer_check(mhosts, batches)
     return result
 
 

@@ -182,28 +182,7 @@ def ansible(
     if not exe.exists():
         result.error = f"not installed ({exe} missing)"
         return result
-    known = work / "known_hosts"
-    mixed.known_hosts(hosts, known)
-    inv = "[managed]\n" + "".join(
-        f"{h.host_id} ansible_host=127.0.0.1 ansible_port={h.sshd.port} ansible_user=root "
-        f"ansible_ssh_private_key_file={h.sshd.client_key_file} root={h.root}\n"
-        for h in hosts
-    )
-    (work / "inventory.ini").write_text(inv)
-    (work / "ansible.cfg").write_text(
-        textwrap.dedent(
-            f"""\
-            [defaults]
-            forks = {len(hosts)}
-            gathering = explicit
-            interpreter_python = /usr/bin/python3
-            [ssh_connection]
-            pipelining = True
-            ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={known}
-            control_path_dir = {work}/cp
-            """
-        )
-    )
+    env = mixed.ansible_project(hosts, work, venv, host_vars="root={root}")
     (work / "play.yml").write_text(
         textwrap.dedent(
             f"""\
@@ -218,23 +197,13 @@ def ansible(
             """
         )
     )
-    env = {
-        "ANSIBLE_CONFIG": str(work / "ansible.cfg"),
-        "PATH": f"{venv}/bin:/usr/bin:/bin",
-        "HOME": str(work),
-    }
     with Clock(meter) as clock:
-        res = subprocess.run(
-            [str(exe), "-i", str(work / "inventory.ini"), str(work / "play.yml")],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=work,
-            timeout=1800,
+        status, out = mixed.run_peer(
+            [str(exe), "-i", str(work / "inventory.ini"), str(work / "play.yml")], work, env
         )
     result.clock = clock
-    if res.returncode != 0:
-        result.error = "failed: " + (res.stdout + res.stderr)[-600:]
+    if status:
+        result.error = f"failed: {out[-600:]}"
         return result
     count = sum(len((h.root / "ansible.txt").read_text().splitlines()) for h in hosts)
     if count != len(hosts) * per_host:
@@ -283,17 +252,13 @@ def pyinfra(
         )
     )
     with Clock(meter) as clock:
-        res = subprocess.run(
+        status, out = mixed.run_peer(
             [str(exe), "-y", "--parallel", str(len(hosts)), "inventory.py", "deploy.py"],
-            capture_output=True,
-            text=True,
-            cwd=work,
-            timeout=1800,
-            env={"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(work)},
-        )
+            work, {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(work)},
+        )  # fmt: skip
     result.clock = clock
-    if res.returncode != 0:
-        result.error = "failed: " + (res.stdout + res.stderr)[-600:]
+    if status:
+        result.error = f"failed: {out[-600:]}"
         return result
     count = sum(
         len(p.read_text().splitlines()) for h in hosts if (p := h.root / "pyinfra.txt").exists()
