@@ -17,7 +17,7 @@ from automation.executor.executor import Executor
 from automation.executor.outcome import OutcomeCollector
 from automation.executor.request import ChangeRequest
 from automation.local_hosts.host import LocalHost
-from tests.hosts import running_hosts
+from tests.hosts import running_hosts, unix_user
 
 ZONE = "example.com"
 CUSTOMER = "sitedesk-cust"  # a real unprivileged local user: the customer on the demo host
@@ -25,15 +25,8 @@ CUSTOMER = "sitedesk-cust"  # a real unprivileged local user: the customer on th
 
 @pytest.fixture(scope="session")
 def customer() -> pwd.struct_passwd:
-    """The local user a customer logs in as (created if missing; the tests run as root)."""
-    try:
-        return pwd.getpwnam(CUSTOMER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", CUSTOMER],
-            check=True,
-        )
-        return pwd.getpwnam(CUSTOMER)
+    """The local user a customer logs in as (made if missing, removed at the session's end)."""
+    return unix_user(CUSTOMER)
 
 
 def as_customer(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import imaplib
 import smtplib
-import time
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -81,10 +80,7 @@ def subjects(host: LocalHost, user: str, password: str) -> list[str]:
 
 
 def wait_for_mail(host: LocalHost, user: str, password: str, subject: str) -> None:
-    deadline = time.monotonic() + 20
-    while subject not in subjects(host, user, password):
-        assert time.monotonic() < deadline, f"{subject!r} never reached {user}"
-        time.sleep(0.1)
+    wait_until(lambda: subject in subjects(host, user, password), 20, f"{subject!r} at {user}")
 
 
 def send(host: LocalHost, to: str, subject: str) -> None:
