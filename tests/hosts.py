@@ -56,7 +56,12 @@ def unix_user(name: str, *homes_on: LocalHost) -> pwd.struct_passwd:
 
 
 def remove_unix_users() -> None:
-    """Remove the Unix users `unix_user` made, each with its crontab (the session's end)."""
+    """Remove the Unix users `unix_user` made, each with its crontab (the session's end).
+    With SITEDESK_TEST_KEEP_UNIX_USERS=1 they are kept: several test sessions sharing a
+    machine would otherwise remove the users another session still uses."""
+    if os.environ.get("SITEDESK_TEST_KEEP_UNIX_USERS") == "1":
+        _MADE_USERS.clear()
+        return
     while _MADE_USERS:
         name = _MADE_USERS.pop()
         subprocess.run(["crontab", "-u", name, "-r"], capture_output=True, check=False)
