@@ -110,6 +110,8 @@ def start_ray(settings: ClusterSettings, *, dashboard: bool | None = None) -> di
     try:
         if settings.ray_address:
             use_token(token_path(settings))
+            if _is_loopback(settings.ray_address):
+                _loopback_only()  # else Ray swaps 127.0.0.1 for this machine's outward address
             ctx = ray.init(
                 address=settings.ray_address,
                 namespace=settings.ray_namespace,
