@@ -12,6 +12,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from gateway import auth, docs, health
 from gateway.errors import install_error_handlers
 from gateway.middleware import BodyLimit, SecurityHeaders
+from gateway.outages import install_outage_handlers
 from gateway.platform import Platform
 from gateway.routes import (
     accounts,
@@ -53,6 +54,7 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.platform = platform
     install_error_handlers(app)
+    install_outage_handlers(app)  # 503 + Retry-After while the database, Redis or Ray is down
     # The last added runs first: the client's address is settled, then the body is bounded.
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
