@@ -70,6 +70,7 @@ from gateway.auth import Caller
 from gateway.errors import NotFound
 from gateway.platform import Platform
 from gateway.schemas import TicketCreate
+from gateway.settings import GatewaySettings
 from store.db import Database
 from store.repositories import TicketRepository
 
@@ -111,6 +112,8 @@ def serve_gateway(cfg: dict[str, Any]) -> None:
         db=Database(cfg["database_url"]),
         redis_url=cfg["redis_url"],
         directory=Directory(cfg["namespace"], cfg["shards"]),
+        # A load generator: a few accounts at hundreds of tickets a second; no API rate limits.
+        settings=GatewaySettings(requests_per_minute=0, tickets_per_minute=0),
     )
     if os.environ.get("BENCH_INTAKE_CALLS"):  # experiments only
         platform.intake_calls_in_flight = int(os.environ["BENCH_INTAKE_CALLS"])

@@ -47,6 +47,7 @@ from cluster.ray_runtime import ray_env_defaults, start_ray
 from cluster.settings import ClusterSettings
 from gateway.app import create_app, server_options
 from gateway.platform import Platform
+from gateway.settings import GatewaySettings
 from store.db import Database
 from store.repositories import (
     AccountRepository,
@@ -172,7 +173,9 @@ def main() -> None:
         config = ActorConfig(database_url=url, redis_url=REDIS, namespace="sitedesk-bench-pages",
                              customer_tickets_per_hour=0, customer_changes_per_hour=0)  # fmt: skip
         deployment = deploy(config)
-        platform = Platform(db=db, redis_url=REDIS, directory=deployment.directory, config=config)
+        limits = GatewaySettings(requests_per_minute=0, tickets_per_minute=0)  # a bench's pace
+        platform = Platform(db=db, redis_url=REDIS, directory=deployment.directory, config=config,
+                            settings=limits)  # fmt: skip
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port,
                                                **server_options(),

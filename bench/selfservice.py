@@ -42,6 +42,7 @@ from cluster.ray_runtime import ray_env_defaults, start_ray
 from cluster.settings import ClusterSettings
 from gateway.app import create_app, server_options
 from gateway.platform import Platform
+from gateway.settings import GatewaySettings
 from store.db import Database
 from store.repositories import AccountRepository, HostRepository, UserRepository
 
@@ -147,7 +148,10 @@ def main() -> None:
         config = ActorConfig(database_url=url, redis_url=REDIS, namespace="sitedesk-bench",
                              customer_tickets_per_hour=0, customer_changes_per_hour=0)  # fmt: skip
         deployment = deploy(config)
-        platform = Platform(db=db, redis_url=REDIS, directory=deployment.directory, config=config)
+        # ... and no API rate limits (requests, change requests a minute).
+        limits = GatewaySettings(requests_per_minute=0, changes_per_minute=0)
+        platform = Platform(db=db, redis_url=REDIS, directory=deployment.directory, config=config,
+                            settings=limits)  # fmt: skip
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port,
                                                **server_options(),

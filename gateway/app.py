@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway import auth, docs, health
@@ -14,6 +14,7 @@ from gateway.errors import install_error_handlers
 from gateway.middleware import BodyLimit, SecurityHeaders
 from gateway.outages import install_outage_handlers
 from gateway.platform import Platform
+from gateway.ratelimit import RateLimitHeaders, api_rate_limit
 from gateway.routes import (
     accounts,
     calls,
@@ -51,11 +52,14 @@ def create_app(platform: Platform) -> FastAPI:
         docs_url=None,  # served by gateway/docs.py from the package, not from a CDN
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        # Every authenticated route is counted in its caller's rate limit (gateway/ratelimit.py).
+        dependencies=[Depends(api_rate_limit(auth.current_principal))],
     )
     app.state.platform = platform
     install_error_handlers(app)
     install_outage_handlers(app)  # 503 + Retry-After while the database, Redis or Ray is down
     # The last added runs first: the client's address is settled, then the body is bounded.
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
         BodyLimit,

@@ -18,9 +18,9 @@ from actors.errors import DeskError
 from actors.principal import Principal
 from actors.tickets.dto import NewTicket
 from cluster.calls import ComponentRestarting, call
-from gateway.errors import TooManyRequests
 from gateway.event_hub import REVOKED_CHANNEL, EventHub
 from gateway.login_guard import LoginGuard
+from gateway.ratelimit import RateLimiter, Resource
 from gateway.settings import GatewaySettings
 from store.db import Database
 from store.read import ReadModels
@@ -122,6 +122,9 @@ class Platform:
     limits: aioredis.Redis | None = None
     hub: EventHub | None = None
     logins: LoginGuard | None = None
+    limiter: RateLimiter | None = None
+    # The rate limits' clock (their windows follow it); tests move it instead of waiting.
+    clock: Callable[[], float] = time.time
     _hub_opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
     _reads: ReadModels | None = None
@@ -142,26 +145,17 @@ class Platform:
         )
         self.limits = aioredis.Redis(connection_pool=pool)
         self.logins = LoginGuard(self.limits, self.settings)
+        desk = self.config.namespace if self.config is not None else "sitedesk"  # one per SCDB
+        self.limiter = RateLimiter(self.limits, self.settings, desk=desk, clock=self.clock)
         await self.live()
 
     async def count_search(self, user_id: int) -> None:
-        """Count one search of the user in this minute's window (shared by every gateway);
-        TooManyRequests past `searches_per_minute`, with the seconds left in the window."""
-        if self.limits is None:
+        """Count one search of the user in this minute's window (shared by every gateway,
+        gateway/ratelimit.py); TooManyRequests past `searches_per_minute`, with the seconds
+        left in the window. Redis unreachable: the search is served uncounted."""
+        if self.limiter is None:
             return
-        window = int(time.time() // 60)
-        desk = self.config.namespace if self.config is not None else "sitedesk"  # one per SCDB
-        key = f"sitedesk:search:{desk}:{user_id}:{window}"
-        async with self.limits.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 120)
-            count, _ = await pipe.execute()
-        if int(count) > self.settings.searches_per_minute:
-            left = 60 - int(time.time()) % 60
-            raise TooManyRequests(
-                f"at most {self.settings.searches_per_minute} searches a minute; wait {left} s",
-                retry_after=max(left, 1),
-            )
+        await self.limiter.hit(f"user:{user_id}", Resource.search, fail_open=True)
 
     async def live(self) -> EventHub | None:
         """The process's event hub, opened on first need (None while Redis is unreachable)."""
@@ -191,6 +185,7 @@ class Platform:
         if self.hub is not None:
             await self.hub.close()
             self.hub = None
+        self.limiter = None
         if self.limits is not None:
             await self.limits.aclose()
             self.limits = None

@@ -63,6 +63,21 @@ class GatewaySettings(BaseSettings):
     searches_per_minute: int = Field(
         default=120, ge=1, description="Searches one user may run a minute (429 beyond)."
     )
+    # API rate limits (gateway/ratelimit.py), in Redis for every gateway, each a fixed
+    # one-minute window of one caller: a customer account (all its users and tokens share
+    # it) or, for staff, one token. 0: no limit (load generators).
+    requests_per_minute: int = Field(
+        default=400, ge=0, description="Authenticated API requests a caller may make a minute."
+    )
+    tickets_per_minute: int = Field(
+        default=30, ge=0, description="New tickets (POST /tickets, POST /calls) a minute."
+    )
+    changes_per_minute: int = Field(
+        default=30, ge=0, description="Change requests (POST /changes) a minute."
+    )
+    dry_runs_per_minute: int = Field(
+        default=30, ge=0, description="Dry runs (POST /changes, dry_run) a minute."
+    )
     limits_redis_pool_size: int = Field(
         default=32, ge=1, description="Connections of the rate limiter's own Redis pool."
     )

@@ -174,6 +174,7 @@ def desk_session(
     from automation.loopback import free_port
     from cluster.deploy import deploy
     from gateway.platform import Platform
+    from gateway.settings import GatewaySettings
     from gateway.smtp import SmtpIntake
     from tests.desk import Desk, LiveServer, seed_sla
     from tests.smtp_sink import SmtpSink
@@ -197,7 +198,12 @@ def desk_session(
     )
     config = ActorConfig(database_url=url, redis_url=REDIS_URL, namespace=namespace, mail=mail)
     deployment = deploy(config, manual_clock=True)
-    platform = Platform(db=db, redis_url=REDIS_URL, directory=deployment.directory, config=config)
+    # The tests drive the desk far faster than a customer would (and poll it): its API rate
+    # limits are high; tests/gateway/test_rate_limits.py meets them on gateways of its own.
+    limits = GatewaySettings(requests_per_minute=100_000, tickets_per_minute=10_000,
+                             changes_per_minute=10_000, dry_runs_per_minute=10_000)  # fmt: skip
+    platform = Platform(db=db, redis_url=REDIS_URL, directory=deployment.directory, config=config,
+                        settings=limits)  # fmt: skip
     server = LiveServer(platform).start()
     smtp = SmtpIntake(deployment.directory, mail, port=free_port()).start()
     try:

@@ -20,6 +20,7 @@ from cluster.calls import call
 from gateway.auth import Caller, PlatformDep, require_staff
 from gateway.errors import ServiceUnavailable, error_responses
 from gateway.idempotency import request_key
+from gateway.ratelimit import Resource, rate_limit
 from gateway.routes.tickets import directory, operate
 from gateway.schemas import Strict
 from store.models.enums import CallDirection, Visibility
@@ -85,6 +86,9 @@ def _e164(field: str, raw: str) -> str:
             404: "`account_not_found`",
             422: f"{NUMBER}; `unknown_number`: the number is on no contact and no `account_id` "
             "was given; `ambiguous_number`: it is on several accounts; `invalid_request`",
+            429: "`rate_limited`: new tickets per minute of the staff token "
+            "(`SITEDESK_TICKETS_PER_MINUTE`), requests per minute; with Retry-After",
+            503: "`rate_limits_unavailable`: Redis unreachable, with Retry-After; `unavailable`",
         }
     ),
 )
@@ -95,6 +99,7 @@ async def open_from_call(
     finds the caller's contact and account (compared in E.164, whatever the spelling); a number
     the desk does not know needs `account_id`. Send an `Idempotency-Key` to make a retry safe."""
     require_staff(caller)
+    await rate_limit(request, caller, Resource.tickets)
     item = CallOpen(
         number=_e164("number", body.number),
         callee_number=_e164("callee_number", body.callee_number) if body.callee_number else None,

@@ -48,6 +48,7 @@ from gateway.deps import ChangeReadsDep, HostReadsDep
 from gateway.errors import Forbidden, ServiceUnavailable, error_responses
 from gateway.idempotency import request_key
 from gateway.platform import Platform
+from gateway.ratelimit import Resource, rate_limit
 from gateway.schemas import Strict
 from store.read.changes import ChangeDetail, ChangeReads, ServicePlace, for_customer
 from store.read.hosts import HostHealth, HostRead
@@ -64,8 +65,11 @@ CHANGE_ERRORS = error_responses(
         "not in service",
         422: "`invalid_change` (one detail entry per problem), `invalid_request`, "
         "`idempotency_key_reused`",
-        429: "`rate_limited`: self-service changes per account and hour; with Retry-After",
-        503: "`unavailable`, `host_unavailable` (a dry run could not read the host)",
+        429: "`rate_limited`: change requests or dry runs per minute (a customer account's, a "
+        "staff token's: `SITEDESK_CHANGES_PER_MINUTE`, `SITEDESK_DRY_RUNS_PER_MINUTE`), "
+        "requests per minute, self-service changes per account and hour; with Retry-After",
+        503: "`unavailable`, `host_unavailable` (a dry run could not read the host), "
+        "`rate_limits_unavailable` (Redis unreachable; with Retry-After)",
     }
 )
 HOST_ERRORS = error_responses(
@@ -189,6 +193,7 @@ async def request_change(
     and the answer (200) says what would change: in words (`summary`) for customers, and also
     the exact host script (`plan`) for staff. Send an `Idempotency-Key` header to make a retry
     safe: it answers with the first change, applied once."""
+    await rate_limit(request, caller, Resource.dry_runs if body.dry_run else Resource.changes)
     new = NewChange(
         service_id=body.service_id,
         kind=body.kind,

@@ -34,6 +34,7 @@ from gateway.errors import (
 )
 from gateway.idempotency import request_key
 from gateway.platform import Platform
+from gateway.ratelimit import Resource, rate_limit
 from gateway.schemas import EscalateIn, HandoverIn, MessageCreate, Page, ResolveIn, TicketCreate
 from gateway.uploads import UploadRoute, Uploads, hashed_request, multipart_doc
 from store.models.enums import CUSTOMER_CHANNELS, Channel, TicketStatus, Visibility
@@ -58,8 +59,11 @@ OPEN_ERRORS = error_responses(
         422: "`invalid_request` (`detail` names each field), `contact_not_found`, "
         "`invalid_upload` (a malformed form), `too_many_files` (over 10), "
         "`idempotency_key_reused`, `invalid_idempotency_key`",
-        429: "`rate_limited`: a customer account's tickets per hour; with Retry-After",
-        503: "`unavailable`: the desk (Ray actors) is not running or restarting",
+        429: "`rate_limited`: new tickets per minute (a customer account's, a staff token's: "
+        "`SITEDESK_TICKETS_PER_MINUTE`), requests per minute, a customer account's tickets per "
+        "hour; with Retry-After",
+        503: "`unavailable`: the desk (Ray actors) is not running or restarting; "
+        "`rate_limits_unavailable`: Redis unreachable; with Retry-After",
     }
 )
 MESSAGE_ERRORS = error_responses(
@@ -105,6 +109,7 @@ async def open_ticket(
     Files go with it as `multipart/form-data`: the JSON in a `payload` part (or its fields as
     form fields) and each file in a `files` part; they are stored on the ticket's first
     message in the same transaction as the ticket (`messages[0].attachments`)."""
+    await rate_limit(request, caller, Resource.tickets)
     if caller.role == "customer":
         if body.account_id is not None and body.account_id != caller.account_id:
             raise AccountNotFound(f"account {body.account_id} not found")
