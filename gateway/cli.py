@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -14,6 +15,7 @@ from cluster.errors import ClusterError
 from cluster.settings import ClusterSettings
 from gateway.settings import GatewaySettings
 from gateway.startup import UsageProblem, load_settings, open_database, print_logins
+from store.db import redact
 from store.demo import load_demo
 from store.errors import StoreError
 from store.models.enums import TokenScope
@@ -27,7 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="The SCDB (system of record): migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="The SCDB (system of record): migrations, backups.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 token_app = typer.Typer(
     help="API tokens for integrations and batch jobs (shown once; only a hash is kept).",
@@ -69,6 +71,61 @@ def db_current() -> None:
     with friendly_errors():
         db = open_database(load_settings(StoreSettings))
         out.print(f"current: {db.current_revision() or 'empty'}  head: {db.head_revision()}")
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="The file to write (default: backups/ in the data directory)."),
+    ] = None,
+) -> None:
+    """Back up the database while the platform runs: pg_dump -Fc on PostgreSQL, SQLite's
+    online backup API; the file is written 0600 and never over an existing one."""
+    from store.backup import BackupRefused, backup, default_backup_path
+
+    with friendly_errors():
+        store = load_settings(StoreSettings)
+        db = open_database(store)
+        try:
+            target = path or default_backup_path(store.data_dir, db.dialect)
+            made = backup(db, target)
+        except BackupRefused as exc:
+            fail(str(exc), 2)
+        finally:
+            db.dispose()
+        out.print(f"backed up {redact(db.url)} (schema {made.revision}) to {made.path} "
+                  f"({made.size / 1e6:.1f} MB, {made.tool})", markup=False)  # fmt: skip
+
+
+@db_app.command("restore")
+def db_restore(
+    path: Annotated[Path, typer.Argument(help="A file `sitedesk db backup` wrote.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Replace everything in a database that is not empty (stop the platform first)."
+        ),
+    ] = False,
+) -> None:
+    """Restore a backup into the configured database, which must be empty unless --force;
+    a backup of an older schema is then upgraded with `sitedesk db upgrade`."""
+    from store.backup import BackupRefused, restore
+
+    with friendly_errors():
+        db = open_database(load_settings(StoreSettings))
+        try:
+            done = restore(db, path, force=force)
+        except BackupRefused as exc:
+            fail(str(exc), 2)
+        finally:
+            db.dispose()
+        how = "replaced everything in" if done.replaced else "into"
+        out.print(f"restored {done.path} (schema {done.revision}) {how} {redact(db.url)}",
+                  markup=False)  # fmt: skip
+        if done.needs_upgrade:
+            out.print(f"[yellow]the backup's schema is {done.revision}, this code needs "
+                      f"{done.head}:[/] run `sitedesk db upgrade`, then `sitedesk up`")  # fmt: skip
 
 
 @token_app.command("create")
