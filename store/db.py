@@ -152,18 +152,36 @@ class Database:
         from alembic import command
 
         self.ping()
-        cfg = self.alembic_config()
-        with self.write_engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        self._migrate(command.upgrade, revision)
 
     def downgrade(self, revision: str) -> None:
         from alembic import command
 
+        self._migrate(command.downgrade, revision)
+
+    def _migrate(self, step: Any, revision: str) -> None:
+        """Run an Alembic command in one transaction. SQLite alters a table by rebuilding it
+        (batch mode), and with foreign keys on, dropping the old table fails while other rows
+        refer to it: they are off for the migration (it can only be set outside a
+        transaction) and every reference is checked before the commit instead."""
         cfg = self.alembic_config()
-        with self.write_engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, revision)
+        with self.write_engine.connect() as conn:
+            raw = conn.connection.driver_connection if self.is_sqlite else None
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    step(cfg, revision)
+                    if raw is not None:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise IntegrityViolation(
+                                f"the migration left rows referring to missing ones: {broken[:5]}"
+                            )
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA foreign_keys=ON")
 
     def check_migrated(self) -> None:
         """Raise NotMigratedError unless the schema is at the code's head revision."""
