@@ -103,6 +103,18 @@ class RateLimited(DeskError):
         self.args = (message, retry_after)
 
 
+class QueueFull(DeskError):
+    """Work waits in a bounded queue and that queue is full (actors/config.py QueueLimits):
+    refused for now, 503 with `Retry-After`. Nothing refused was acknowledged, so the caller
+    sends it again later (the SMTP door answers 451)."""
+
+    code, status = "queue_full", 503
+
+    def __init__(self, message: str, retry_after: int = 1, code: str | None = None) -> None:
+        super().__init__(message, retry_after=retry_after, code=code)
+        self.args = (message, retry_after, code)
+
+
 class PriorityNotAllowed(DeskError):
     """Customers choose at most `high`; `urgent` is for staff to set."""
 

@@ -65,6 +65,7 @@ class ChangeExecutorActor(ChangeExecutor):
             directory=Directory(config.namespace, config.session_shards),
             journal_keep_days=config.retention.host_journal_retention_days,
             journal_prune_every=config.retention.prune_every_seconds,
+            lane_queue_max=config.queues.host_queue_max,
         )
 
 

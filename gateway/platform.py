@@ -18,6 +18,7 @@ from actors.errors import DeskError
 from actors.principal import Principal
 from actors.tickets.dto import NewTicket
 from cluster.calls import ComponentRestarting, call
+from gateway.errors import Overloaded
 from gateway.event_hub import REVOKED_CHANNEL, EventHub
 from gateway.login_guard import LoginGuard
 from gateway.ratelimit import RateLimiter, Resource
@@ -54,7 +55,11 @@ class IntakeBatcher:
     A call goes out at once while fewer than `max_in_flight` are under way, so a lone request
     waits for nothing; requests that arrive meanwhile ride together in the next call. Under
     load this saves an actor call (serialisation, scheduling: most of a millisecond of CPU on
-    each side) per ticket. Each request still gets its own answer or its own error."""
+    each side) per ticket. Each request still gets its own answer or its own error.
+
+    At most `max_queued` requests wait for a call (`ticket_queue_max`): one more is refused at
+    once with 503 `intake_busy` and `Retry-After` (it was never acknowledged: the client sends
+    it again), instead of piling up while the intake is slow or restarting."""
 
     def __init__(
         self,
@@ -62,15 +67,24 @@ class IntakeBatcher:
         *,
         max_in_flight: int = 4,
         max_batch: int = 256,
+        max_queued: int = 1000,
     ) -> None:
         self.send = send
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch
+        self.max_queued = max_queued
         self.queue: list[tuple[NewTicket, asyncio.Future[TicketRead]]] = []
         self.in_flight = 0
+        self.refused = 0
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: NewTicket) -> TicketRead:
+        if len(self.queue) >= self.max_queued:
+            self.refused += 1
+            raise Overloaded(
+                f"{len(self.queue)} new tickets are waiting for the desk already; try again "
+                "in a moment", retry_after=1, code="intake_busy",
+            )  # fmt: skip
         fut: asyncio.Future[TicketRead] = asyncio.get_running_loop().create_future()
         self.queue.append((item, fut))
         if self.in_flight < self.max_in_flight:
@@ -220,7 +234,11 @@ class Platform:
             async def send(items: list[NewTicket]) -> Any:
                 return await call(directory.intake().create_batch, items)
 
-            self._intake = IntakeBatcher(send, max_in_flight=self.intake_calls_in_flight)
+            self._intake = IntakeBatcher(
+                send,
+                max_in_flight=self.intake_calls_in_flight,
+                max_queued=self.settings.ticket_queue_max,
+            )
         return await self._intake.submit(item)
 
     async def host_health(self) -> dict[str, HostHealth]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -81,6 +82,23 @@ class GatewaySettings(BaseSettings):
     limits_redis_pool_size: int = Field(
         default=32, ge=1, description="Connections of the rate limiter's own Redis pool."
     )
+
+    # Back-pressure at the doors (the actors' own bounds: actors/config.py QueueLimits).
+    ticket_queue_max: int = Field(
+        default=1000, ge=1, description="New tickets waiting in a gateway for its call to the "
+        "intake; beyond, 503 `intake_busy` with Retry-After."
+    )  # fmt: skip
+    smtp_max_sessions: int = Field(
+        default=50, ge=1, description="SMTP sessions the intake door serves at once; a "
+        "connection beyond is answered 421 and closed (the sending server retries)."
+    )  # fmt: skip
+    # The free space kept on the data directory's file system (the SQLite SCDB, the mail sink):
+    # mail is answered 452 and files 507 before a write could fill it.
+    data_dir: Path = Field(default=Path(".sitedesk"), description="Where local state is kept.")
+    min_free_disk_mb: int = Field(
+        default=256, ge=0, description="Free space (MiB) the data directory's disk keeps; mail "
+        "is refused (452) and files (507) that would leave less."
+    )  # fmt: skip
 
     # The telephony webhook (POST /api/v1/calls/events): the secret the provider signs with.
     # Comma-separated to rotate (the new one first; any one matching is enough). Unset: the

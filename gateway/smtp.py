@@ -8,6 +8,12 @@ the retry is settled exactly once. A refusal for good (an unknown sender the des
 refuse) is a `550`, which the sending server bounces. Limits answer cleanly: a message over
 `SITEDESK_MAIL_MAX_BYTES` is a `552` (aiosmtpd's size check), a recipient beyond
 `SITEDESK_MAIL_MAX_RECIPIENTS` a `452`, an address we do not take a `550 5.1.1`.
+
+Back-pressure: at most `SITEDESK_SMTP_MAX_SESSIONS` sessions are served at once, a connection
+beyond is greeted `421` and closed; a full intake actor answers `451` (its `QueueFull`); and
+while the data directory's disk has less than `SITEDESK_MIN_FREE_DISK_MB` free beside the
+message, the door answers `452` at RCPT and at DATA, before anything of the mail is kept. In
+each case the sending server keeps the message and retries: nothing answered so was taken.
 """
 
 from __future__ import annotations
@@ -25,23 +31,47 @@ from actors.errors import DeskError, MailRefused, as_raised
 from actors.mail.settings import MailSettings
 from actors.mail.threading import canonical_address
 from actors.tickets.mail_intake import InboundEnvelope, MailReceipt
+from gateway.settings import GatewaySettings
 from gateway.startup import UsageProblem
+from store.files import short_of_space
 
 log = logging.getLogger(__name__)
 
 RECEIVE_TIMEOUT_SECONDS = 120.0  # well inside an MTA's DATA timeout (Postfix: 600 s)
 TRANSIENT_STATUSES = {429, 503, 504}  # DeskErrors that are for now only
+# A mail is kept whole and its files again as attachments, each written twice by SQLite (into
+# the write-ahead log, then the database): what it may take on disk, to its size.
+MAIL_STORAGE_FACTOR = 4
+NO_STORAGE = "452 4.3.1 Insufficient system storage; try again later"
+TOO_MANY_SESSIONS = "421 4.3.2 Too many connections to the support desk; try again later"
 
 
 class SmtpDoor:
     """The aiosmtpd handler: recipient checks at RCPT, the hand-over to the Intake at DATA."""
 
-    def __init__(self, directory: Directory, settings: MailSettings) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        settings: MailSettings,
+        limits: GatewaySettings | None = None,
+    ) -> None:
         self.directory = directory
         self.settings = settings
+        self.limits = limits or GatewaySettings()
         self.accepted = 0
         self.deferred = 0
         self.refused = 0
+        self.no_storage = 0  # answered 452 for want of disk space
+        self.sessions = 0  # served now
+        self.turned_away = 0  # connections answered 421
+
+    def short_of_disk(self, size: int = 0) -> bool:
+        """Whether keeping `size` more bytes of mail would eat into the disk reserve."""
+        reserve = self.limits.min_free_disk_mb * 1024 * 1024
+        if short_of_space(self.limits.data_dir, reserve, MAIL_STORAGE_FACTOR * size):
+            self.no_storage += 1
+            return True
+        return False
 
     async def handle_RCPT(
         self,
@@ -56,12 +86,17 @@ class SmtpDoor:
             return f"550 5.1.1 <{address[:320]}>: no such support address here"
         if len(envelope.rcpt_tos) >= self.settings.mail_max_recipients:
             return "452 4.5.3 Too many recipients"
+        if self.short_of_disk():
+            return NO_STORAGE
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         assert isinstance(data, bytes)
+        if self.short_of_disk(len(data)):
+            self.deferred += 1
+            return NO_STORAGE
         peer = session.peer[0] if isinstance(session.peer, tuple) else None
         item = InboundEnvelope(
             mail_from=str(envelope.mail_from or ""),
@@ -97,11 +132,47 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:400] or "refused"
 
 
+class BoundedSMTP(SMTP):
+    """aiosmtpd's session, counted: beyond the door's `smtp_max_sessions` a connection is
+    greeted 421 and closed before it may say anything."""
+
+    def __init__(self, handler: SmtpDoor, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.door = handler
+
+    async def _handle_client(self) -> None:
+        door = self.door
+        if door.sessions >= door.limits.smtp_max_sessions:
+            door.turned_away += 1
+            await self.push(TOO_MANY_SESSIONS)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        door.sessions += 1
+        try:
+            await super()._handle_client()
+        finally:
+            door.sessions -= 1
+
+
+class BoundedController(Controller):
+    def factory(self) -> SMTP:
+        assert isinstance(self.handler, SmtpDoor)
+        return BoundedSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpIntake:
     """The door served on its own event-loop thread (aiosmtpd's Controller)."""
 
-    def __init__(self, directory: Directory, settings: MailSettings, port: int | None = None):
-        self.door = SmtpDoor(directory, settings)
+    def __init__(
+        self,
+        directory: Directory,
+        settings: MailSettings,
+        port: int | None = None,
+        *,
+        limits: GatewaySettings | None = None,
+    ):
+        self.door = SmtpDoor(directory, settings, limits)
         self.host = settings.smtp_host
         self.port = settings.smtp_port if port is None else port
         self.controller: Controller | None = None
@@ -113,7 +184,7 @@ class SmtpIntake:
             "decode_data": False,
             "timeout": 300,
         }
-        self.controller = Controller(
+        self.controller = BoundedController(
             self.door, hostname=self.host, port=self.port, ready_timeout=10, **kwargs
         )
         self.controller.start()

@@ -35,6 +35,7 @@ from starlette.types import Message, Scope
 from actors.errors import DeskError
 from actors.tickets.commands import FilePart
 from gateway.settings import GatewaySettings
+from store.files import short_of_space
 
 # The routes that take files; BodyLimit allows their multipart requests the larger limit.
 UPLOAD_PATHS = re.compile(r"/api/v1/tickets(?:/[^/]+/messages)?")
@@ -92,6 +93,16 @@ class TooManyFiles(DeskError):
 
 class FileTooLarge(DeskError):
     code, status = "file_too_large", 413
+
+
+class InsufficientStorage(DeskError):
+    """Keeping the files would eat into the data directory's free-space reserve."""
+
+    code, status = "insufficient_storage", 507
+
+
+# A file is written twice before it rests (SQLite: into the write-ahead log, then the database).
+STORAGE_FACTOR = 2
 
 
 def is_upload(scope: Scope) -> bool:
@@ -220,10 +231,27 @@ class UploadRoute(APIRoute):
             if is_upload(request.scope):
                 settings: GatewaySettings = request.app.state.platform.settings
                 payload, files = await read_form(request, settings)
+                check_disk(settings, files)
                 request = as_json_request(request, payload, files)
             return await handler(request)
 
         return route
+
+
+def check_disk(settings: GatewaySettings, files: list[FilePart]) -> None:
+    """Refuse files (507) that would leave the data directory's disk with less than its
+    reserve free (`min_free_disk_mb`), before anything of the request is written: the ticket
+    or message is not made at all, rather than made without its files or with a disk full."""
+    if not files:
+        return
+    need = STORAGE_FACTOR * sum(len(f.data) for f in files)
+    reserve = settings.min_free_disk_mb * 1024 * 1024
+    if short_of_space(settings.data_dir, reserve, need):
+        raise InsufficientStorage(
+            "the desk has no room for these files now; send them later, or send the text "
+            "without them",
+            detail={"field": "files", "bytes": need // STORAGE_FACTOR},
+        )
 
 
 def as_json_request(request: Request, payload: bytes, files: list[FilePart]) -> Request:

@@ -38,10 +38,34 @@ def private_file(path: Path) -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Replace `path` with `text`, 0600 from the first byte (a temporary file, then rename)."""
+    """Replace `path` with `text`, 0600 from the first byte (a temporary file, then rename).
+    A write that fails (a full disk) removes its temporary file and leaves `path` as it was."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # ENOSPC shows here at the latest, before the rename
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on the file system holding `path` (or, not
+    made yet, its nearest parent that is)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def short_of_space(path: Path, reserve_bytes: int, need: int = 0) -> int:
+    """How many bytes writing `need` more under `path` would eat into the free-space reserve
+    (0: it fits). What is kept under the data directory (the SQLite SCDB with mail and files)
+    is refused while this is not 0, so the disk never fills under a half-done write."""
+    return max(0, reserve_bytes + need - free_bytes(path))

@@ -32,6 +32,7 @@ from automation.clients import crontab as crontab_client
 from automation.errors import ChangeConflict
 from automation.executor.batch import VerifyHook
 from automation.executor.executor import Executor
+from automation.executor.lane import LaneFull
 from automation.executor.outcome import ChangeOutcome
 from automation.facts import fact_paths, read_fact
 from automation.host import HostSpec
@@ -63,6 +64,9 @@ class ChangeExecutor:
     holds only its own queue; an outcome that fails to record is retried alone and, after
     `RECORD_TRIES` tries, recorded failed with the reason (dead-lettered), so one bad change
     never holds up the others.
+    Bound: a host's lane holds at most `lane_queue_max` changes (`queues.host_queue_max`, the
+    bound at which new requests for the host are refused); what does not fit stays queued in
+    the SCDB, untouched, and is handed over as the lane drains (and by the sweep).
     """
 
     def __init__(
@@ -82,9 +86,11 @@ class ChangeExecutor:
         verify_hook: VerifyHook | None = None,
         journal_keep_days: float | None = None,
         journal_prune_every: float = 3600.0,
+        lane_queue_max: int = 1000,
     ) -> None:
         """`directory` None: tell no other actor about outcomes (tests of the plain class).
-        `journal_keep_days`: how long the hosts keep journal entries (None: for ever)."""
+        `journal_keep_days`: how long the hosts keep journal entries (None: for ever).
+        `lane_queue_max`: changes each host's lane holds in memory."""
         self.index = index
         self.shards = shards
         self.db = db
@@ -100,8 +106,10 @@ class ChangeExecutor:
             verify_hook=verify_hook,
             journal_keep_days=journal_keep_days,
             journal_prune_every=journal_prune_every,
+            max_queue=lane_queue_max,
         )
         self.sweep_seconds = sweep_seconds
+        self.backlog: set[int] = set()  # hosts with changes left in the SCDB for want of room
         self.specs: dict[int, HostSpec] = {}
         self.names: dict[str, int] = {}
         self.inflight: dict[str, int] = {}  # change id -> host id, handed to its lane
@@ -194,8 +202,20 @@ class ChangeExecutor:
             where = self._hosts_of(fresh)
             if any(h not in self.specs for h in where.values()):
                 self.sync_hosts()
-            # A change of a host that is down (not set up here) stays queued until it is back.
-            started = self.settler.start([i for i in fresh if where.get(i) in self.specs])
+            # A change of a host that is down (not set up here) stays queued until it is back;
+            # one its lane has no room for stays queued, untouched, until the lane drains.
+            room = {h: self._room(h) for h in set(where.values()) if h in self.specs}
+            taken = []
+            for change_id in fresh:
+                host_id = where.get(change_id)
+                if host_id not in room:
+                    continue
+                if room[host_id] <= 0:
+                    self.backlog.add(host_id)
+                    continue
+                room[host_id] -= 1
+                taken.append(change_id)
+            started = self.settler.start(taken)
             n = 0
             for host_id, request in started:
                 given = (secrets or {}).get(request.change_id)
@@ -210,9 +230,29 @@ class ChangeExecutor:
                     self.executor.submit(request)
                 except KeyError:  # its host is not set up (see `broken`): it stays pending
                     continue
+                except LaneFull:  # taken meanwhile: `applying` in the SCDB, swept again later
+                    self.backlog.add(host_id)
+                    continue
                 self.inflight[request.change_id] = host_id
                 n += 1
             return n
+
+    def _room(self, host_id: int) -> int:
+        spec = self.specs[host_id]
+        try:
+            return self.executor.lane(spec.host_id).room
+        except KeyError:
+            return 0
+
+    def _refill(self) -> None:
+        """Hand over what waited in the SCDB for room in a lane that has room again."""
+        with self._lock:
+            ready = [h for h in self.backlog if h in self.specs and self._room(h) > 0]
+            if not ready:
+                return
+            self.backlog.difference_update(ready)
+            ids = [i for i, _ in self.settler.pending_for(ready)]
+            self.submit([i for i in ids if i not in self.inflight])
 
     def _hosts_of(self, change_ids: list[str]) -> dict[str, int]:
         """The host id of each of these changes (ids of no change, or of none, left out)."""
@@ -326,7 +366,7 @@ class ChangeExecutor:
 
     def stats(self) -> dict[str, Any]:
         return {"hosts": len(self.specs), "inflight": len(self.inflight),
-                "recorded": self.recorded}  # fmt: skip
+                "recorded": self.recorded, "backlog": len(self.backlog)}  # fmt: skip
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """True once nothing is queued, in flight or waiting to be recorded (tests)."""
@@ -363,6 +403,11 @@ class ChangeExecutor:
             while batch and not self._stop.is_set():
                 recorded, batch = self._record(batch)
                 self._announce(recorded)
+                if self.backlog:
+                    try:
+                        self._refill()
+                    except Exception:  # the database away: the sweep hands them over
+                        log.exception("executor %d: refilling the lanes failed", self.index)
                 if batch:  # the database away, or a poison outcome not yet dead-lettered
                     self._stop.wait(delay)
                     delay = min(delay * 2, 5.0)

@@ -31,6 +31,7 @@ from actors.errors import (
     InvalidChange,
     InvalidTransition,
     NotAllowed,
+    QueueFull,
     RateLimited,
     ServiceNotFound,
     TicketNotFound,
@@ -46,7 +47,7 @@ from automation.changes import (
 from automation.errors import ChangeValidationError
 from store.db import Database
 from store.models.base import utcnow
-from store.read.changes import ChangeDetail, change_detail
+from store.read.changes import PENDING, ChangeDetail, change_detail
 from store.repositories import (
     AccountRepository,
     AuditRepository,
@@ -143,6 +144,7 @@ class ChangeService:
             p = self.prepare(s, by, req)
             if by.role == "customer":
                 self._check_rate(s, p.account_id)
+            self._check_host_queue(s, p.host_id)
             row = ChangeRepository(s).create(
                 change_id=str(uuid.uuid4()),
                 account_id=p.account_id,
@@ -170,6 +172,17 @@ class ChangeService:
             )  # fmt: skip
             remember_answer(s, by, key, request_hash, 202, detail.model_dump(mode="json"))
             return detail
+
+    def _check_host_queue(self, s: Session, host_id: int) -> None:
+        """At most `queues.host_queue_max` changes wait for one host (its lane's bound): one
+        more is refused for now (503 `host_queue_full` with Retry-After), never queued."""
+        limit = self.config.queues.host_queue_max
+        waiting = ChangeRepository(s).pending_count(PENDING, host_id=host_id)
+        if waiting >= limit:
+            raise QueueFull(
+                f"{waiting} changes wait for this service's server already; try again in a "
+                "few minutes", retry_after=30, code="host_queue_full",
+            )  # fmt: skip
 
     def _check_rate(self, s: Session, account_id: int) -> None:
         """At most `customer_changes_per_hour` self-service changes per account and hour."""

@@ -23,7 +23,6 @@ from store.repositories import OutboxRepository
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25  # a notice leaves within about this long of its event's commit
-BATCH = 200
 
 
 class MailOut:
@@ -35,6 +34,9 @@ class MailOut:
     after the relay's answer is recorded. Recovery: on start it plans whatever rows are not
     looked at and sends whatever is due. Without a Message-ID key (SITEDESK_MAIL_SECRET) it
     plans nothing and only marks the rows looked at.
+    Bound: planning reads at most `queues.outbox_mail_batch` rows at once, and sending takes
+    at most the mailer's batch of due mails (mailer.BATCH) at once; while the relay is down
+    the planned mails wait in the SCDB (`mail_deliveries`, retried with back-off), not here.
     """
 
     def __init__(self, config: ActorConfig) -> None:
@@ -46,6 +48,8 @@ class MailOut:
             self.mailer = Mailer(self.db, config.mail)
         self.send_wake: asyncio.Event | None = None
         self.planned = 0
+        self.batch = config.queues.outbox_mail_batch
+        self.largest_batch = 0  # outbox rows held at once, at most `batch`
         self.tasks: list[asyncio.Task[None]] = []
         start_when_running(self._start)
 
@@ -68,15 +72,16 @@ class MailOut:
             if planned:
                 self.planned += planned
                 self.send_wake.set()
-            if looked < BATCH:
+            if looked < self.batch:
                 await asyncio.sleep(POLL_SECONDS)
 
     def plan_batch(self) -> tuple[int, int]:
         """Plan the mails of the next outbox rows not looked at; (rows, mails planned)."""
         with self.db.write() as s:
-            rows = OutboxRepository(s).unmailed(limit=BATCH)
+            rows = OutboxRepository(s).unmailed(limit=self.batch)
             if not rows:
                 return 0, 0
+            self.largest_batch = max(self.largest_batch, len(rows))
             planned = self._plan(s, [r.envelope() for r in rows])
             OutboxRepository(s).mark_mailed([r.id for r in rows])
             return len(rows), planned
@@ -117,4 +122,5 @@ class MailOut:
     async def stats(self) -> dict[str, int]:
         m = self.mailer
         return {"mail_planned": self.planned, "mail_sent": m.sent if m else 0,
-                "mail_failed": m.failed if m else 0}  # fmt: skip
+                "mail_failed": m.failed if m else 0,
+                "largest_batch": self.largest_batch}  # fmt: skip

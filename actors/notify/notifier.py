@@ -22,7 +22,6 @@ from store.retention import Pruned, prune
 
 POLL_SECONDS = 1.0
 COALESCE_SECONDS = 0.025  # one drain per burst: live updates wait <= 25 ms, CPU halves
-BATCH = 500
 
 
 class Notifier:
@@ -34,6 +33,9 @@ class Notifier:
     Recovery: on start it drains whatever is unpublished; pokes make it prompt, a one-second
     poll makes it certain. Housekeeping: every `prune_every_seconds` it forgets the outbox rows
     and idempotency answers past their retention (store/retention.py).
+    Bound: a drain holds at most `queues.outbox_publish_batch` rows; while Redis is down
+    nothing is held at all (the rows wait in the outbox, the next poll tries again), so what
+    piles up during an outage piles up in the SCDB, not here.
     """
 
     def __init__(self, config: ActorConfig) -> None:
@@ -41,6 +43,9 @@ class Notifier:
         self.redis = aioredis.Redis.from_url(config.redis_url)
         self.wake: asyncio.Event | None = None
         self.published = 0
+        self.batch = config.queues.outbox_publish_batch
+        self.largest_drain = 0  # rows held at once, at most `batch`
+        self.failed_drains = 0
         self.retention = config.retention
         self.next_prune = time.monotonic() + 60
         start_when_running(self._start)
@@ -63,12 +68,13 @@ class Notifier:
             self.wake.clear()
             await asyncio.sleep(COALESCE_SECONDS)  # pokes of the next few ms ride along
             try:
-                while await self.drain() == BATCH:
+                while await self.drain() == self.batch:
                     pass
                 if time.monotonic() >= self.next_prune:
                     self.next_prune = time.monotonic() + self.retention.prune_every_seconds
                     await asyncio.to_thread(self.prune)
             except Exception:  # Redis or the database away: the rows wait in the outbox
+                self.failed_drains += 1
                 await asyncio.sleep(POLL_SECONDS)
 
     def prune(self) -> Pruned:
@@ -80,12 +86,13 @@ class Notifier:
 
         def fetch() -> list[tuple[dict[str, Any], Audience]]:
             with self.db.read() as s:
-                rows = OutboxRepository(s).unpublished(limit=BATCH)
+                rows = OutboxRepository(s).unpublished(limit=self.batch)
                 return [(r.envelope(), r.audience) for r in rows]
 
         rows = await asyncio.to_thread(fetch)
         if not rows:
             return 0
+        self.largest_drain = max(self.largest_drain, len(rows))
         pipe = self.redis.pipeline(transaction=False)
         for envelope, audience in rows:
             message = json.dumps(envelope)
@@ -102,4 +109,5 @@ class Notifier:
         return len(rows)
 
     async def stats(self) -> dict[str, int]:
-        return {"published": self.published}
+        return {"published": self.published, "largest_drain": self.largest_drain,
+                "failed_drains": self.failed_drains}  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 
 from actors.config import ActorConfig
 from actors.directory import Directory, fire
-from actors.errors import DeskError, InvalidTransition, MailAlreadySettled, as_raised
+from actors.errors import DeskError, InvalidTransition, MailAlreadySettled, QueueFull, as_raised
 from actors.phone.webhook import CallEnded, CallStarted
 from actors.principal import SYSTEM, Principal
 from actors.tickets.calls import CallDesk, CallOpen, CallReceipt
@@ -29,6 +29,9 @@ class Intake:
     State: only the requests waiting for the next group commit; a request is acknowledged
     after its transaction commits. Requests arriving during a commit form the next batch, so
     batches grow with load and one transaction carries many tickets.
+    Bound: at most `queues.intake_queue_max` tickets and mails are held (waiting, being
+    planned or committing); one more is refused at once with `QueueFull` (`intake_full`: 503
+    with Retry-After, 451 at the SMTP door), never taken and then lost.
     Recovery: nothing to rebuild. A hand-over lost in a crash is found by the pool's resync,
     and a retried request with the same idempotency key gets the ticket filed the first time.
     """
@@ -41,6 +44,9 @@ class Intake:
         self.mails = 0
         self.directory = directory or Directory(config.namespace, config.session_shards)
         self.pending: list[tuple[NewTicket, asyncio.Future[TicketRead]]] = []
+        self.committing = 0  # tickets in a group commit now
+        self.receiving = 0  # mails being kept and planned now
+        self.refused = 0
         self.wake: asyncio.Event | None = None
         self.workers: list[asyncio.Task[None]] = []
         self.filed = 0
@@ -54,10 +60,28 @@ class Intake:
             flushers = 1 if self.db.is_sqlite else 2
             self.workers = [asyncio.create_task(self._flusher()) for _ in range(flushers)]
 
+    @property
+    def held(self) -> int:
+        return len(self.pending) + self.committing + self.receiving
+
+    def _room(self, wanted: int) -> int:
+        """How many of `wanted` new requests fit under the bound."""
+        return max(0, min(wanted, self.config.queues.intake_queue_max - self.held))
+
+    def _full(self, refused: int = 1) -> QueueFull:
+        self.refused += refused
+        return QueueFull(
+            f"the intake holds {self.held} requests already; try again in a moment",
+            retry_after=1, code="intake_full",
+        )  # fmt: skip
+
     async def create(self, item: NewTicket) -> TicketRead:
-        """File one ticket; returns once it is committed. Raises a DeskError when refused."""
+        """File one ticket; returns once it is committed. Raises a DeskError when refused
+        (`QueueFull` at once when the intake holds its bound)."""
         self._start()
         assert self.wake is not None
+        if not self._room(1):
+            raise self._full()
         fut: asyncio.Future[TicketRead] = asyncio.get_running_loop().create_future()
         self.pending.append((item, fut))
         self.wake.set()
@@ -65,17 +89,20 @@ class Intake:
 
     async def create_batch(self, items: list[NewTicket]) -> list[TicketRead | DeskError]:
         """File many tickets (a gateway's concurrent requests, sent in one call); returns once
-        all are committed: each one's ticket, or the DeskError that refused it. A database
-        failure raises for the whole call (none of its refused tickets is acknowledged; a
-        retry with the same idempotency keys returns the ones that were filed)."""
+        all are committed: each one's ticket, or the DeskError that refused it (`QueueFull`
+        for those beyond the bound, at once: they are not taken). A database failure raises
+        for the whole call (none of its refused tickets is acknowledged; a retry with the same
+        idempotency keys returns the ones that were filed)."""
         self._start()
         assert self.wake is not None
         loop = asyncio.get_running_loop()
+        room = self._room(len(items))
         futures: list[asyncio.Future[TicketRead]] = []
-        for item in items:
+        for item in items[:room]:
             fut: asyncio.Future[TicketRead] = loop.create_future()
             self.pending.append((item, fut))
             futures.append(fut)
+        full = self._full(len(items) - room) if room < len(items) else None
         self.wake.set()
         results = await asyncio.gather(*futures, return_exceptions=True)
         out: list[TicketRead | DeskError] = []
@@ -83,6 +110,8 @@ class Intake:
             if isinstance(r, BaseException) and not isinstance(r, DeskError):
                 raise r
             out.append(r)
+        if full is not None:
+            out += [full] * (len(items) - room)
         return out
 
     async def _flusher(self) -> None:
@@ -95,7 +124,11 @@ class Intake:
             while self.pending:
                 batch = self.pending[: self.config.intake_batch_max]
                 del self.pending[: len(batch)]
-                await self._commit(batch)
+                self.committing += len(batch)
+                try:
+                    await self._commit(batch)
+                finally:
+                    self.committing -= len(batch)
 
     async def _commit(self, batch: list[tuple[NewTicket, asyncio.Future[TicketRead]]]) -> None:
         started = time.perf_counter()
@@ -140,8 +173,15 @@ class Intake:
     async def receive_mail(self, envelope: InboundEnvelope) -> MailReceipt:
         """Keep a received mail and make its ticket step; returns once both are committed (the
         SMTP door's 250). A database or actor failure raises: the door answers 451 and the
-        sending server retries, which settles the kept mail exactly once."""
-        plan = await asyncio.to_thread(self.mail.plan, envelope)
+        sending server retries, which settles the kept mail exactly once. A full intake
+        refuses it before keeping anything (`QueueFull`: 451)."""
+        if not self._room(1):
+            raise self._full()
+        self.receiving += 1
+        try:
+            plan = await asyncio.to_thread(self.mail.plan, envelope)
+        finally:
+            self.receiving -= 1
         receipt = await self._carry_out(plan)
         self.mails += 1
         return receipt
@@ -199,6 +239,8 @@ class Intake:
             "mails": self.mails,
             "filed": self.filed,
             "pending": len(self.pending),
+            "held": self.held,
+            "refused": self.refused,
             "batches": self.batches,
             "mean_batch": self.batched / self.batches if self.batches else 0.0,
             "mean_commit_ms": 1000 * self.commit_seconds / self.batches if self.batches else 0.0,

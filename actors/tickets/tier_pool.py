@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 from typing import Any
@@ -12,7 +13,7 @@ from actors.config import ActorConfig
 from actors.directory import Directory, fire, start_when_running
 from actors.tickets.dto import QueuedTicket
 from actors.tickets.lifecycle import queued
-from actors.tickets.routing import AgentSlot, plan_assignments
+from actors.tickets.routing import AgentSlot, plan_assignments, queue_order
 from actors.tickets.service import TicketService
 from store.db import Database
 from store.models.enums import OWNED_STATUSES
@@ -30,6 +31,10 @@ class TierPool:
     assignment itself is a conditional UPDATE there, so no ticket is ever assigned twice.
     Recovery: rebuilt from the SCDB at start, and re-read every few seconds, which also picks
     up any hand-over that was lost while this actor was down.
+    Bound: the queue in memory is a window of at most `queues.pool_queue_max` tickets, the
+    first in queue order (most urgent, then oldest); the rest wait in the SCDB, where they
+    were committed before anyone was told, and are read in as soon as the window is half
+    empty. Nothing is refused here: a ticket reaches a pool only once it is acknowledged.
     """
 
     def __init__(self, tier: int, config: ActorConfig, directory: Directory | None = None) -> None:
@@ -39,6 +44,8 @@ class TierPool:
         self.service = TicketService(self.db, config)
         self.directory = directory or Directory(config.namespace, config.session_shards)
         self.queue: dict[int, QueuedTicket] = {}
+        self.limit = config.queues.pool_queue_max
+        self.overflow = False  # more tickets wait in the SCDB than the window holds
         self.agents: dict[int, AgentSlot] = {}
         self.cursor = 0
         self.assigned = 0
@@ -58,8 +65,9 @@ class TierPool:
         began = self.presence_seq
         self._apply(began, *self._read())
 
-    def _read(self) -> tuple[dict[int, AgentSlot], dict[int, QueuedTicket]]:
-        """The tier's agents (with what they own) and waiting tickets, as the SCDB has them."""
+    def _read(self) -> tuple[dict[int, AgentSlot], dict[int, QueuedTicket], bool]:
+        """The tier's agents (with what they own) and the first `limit` waiting tickets, as
+        the SCDB has them, and whether more are waiting there."""
         with self.db.read() as s:
             agents = {
                 a.id: AgentSlot(
@@ -72,18 +80,30 @@ class TierPool:
             }
             for agent_id, ticket_id in TicketRepository(s).owned_by(list(agents), OWNED_STATUSES):
                 agents[agent_id].owned.add(ticket_id)
-            waiting = {t.id: queued(t) for t in TicketRepository(s).queue(self.tier, limit=100_000)}
-        return agents, waiting
+            rows = TicketRepository(s).queue(self.tier, limit=self.limit + 1)
+            waiting = {t.id: queued(t) for t in rows[: self.limit]}
+        return agents, waiting, len(rows) > self.limit
 
     def _apply(
-        self, began: int, agents: dict[int, AgentSlot], waiting: dict[int, QueuedTicket]
+        self,
+        began: int,
+        agents: dict[int, AgentSlot],
+        waiting: dict[int, QueuedTicket],
+        overflow: bool = False,
     ) -> None:
         """Take what a reload read (it began when `presence_seq` was `began`), keeping each
         presence set here since then: the reload may have read the one it replaced."""
         for agent_id, (seq, presence) in list(self.presence_set.items()):
             if seq > began and agent_id in agents:
                 agents[agent_id].presence = presence
-        self.agents, self.queue = agents, waiting
+        self.agents, self.queue, self.overflow = agents, waiting, overflow
+
+    def _trim(self) -> None:
+        """Keep the window at `limit`: the last in queue order wait in the SCDB only."""
+        if len(self.queue) > self.limit:
+            keep = heapq.nsmallest(self.limit, self.queue.values(), key=queue_order)
+            self.queue = {t.id: t for t in keep}
+            self.overflow = True
 
     def _ensure_loop(self) -> None:
         if self.kick is None:
@@ -106,6 +126,9 @@ class TierPool:
                     next_load = time.monotonic() + RESYNC_SECONDS
                 self.kick.clear()
                 await self._assign()
+                if self.overflow and len(self.queue) <= self.limit // 2:
+                    next_load = 0.0  # the window is half empty: read on in the SCDB now
+                    self.kick.set()
             except Exception:  # the database away, say: keep the loop, retry at the next resync
                 log.exception("tier %d pool: assignment round failed", self.tier)
                 await asyncio.sleep(1.0)
@@ -136,7 +159,12 @@ class TierPool:
         drain publishes both)."""
         if assigned or self.unannounced:
             self.unannounced = False
-            fire(self.directory.notifier().poke)
+            try:
+                notifier = self.directory.notifier()
+            except Exception as exc:  # restarting: its one-second poll publishes the rows
+                log.warning("tier %d pool: notifier not found: %s", self.tier, exc)
+                return
+            fire(notifier.poke)
 
     def _nudge(self) -> None:
         self._ensure_loop()
@@ -148,6 +176,7 @@ class TierPool:
         for t in tickets:
             if t.tier == self.tier:
                 self.queue[t.id] = t
+        self._trim()
         self.unannounced = True
         self._nudge()
 
@@ -188,6 +217,7 @@ class TierPool:
         return {
             "tier": self.tier,
             "waiting": sorted(self.queue),
+            "more_in_scdb": self.overflow,
             "assigned": self.assigned,
             "agents": {
                 a.agent_id: {

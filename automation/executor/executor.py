@@ -33,8 +33,10 @@ class Executor:
         backoff_max: float = 2.0,
         journal_keep_days: float | None = None,
         journal_prune_every: float = 3600.0,
+        max_queue: int = 1000,
     ) -> None:
         self.on_outcome = on_outcome
+        self.max_queue = max_queue  # changes each host lane holds (HostLane.max_queue)
         self.journal_keep_days = journal_keep_days
         self.journal_prune_every = journal_prune_every
         self._opts = dict(
@@ -63,6 +65,7 @@ class Executor:
             verify_hook=self.verify_hook,
             journal_keep_days=self.journal_keep_days,
             journal_prune_every=self.journal_prune_every,
+            max_queue=self.max_queue,
         )
         lane.start()
         with self._lock:

@@ -6,7 +6,9 @@ change isolated by a failed batch alone) and hands the batch to its ``BatchAppli
 (automation/executor/batch.py), which ships it in one round trip; each change's outcome is
 reported through a callback as a ``ChangeOutcome``.
 
-State: the queue, in memory only (and the applier's file cache). Recovery: the on-host journal
+State: the queue, in memory only (and the applier's file cache), at most ``max_queue`` changes
+(in a batch under way or waiting): one more is refused with ``LaneFull`` and stays with whoever
+offered it (the executor shard leaves it queued in the SCDB). Recovery: the on-host journal
 is the truth — after a timeout or a dropped connection the lane re-reads the journal for the
 changes in doubt before retrying anything, and every script refuses ids already journaled.
 Housekeeping: given a retention, a lane removes the host's journal entries older than that, at
@@ -41,6 +43,17 @@ from automation.ssh import (
 log = logging.getLogger(__name__)
 
 
+class LaneFull(Exception):
+    """The host's lane holds `max_queue` changes already: offer this one again later."""
+
+    def __init__(self, host_id: str, limit: int) -> None:
+        super().__init__(host_id, limit)
+        self.host_id, self.limit = host_id, limit
+
+    def __str__(self) -> str:
+        return f"the lane of host {self.host_id} holds {self.limit} changes already"
+
+
 class HostLane:
     """Applies one host's changes in order (see the module docstring)."""
 
@@ -58,8 +71,10 @@ class HostLane:
         lock_wait: float = LOCK_WAIT,
         journal_keep_days: float | None = None,
         journal_prune_every: float = 3600.0,
+        max_queue: int = 1000,
     ) -> None:
         self.spec = spec
+        self.max_queue = max_queue
         self.journal_keep_days = journal_keep_days  # None: the journal is kept whole
         self.journal_prune_every = journal_prune_every
         self._next_journal_prune = 0.0  # monotonic time; the first round trip that works prunes
@@ -95,9 +110,18 @@ class HostLane:
         self._thread.start()
 
     def submit(self, request: ChangeRequest) -> None:
+        """Queue a change; LaneFull (nothing taken) when the lane holds `max_queue` already."""
         with self._cond:
+            if len(self._queue) >= self.max_queue:
+                raise LaneFull(self.spec.host_id, self.max_queue)
             self._queue.append(QueuedRequest(request))
             self._cond.notify()
+
+    @property
+    def room(self) -> int:
+        """How many more changes the lane takes now."""
+        with self._cond:
+            return max(0, self.max_queue - len(self._queue))
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._cond:

@@ -109,11 +109,14 @@ class ChangeRepository(Repository):
         pending: tuple[str, ...],
         *,
         ticket_id: int | None = None,
+        host_id: int | None = None,
         excluding: str | None = None,
     ) -> int:
         q = select(func.count()).select_from(ChangeRequest).where(ChangeRequest.status.in_(pending))
         if ticket_id is not None:
             q = q.where(ChangeRequest.ticket_id == ticket_id)
+        if host_id is not None:
+            q = q.where(ChangeRequest.host_id == host_id)
         if excluding is not None:
             q = q.where(ChangeRequest.id != excluding)
         return int(self.session.scalar(q) or 0)
