@@ -12,6 +12,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from gateway import auth, docs, health
 from gateway.errors import install_error_handlers
 from gateway.middleware import BodyLimit, SecurityHeaders
+from gateway.openapi import install_openapi
 from gateway.outages import install_outage_handlers
 from gateway.platform import Platform
 from gateway.ratelimit import RateLimitHeaders, api_rate_limit
@@ -58,6 +59,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     install_error_handlers(app)
     install_outage_handlers(app)  # 503 + Retry-After while the database, Redis or Ray is down
+    install_openapi(app, max_body_bytes=platform.settings.max_body_bytes)  # errors as answered
     # The last added runs first: the client's address is settled, then the body is bounded.
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(SecurityHeaders)

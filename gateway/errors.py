@@ -4,12 +4,13 @@ the actors or here; below: the gateway's own, about the request itself)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actors.errors import DeskError, as_raised
@@ -57,18 +58,52 @@ class Overloaded(RetryLater):
 class ErrorBody(BaseModel):
     """What every error answer carries."""
 
-    error: str
-    message: str
-    detail: Any = None
+    error: str = Field(description="A stable, specific snake_case code: `ticket_not_found`.")
+    message: str = Field(description="What is wrong, in words for a person.")
+    detail: Any = Field(
+        default=None, description="More about it, by code (the limit reached, the fields ...)."
+    )
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(
+        description="The field: a dotted path into the body (`params.record.name`) or a "
+        "parameter's name (`limit`); empty for the body as a whole."
+    )
+    problem: str = Field(description="What is wrong with it.")
+
+
+class ValidationErrorBody(ErrorBody):
+    """A request that is not valid (422): `detail` names each field and its problem."""
+
+    detail: list[FieldProblem] | None = Field(
+        default=None, description="One entry per problem; null when the message says it all."
+    )
+
+
+class UploadErrorBody(ErrorBody):
+    """A 422 of a route that takes files: `detail` names each field, or for `too_many_files`
+    says the limit (`{"field": "files", "max_files": 10, "files": 12}`)."""
+
+    detail: list[FieldProblem] | dict[str, Any] | None = None
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"error": code, "message": message, "detail": detail}
 
 
-def error_responses(codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` of a route: for each status, the error codes it may answer with."""
-    return {status: {"model": ErrorBody, "description": text} for status, text in codes.items()}
+def error_responses(
+    codes: Mapping[int, str], *, models: Mapping[int, type[BaseModel]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of a route: for each status the route itself may answer with (403,
+    404, 409 ...), the error codes and when. What every route of a kind shares (401, 422, 429,
+    503 ...) gateway/openapi.py adds; `models` names a body other than ErrorBody's (a 422's
+    is ValidationErrorBody)."""
+    models = models or {}
+    return {
+        status: {"model": models.get(status, ErrorBody), "description": text}
+        for status, text in codes.items()
+    }
 
 
 _HTTP_CODES = {

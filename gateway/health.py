@@ -4,16 +4,43 @@ beside them, which managed hosts the change executors can not work on."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from cluster.ray_runtime import ray_ready
+from gateway.errors import ErrorBody
 from gateway.platform import Platform
 from store.errors import StoreError
 
 router = APIRouter(tags=["health"])
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class UnhealthyHost(BaseModel):
+    state: str = Field(description="`down`, `host_key_mismatch`, `lock_busy`, `stopped` ...")
+    detail: str | None = Field(description="The last error, in words.")
+
+
+class HostsSummary(BaseModel):
+    up: int = Field(description="Managed hosts the executors work on.")
+    unhealthy: dict[str, UnhealthyHost] = Field(description="The others, by name.")
+
+
+class Readiness(BaseModel):
+    """What /readyz answers, ready (200) or not (503)."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, Check] = Field(description="`database`, `redis` and, with Ray, `ray`.")
+    hosts: HostsSummary | None = Field(
+        default=None, description="Present while Ray answers: the managed hosts' health."
+    )
 
 
 @router.get("/healthz")
@@ -22,7 +49,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency is not ready"}})
+@router.get(
+    "/readyz",
+    responses={
+        200: {"model": Readiness, "description": "Ready."},
+        503: {
+            "model": Readiness | ErrorBody,
+            "description": "A dependency is not ready (see `checks`); `timeout` (ErrorBody): "
+            "the checks took over 30 s.",
+        },
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     """Ready to serve: the database is reachable and migrated, Redis and Ray answer. `hosts`
     lists the managed hosts that are not up (unreachable, a client key the executors can not

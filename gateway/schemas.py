@@ -3,14 +3,20 @@ models' DTOs, store/read/)."""
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
+from annotated_types import Ge, Le
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.text import Category, Line, Text
 from store.models.enums import Channel, Presence, Priority
 
 T = TypeVar("T")
+
+# A row's id as a request names it: positive, and at most 2**53 - 1, the largest integer every
+# JSON client keeps exactly (a larger one overflowed SQLite's 64-bit integers: a 500).
+MAX_ID = 2**53 - 1
+Id = Annotated[int, Ge(1), Le(MAX_ID)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -35,8 +41,8 @@ class TicketCreate(Strict):
         description="Agents logging a call use 'phone' (their default); a customer's ticket "
         "has the channel they came by: 'portal' when logged in, 'api' with an API token.",
     )
-    account_id: int | None = Field(default=None, description="Required for agents.")
-    contact_id: int | None = None
+    account_id: Id | None = Field(default=None, description="Required for agents.")
+    contact_id: Id | None = None
     priority: Priority | None = Field(
         default=None, description="Left out: classified. Customers choose at most `high`."
     )
@@ -66,7 +72,7 @@ class ResolveIn(Strict):
 
 
 class HandoverIn(Strict):
-    agent_id: int
+    agent_id: Id
 
 
 class PresenceIn(Strict):

@@ -14,7 +14,7 @@ from gateway.auth import Caller, PlatformDep
 from gateway.deps import AccountReadsDep
 from gateway.errors import error_responses
 from gateway.routes.tickets import directory
-from gateway.schemas import Page
+from gateway.schemas import Id, Page
 from store.read.accounts import TimelineEntryRead
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
@@ -29,7 +29,7 @@ def check_access(caller_account: int | None, is_staff: bool, account_id: int) ->
 
 @router.get("/{account_id}", response_model=AccountView, responses=NOT_FOUND)
 async def account_view(
-    account_id: int, caller: Caller, platform: PlatformDep, accounts: AccountReadsDep
+    account_id: Id, caller: Caller, platform: PlatformDep, accounts: AccountReadsDep
 ) -> AccountView:
     """Everything about an account in one answer: contacts, services, open and past tickets,
     recent infrastructure changes. Customers may read only their own account."""
@@ -42,10 +42,10 @@ async def account_view(
 
 @router.get("/{account_id}/timeline", response_model=Page[TimelineEntryRead], responses=NOT_FOUND)
 async def timeline(
-    account_id: int,
+    account_id: Id,
     caller: Caller,
     accounts: AccountReadsDep,
-    before: Annotated[int | None, Query(description="Continue after this entry id.")] = None,
+    before: Annotated[Id | None, Query(description="Continue after this entry id.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[TimelineEntryRead]:
     """The account's activity feed, newest first: every message, state change and change to

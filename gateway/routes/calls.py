@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from actors.phone.numbers import InvalidPhoneNumber, to_e164
 from actors.phone.webhook import SIGNATURE_HEADER, CallStarted, verify_event
@@ -18,11 +18,11 @@ from actors.tickets.calls import CallOpen, CallReceipt
 from actors.tickets.commands import CallId, LogCall
 from cluster.calls import call
 from gateway.auth import Caller, PlatformDep, require_staff
-from gateway.errors import ServiceUnavailable, error_responses
+from gateway.errors import ErrorBody, ServiceUnavailable, error_responses
 from gateway.idempotency import request_key
 from gateway.ratelimit import Resource, rate_limit
 from gateway.routes.tickets import directory, operate
-from gateway.schemas import Strict
+from gateway.schemas import Id, Strict
 from store.models.enums import CallDirection, Visibility
 from store.read.calls import CallReads, NumberLookup
 from store.read.tickets import TicketRead
@@ -62,8 +62,8 @@ class CallFields(Strict):
 
 class CallCreate(CallFields):
     subject: Line | None = Field(default=None, min_length=1, max_length=300)
-    account_id: int | None = Field(
-        default=None, ge=1, description="Needed when the number is on no contact (or on several)."
+    account_id: Id | None = Field(
+        default=None, description="Needed when the number is on no contact (or on several)."
     )
 
 
@@ -174,6 +174,17 @@ async def who_is(
     return await asyncio.to_thread(CallReads(platform.db).lookup, e164, limit=limit)
 
 
+class EventProblem(BaseModel):
+    loc: list[str] = Field(description="Where in the event: field names from the top down.")
+    msg: str
+
+
+class MalformedEventBody(ErrorBody):
+    """The webhook's 422: the provider's event fields, as pydantic locates them."""
+
+    detail: list[EventProblem] | None = None
+
+
 @router.post(
     "/calls/events",
     response_model=CallReceipt,
@@ -187,7 +198,8 @@ async def who_is(
             422: "`malformed_event`: signed, but not a valid call event (`detail` lists the "
             "fields)",
             503: "`telephony_not_configured`: no shared secret is set (SITEDESK_TELEPHONY_SECRET)",
-        }
+        },
+        models={422: MalformedEventBody},
     ),
 )
 async def call_event(request: Request, platform: PlatformDep) -> CallReceipt:

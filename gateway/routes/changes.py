@@ -49,7 +49,7 @@ from gateway.errors import Forbidden, ServiceUnavailable, error_responses
 from gateway.idempotency import request_key
 from gateway.platform import Platform
 from gateway.ratelimit import Resource, rate_limit
-from gateway.schemas import Strict
+from gateway.schemas import Id, Strict
 from store.read.changes import ChangeDetail, ChangeReads, ServicePlace, for_customer
 from store.read.hosts import HostHealth, HostRead
 
@@ -84,7 +84,7 @@ HOST_ERRORS = error_responses(
 
 
 class ChangeCreate(Strict):
-    service_id: int = Field(description="The service the change is for (one of the account's).")
+    service_id: Id = Field(description="The service the change is for (one of the account's).")
     kind: str = Field(min_length=1, max_length=48, description="e.g. dns_record_add")
     params: Params = Field(
         default_factory=dict,
@@ -92,7 +92,7 @@ class ChangeCreate(Strict):
         "dns_zone service, the address of a mailbox) may be left out. At most 200 KiB of "
         "JSON, 6 levels deep; no control characters but line breaks and tabs.",
     )
-    account_id: int | None = Field(default=None, description="Staff: the account (checked).")
+    account_id: Id | None = Field(default=None, description="Staff: the account (checked).")
     ticket: str | None = Field(
         default=None,
         min_length=4,
@@ -167,6 +167,7 @@ async def _lane_account(caller: Principal, body: ChangeCreate, changes: ChangeRe
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ChangeDetail | ChangePlan,
     responses={
+        202: {"model": ChangeDetail, "description": "The change, queued (`status: queued`)."},
         200: {"model": ChangePlan, "description": "The plan of a dry run."},
         **CHANGE_ERRORS,
     },
@@ -259,7 +260,7 @@ async def _own_service(caller: Principal, service_id: int, changes: ChangeReads,
 
 @router.get("/services/{service_id}/zone", response_model=ServedZone, responses=SERVED_ERRORS)
 async def served_zone(
-    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+    service_id: Id, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
 ) -> ServedZone:
     """A DNS zone service's records as its host's name server serves them now (a zone
     transfer on the host, not the SCDB's memory of it): each in the fields of a dns_record_*
@@ -283,7 +284,7 @@ def _domain_of(place: ServicePlace) -> str:
 
 @router.get("/services/{service_id}/cron", response_model=ServedCron, responses=SERVED_ERRORS)
 async def served_cron(
-    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+    service_id: Id, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
 ) -> ServedCron:
     """The cron jobs of the account of a web-hosting (or cron) service, as its host has them."""
     place = await _own_service(caller, service_id, changes, ("web_hosting", "cron"))
@@ -296,7 +297,7 @@ async def served_cron(
     "/services/{service_id}/forwarders", response_model=ServedForwarders, responses=SERVED_ERRORS
 )
 async def served_forwarders(
-    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+    service_id: Id, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
 ) -> ServedForwarders:
     """The mail forwarders of a mailbox's (or a domain's) domain, as its host has them now."""
     place = await _own_service(caller, service_id, changes,
@@ -310,7 +311,7 @@ async def served_forwarders(
     "/services/{service_id}/mailboxes", response_model=ServedMailboxes, responses=SERVED_ERRORS
 )
 async def served_mailboxes(
-    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+    service_id: Id, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
 ) -> ServedMailboxes:
     """The mailboxes of a mailbox's (or a domain's) domain with their quotas, as the host has
     them now."""
@@ -323,7 +324,7 @@ async def served_mailboxes(
 
 @router.get("/services/{service_id}/ftp", response_model=ServedFtpAccounts, responses=SERVED_ERRORS)
 async def served_ftp(
-    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+    service_id: Id, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
 ) -> ServedFtpAccounts:
     """The FTP accounts of the service's account, as its host has them now."""
     place = await _own_service(caller, service_id, changes,
@@ -338,7 +339,7 @@ async def served_ftp(
     responses=SERVED_ERRORS,
 )  # fmt: skip
 async def served_certificate(
-    service_id: int, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
+    service_id: Id, caller: Caller, platform: PlatformDep, changes: ChangeReadsDep
 ) -> ServedCertificate:
     """The TLS certificate installed for the site's domain, as its host has it now (none:
     `certificate` is null)."""
@@ -414,7 +415,11 @@ class HostList(BaseModel):
     items: list[HostRead]
 
 
-@router.get("/hosts", response_model=HostList, responses=HOST_ERRORS)
+@router.get(
+    "/hosts",
+    response_model=HostList,
+    responses=error_responses({403: "`forbidden`: managed hosts are for administrators"}),
+)
 async def list_hosts(caller: Caller, platform: PlatformDep, hosts: HostReadsDep) -> HostList:
     """Every managed host with its queue (changes pending) and health as its executor sees it."""
     require_admin(caller)

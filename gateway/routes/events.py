@@ -34,9 +34,18 @@ def frame(event: dict[str, Any]) -> str:
     "/events",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}},
-        429: {"description": "Too many open streams (`too_many_streams`), with Retry-After"},
-        503: {"description": "Live updates are unavailable (Redis), with Retry-After"},
+        200: {
+            "description": "Server-Sent Events until the token is revoked or the client is "
+            "dropped: each event's `id` (its outbox id), `event` (its topic, e.g. "
+            "`ticket.assigned`, `change.applied`, or `reset`) and `data` (the event as JSON); "
+            "comments keep the connection alive.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        429: {"description": "`too_many_streams`: too many open streams, with Retry-After"},
+        503: {
+            "description": "`live_unavailable`: live updates are unavailable (Redis), with "
+            "Retry-After"
+        },
     },
 )
 async def events(

@@ -25,7 +25,7 @@ from gateway.auth import Caller, PlatformDep, require_admin, require_staff
 from gateway.errors import error_responses
 from gateway.platform import Platform
 from gateway.routes.tickets import directory, visible_ticket
-from gateway.schemas import Page, Strict
+from gateway.schemas import Id, Page, Strict
 from store.models.enums import DeliveryStatus, InboundStatus
 from store.models.ticket import ticket_id_from_number
 from store.read.mail_in import InboundMailRead, InboundMailReads, SenderRead
@@ -53,6 +53,11 @@ class BadTicketNumber(DeskError):
 
 
 ADMIN = error_responses({403: "`forbidden`: administrators only"})
+DOWNLOAD = {"Content-Disposition": {"description": "`attachment`, with the file's name.",
+                                    "schema": {"type": "string"}}}  # fmt: skip
+BYTES = {"schema": {"type": "string", "format": "binary"}}
+EML = {"description": "The mail's bytes (.eml).", "headers": DOWNLOAD,
+       "content": {"message/rfc822": BYTES}}  # fmt: skip
 OUTGOING_NOT_FOUND = error_responses(
     {403: "`forbidden`: administrators only", 404: "`mail_not_found`: no sent mail with this id"}
 )
@@ -68,7 +73,7 @@ class InboundMailDetail(BaseModel):
 
 
 class LinkIn(Strict):
-    account_id: int = Field(ge=1)
+    account_id: Id
 
 
 class LinkOut(BaseModel):
@@ -95,7 +100,7 @@ async def list_inbound(
     caller: Caller,
     platform: PlatformDep,
     status: InboundStatus | None = None,
-    before: Annotated[int | None, Query(description="Continue after this mail id.")] = None,
+    before: Annotated[Id | None, Query(description="Continue after this mail id.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[InboundMailRead]:
     """Every mail the SMTP intake received, newest first, with what became of it (`status`,
@@ -112,7 +117,7 @@ async def list_inbound(
     "/mail/inbound/{inbound_id}", response_model=InboundMailDetail, responses=INBOUND_NOT_FOUND
 )
 async def inbound_detail(
-    inbound_id: int, caller: Caller, platform: PlatformDep
+    inbound_id: Id, caller: Caller, platform: PlatformDep
 ) -> InboundMailDetail:
     """One received mail parsed again: the whole text (the ticket shows the new text only),
     the sanitised HTML, its files and what was wrong with it. Staff only."""
@@ -143,9 +148,9 @@ async def inbound_detail(
 @router.get(
     "/mail/inbound/{inbound_id}/raw",
     response_class=Response,
-    responses={**INBOUND_NOT_FOUND, 200: {"content": {"message/rfc822": {}}}},
+    responses={**INBOUND_NOT_FOUND, 200: EML},
 )
-async def inbound_raw(inbound_id: int, caller: Caller, platform: PlatformDep) -> Response:
+async def inbound_raw(inbound_id: Id, caller: Caller, platform: PlatformDep) -> Response:
     """The received mail byte for byte, as an .eml download. Staff only."""
     require_staff(caller)
     found = await asyncio.to_thread(_reads(platform).one, inbound_id)
@@ -173,7 +178,7 @@ async def waiting_senders(caller: Caller, platform: PlatformDep) -> list[SenderR
     ),
 )
 async def link_contact(
-    contact_id: int, body: LinkIn, caller: Caller, platform: PlatformDep
+    contact_id: Id, body: LinkIn, caller: Caller, platform: PlatformDep
 ) -> LinkOut:
     """Put a sender on no account onto an account: the mails held for it are filed as that
     account's tickets (or on a ticket they reply to), in the order they came. Staff only."""
@@ -187,11 +192,15 @@ async def link_contact(
     response_class=Response,
     responses={
         **error_responses({404: "`ticket_not_found`, `attachment_not_found`"}),
-        200: {"content": {"application/octet-stream": {}}},
+        200: {
+            "description": "The file's bytes.",
+            "headers": DOWNLOAD,
+            "content": {"application/octet-stream": BYTES},
+        },
     },
 )
 async def download_attachment(
-    number: str, attachment_id: int, caller: Caller, platform: PlatformDep
+    number: str, attachment_id: Id, caller: Caller, platform: PlatformDep
 ) -> Response:
     """A file of a ticket's message, for whoever may see that message (customers: their own
     account's public messages)."""
@@ -244,7 +253,7 @@ async def list_outgoing(
     status: DeliveryStatus | None = None,
     recipient: Annotated[str | None, Query(max_length=320)] = None,
     ticket: Annotated[str | None, Query(description="A ticket number, e.g. TT-000123.")] = None,
-    before: Annotated[int | None, Query(description="Continue after this mail id.")] = None,
+    before: Annotated[Id | None, Query(description="Continue after this mail id.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[DeliveryRead]:
     """Every mail the desk sent or means to send, newest first: notifications, auto-replies,
@@ -267,9 +276,7 @@ async def list_outgoing(
 @router.get(
     "/mail/outgoing/{delivery_id}", response_model=DeliveryDetail, responses=OUTGOING_NOT_FOUND
 )
-async def outgoing_detail(
-    delivery_id: int, caller: Caller, platform: PlatformDep
-) -> DeliveryDetail:
+async def outgoing_detail(delivery_id: Id, caller: Caller, platform: PlatformDep) -> DeliveryDetail:
     """One mail of the desk's, parsed: its headers, text and HTML. Administrators only."""
     require_admin(caller, "sent mail")
     found = await asyncio.to_thread(DeliveryReads(platform.db).one, delivery_id)
@@ -291,9 +298,9 @@ async def outgoing_detail(
 @router.get(
     "/mail/outgoing/{delivery_id}/raw",
     response_class=Response,
-    responses={**OUTGOING_NOT_FOUND, 200: {"content": {"message/rfc822": {}}}},
+    responses={**OUTGOING_NOT_FOUND, 200: EML},
 )
-async def outgoing_raw(delivery_id: int, caller: Caller, platform: PlatformDep) -> Response:
+async def outgoing_raw(delivery_id: Id, caller: Caller, platform: PlatformDep) -> Response:
     """The mail byte for byte as the relay got it (or would have), as an .eml download."""
     require_admin(caller, "sent mail")
     found = await asyncio.to_thread(DeliveryReads(platform.db).one, delivery_id)

@@ -30,12 +30,22 @@ from gateway.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unprocessable,
+    UploadErrorBody,
     error_responses,
 )
 from gateway.idempotency import request_key
 from gateway.platform import Platform
 from gateway.ratelimit import Resource, rate_limit
-from gateway.schemas import EscalateIn, HandoverIn, MessageCreate, Page, ResolveIn, TicketCreate
+from gateway.schemas import (
+    MAX_ID,
+    EscalateIn,
+    HandoverIn,
+    Id,
+    MessageCreate,
+    Page,
+    ResolveIn,
+    TicketCreate,
+)
 from gateway.uploads import UploadRoute, Uploads, hashed_request, multipart_doc
 from store.models.enums import CUSTOMER_CHANNELS, Channel, TicketStatus, Visibility
 from store.models.ticket import ticket_id_from_number
@@ -64,7 +74,8 @@ OPEN_ERRORS = error_responses(
         "hour; with Retry-After",
         503: "`unavailable`: the desk (Ray actors) is not running or restarting; "
         "`rate_limits_unavailable`: Redis unreachable; with Retry-After",
-    }
+    },
+    models={422: UploadErrorBody},
 )
 MESSAGE_ERRORS = error_responses(
     {
@@ -77,8 +88,25 @@ MESSAGE_ERRORS = error_responses(
         422: "`invalid_request` (`detail` names each field), `invalid_upload`, "
         "`too_many_files` (over 10), `idempotency_key_reused`, `invalid_idempotency_key`",
         503: "`unavailable`: the desk (Ray actors) is not running or restarting",
-    }
+    },
+    models={422: UploadErrorBody},
 )
+STEP_NOT_FOUND = "`ticket_not_found` (also another customer's ticket)"
+STEP_ERRORS = {
+    403: "`forbidden`, `not_allowed`: a step the caller's role, or an agent's level, may not "
+    "take on this ticket",
+    404: STEP_NOT_FOUND,
+    409: "`invalid_transition`: the ticket's status does not allow the step",
+    422: "`invalid_request`, `idempotency_key_reused`, `invalid_idempotency_key`",
+}
+
+
+def step_errors(more: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The errors of a step on one ticket, with what only this step adds to a status."""
+    codes = dict(STEP_ERRORS)
+    for code, text in (more or {}).items():
+        codes[code] = f"{codes[code]}; {text}"
+    return error_responses(codes)
 
 
 def directory(platform: Platform) -> Any:
@@ -164,11 +192,9 @@ async def list_tickets(
     status_: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     owner: Annotated[str | None, Query(description="An agent id, or 'me'.")] = None,
-    account: Annotated[
-        int | None, Query(description="Staff only; customers see their own.")
-    ] = None,
+    account: Annotated[Id | None, Query(description="Staff only; customers see their own.")] = None,
     unowned: bool = False,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[TicketRead]:
     """Tickets, newest first. Customers see their own account's tickets only."""
@@ -211,7 +237,9 @@ def visible_ticket(platform: Platform, caller: Principal, number: str) -> tuple[
         return t.id, t.account_id
 
 
-@router.get("/{number}", response_model=TicketDetail)
+@router.get(
+    "/{number}", response_model=TicketDetail, responses=error_responses({404: STEP_NOT_FOUND})
+)
 async def get_ticket(
     number: str, caller: Caller, platform: PlatformDep, tickets: TicketReadsDep
 ) -> TicketDetail:
@@ -282,7 +310,11 @@ async def add_message(
     return await operate(platform, caller, request, number, command, hashed_request(body, files))
 
 
-@router.post("/{number}/take", response_model=TicketRead)
+@router.post(
+    "/{number}/take",
+    response_model=TicketRead,
+    responses=step_errors({409: "`already_owned`: another agent owns it"}),
+)
 async def take(number: str, request: Request, caller: Caller, platform: PlatformDep) -> TicketRead:
     """An agent takes ownership of a waiting ticket of their tier."""
     if caller.role != "agent":
@@ -290,7 +322,11 @@ async def take(number: str, request: Request, caller: Caller, platform: Platform
     return await operate(platform, caller, request, number, Take())
 
 
-@router.post("/{number}/handover", response_model=TicketRead)
+@router.post(
+    "/{number}/handover",
+    response_model=TicketRead,
+    responses=step_errors({422: "`invalid_handover`: not an agent of the ticket's level"}),
+)
 async def handover(
     number: str, body: HandoverIn, request: Request, caller: Caller, platform: PlatformDep
 ) -> TicketRead:
@@ -300,7 +336,11 @@ async def handover(
     return await operate(platform, caller, request, number, Handover(agent_id=body.agent_id), body)
 
 
-@router.post("/{number}/escalate", response_model=TicketRead)
+@router.post(
+    "/{number}/escalate",
+    response_model=TicketRead,
+    responses=step_errors({409: "`top_tier_reached`: already at level 3"}),
+)
 async def escalate(
     number: str, body: EscalateIn, request: Request, caller: Caller, platform: PlatformDep
 ) -> TicketRead:
@@ -310,7 +350,7 @@ async def escalate(
     return await operate(platform, caller, request, number, Escalate(reason=body.reason), body)
 
 
-@router.post("/{number}/resolve", response_model=TicketRead)
+@router.post("/{number}/resolve", response_model=TicketRead, responses=step_errors())
 async def resolve(
     number: str,
     request: Request,
@@ -325,7 +365,7 @@ async def resolve(
     return await operate(platform, caller, request, number, command, body)
 
 
-@router.post("/{number}/reopen", response_model=TicketRead)
+@router.post("/{number}/reopen", response_model=TicketRead, responses=step_errors())
 async def reopen(
     number: str, request: Request, caller: Caller, platform: PlatformDep
 ) -> TicketRead:
@@ -333,7 +373,7 @@ async def reopen(
     return await operate(platform, caller, request, number, Reopen())
 
 
-@router.post("/{number}/close", response_model=TicketRead)
+@router.post("/{number}/close", response_model=TicketRead, responses=step_errors())
 async def close(number: str, request: Request, caller: Caller, platform: PlatformDep) -> TicketRead:
     """Close the ticket for good (customer or staff); a closed ticket can not be reopened."""
     return await operate(platform, caller, request, number, Close())

@@ -278,9 +278,9 @@ def test_json_bodies_work_as_before_and_the_openapi_documents_both(desk: Desk) -
         content = post["requestBody"]["content"]
         assert set(content) == {"application/json", "multipart/form-data"}
         assert set(content["multipart/form-data"]["schema"]["properties"]) == {"payload", "files"}
-        for status in ("413", "422"):
+        for status, body in (("413", "ErrorBody"), ("422", "UploadErrorBody")):
             assert post["responses"][status]["content"]["application/json"]["schema"] == {
-                "$ref": "#/components/schemas/ErrorBody"
+                "$ref": f"#/components/schemas/{body}"
             }
 
 

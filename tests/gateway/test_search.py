@@ -151,7 +151,7 @@ def test_the_openapi_documents_the_route_and_its_errors(desk: Desk) -> None:
     route = spec["paths"]["/api/v1/search"]["get"]
     assert {"200", "401", "403", "422", "429"} <= set(route["responses"])
     error = route["responses"]["422"]["content"]["application/json"]["schema"]
-    assert error["$ref"].endswith("/ErrorBody")
+    assert error["$ref"].endswith("/ValidationErrorBody")  # ErrorBody, `detail` per field
     assert "invalid_cursor" in route["responses"]["422"]["description"]
     ok = route["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert ok.endswith("/SearchResults")
