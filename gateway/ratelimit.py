@@ -130,6 +130,7 @@ class Decision:
     remaining: int
     reset: int  # seconds until the window ends, at least 1
     refused: bool
+    window_seconds: int = WINDOW_SECONDS
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [
@@ -237,6 +238,7 @@ class RateLimiter:
                 remaining=max(limit.per_window - int(count), 0),
                 reset=max(1, math.ceil((window + 1) * limit.window_seconds - now)),
                 refused=int(count) > limit.per_window,
+                window_seconds=limit.window_seconds,
             )
             for limit, window, count in zip(limits, windows, counts, strict=True)
         )
@@ -250,7 +252,7 @@ class RateLimiter:
                 detail={
                     "resource": decision.resource.value,
                     "limit": decision.limit,
-                    "window_seconds": WINDOW_SECONDS,
+                    "window_seconds": decision.window_seconds,
                 },
             )
         return decision
