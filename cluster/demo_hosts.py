@@ -98,11 +98,14 @@ def give_homes(host: LocalHost, users: list[pwd.struct_passwd]) -> None:
         os.chown(home, user.pw_uid, user.pw_gid)
 
 
-def start_demo_hosts(data_dir: Path, out: Console, stack: ExitStack) -> list[DemoHost]:
+def start_demo_hosts(
+    data_dir: Path, out: Console, stack: ExitStack, pid_dir: Path | None = None
+) -> list[DemoHost]:
     """Start the demo's managed hosts (sshd + named + nginx on loopback, and mail, FTP and
-    MariaDB) under the data dir, with the demo accounts' homes; without sshd, named or nginx,
-    say so in one line and run without hosts; without a service's programs (or, for FTP and
-    cron, the accounts' Unix users), say so in one line and run the hosts without it."""
+    MariaDB) under the data dir, with the demo accounts' homes, their servers' pid files in
+    `pid_dir` (cluster.processes); without sshd, named or nginx, say so in one line and run
+    without hosts; without a service's programs (or, for FTP and cron, the accounts' Unix
+    users), say so in one line and run the hosts without it."""
     missing = [t for t in DEMO_TOOLS if t not in SERVICE_OF_TOOL and shutil.which(t) is None]
     if not Path(SSHD).exists():
         missing.insert(0, "sshd")
@@ -127,7 +130,9 @@ def start_demo_hosts(data_dir: Path, out: Console, stack: ExitStack) -> list[Dem
     hosts: list[DemoHost] = []
     base = demo_hosts_dir(data_dir)
     for i, domains in enumerate(demo_domains_by_host(DEMO_HOSTS)):
-        host = LocalHost(base, f"demo-host-{i + 1}", zones=tuple(domains), services=services)
+        host = LocalHost(
+            base, f"demo-host-{i + 1}", zones=tuple(domains), services=services, pid_dir=pid_dir
+        )
         try:
             host.start()
         except Exception as exc:

@@ -10,6 +10,13 @@ executors, which hold the root SSH keys of every managed host. So:
   directory (`ray-token`, 0600), which `sitedesk up`, the batch API and the tests read;
 - joining a cluster (`SITEDESK_RAY_ADDRESS`) needs that cluster's token too
   (`SITEDESK_RAY_TOKEN_FILE`); there is no way to join without one.
+
+A `kill -9` of the process that started the local Ray takes its GCS, raylet, monitors and
+workers along (Ray starts them with a parent-death signal), but not the raylet's two agents
+(`ray::DashboardAgent`, `ray::RuntimeEnvAgent`): they notice the raylet is gone, then hang
+telling the dead GCS about it. So the local Ray has a pid file (`pid_file` of `start_ray`)
+naming its session directory, and whatever still writes below it once its starter has ended
+is stopped (automation.processes: by the guardian of `sitedesk up`, else by the next start).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayError
 
+from automation.processes import write_record
 from cluster.errors import RayUnavailableError
 from cluster.settings import ClusterSettings
 
@@ -102,8 +110,11 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
-def start_ray(settings: ClusterSettings, *, dashboard: bool | None = None) -> dict[str, Any]:
-    """Join SITEDESK_RAY_ADDRESS if set, else start a private local Ray; return its info."""
+def start_ray(
+    settings: ClusterSettings, *, dashboard: bool | None = None, pid_file: Path | None = None
+) -> dict[str, Any]:
+    """Join SITEDESK_RAY_ADDRESS if set, else start a private local Ray (its session named in
+    `pid_file`, when given); return its info."""
     if ray.is_initialized():
         return {"address": ray.get_runtime_context().gcs_address, "joined": True}
     ray_env_defaults()
@@ -143,6 +154,9 @@ def start_ray(settings: ClusterSettings, *, dashboard: bool | None = None) -> di
             raise RayUnavailableError(
                 f"the local Ray registered on {node_ip} ({address}), not on loopback only"
             )
+        if pid_file is not None:
+            session = Path(ray._private.worker._global_node.get_session_dir_path())
+            write_record(pid_file, "local Ray", 0, "ray", session=False, writes_under=session)
         # Batch jobs on this machine join this Ray, not another one that happens to run.
         path = address_file(settings)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

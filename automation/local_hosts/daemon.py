@@ -1,5 +1,10 @@
 """A foreground daemon process this machine starts for a local host: spawn it and wait until it
-listens, stop it with every child, freeze and thaw it (SIGSTOP/SIGCONT)."""
+listens, stop it with every child, freeze and thaw it (SIGSTOP/SIGCONT).
+
+Each runs in a session of its own, dies with the process that started it (parent-death signal,
+``automation.processes.spawn``) and has a pid file (``pid_file``: in its directory, or where
+``LocalHost``'s ``pid_dir`` puts it), from which ``automation.processes.stop_leftovers`` stops
+what a killed owner left running (the forks a parent-death signal does not reach)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from automation.processes import descendants, remove_record, spawn
+
+__all__ = ["Daemon", "descendants", "wait_port"]
 
 
 def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -28,34 +37,26 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def descendants(pid: int) -> list[int]:
-    """pid and all its descendants, from /proc (sshd's per-connection children leave its group)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
 class Daemon:
     """A foreground daemon process we own: start, stop, freeze/thaw (SIGSTOP/SIGCONT)."""
 
     name = "daemon"
+    dir: Path  # its configs and state
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
+        self._pid_file: Path | None = None
+        self.label = self.name  # how its pid file names it
+
+    @property
+    def pid_file(self) -> Path:
+        """Its pid file: set by the host (``LocalHost``'s ``pid_dir``), else in its directory."""
+        return self._pid_file or self.dir / f"{self.name}.pid.json"
+
+    @pid_file.setter
+    def pid_file(self, path: Path) -> None:
+        self._pid_file = path
 
     def _argv(self) -> list[str]:
         raise NotImplementedError
@@ -66,14 +67,20 @@ class Daemon:
     def _spawn(self, log: Path) -> None:
         self._log = log
         with log.open("ab") as out:
-            self._proc = subprocess.Popen(
-                self._argv(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self._proc = spawn(
+                self._argv(), record=self.pid_file, name=self.label, program=self.program,
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         try:
             self._ready(self._proc)
         except Exception:
             self.stop()
             raise
+
+    @property
+    def program(self) -> str:
+        """The word its command line keeps (nginx and sshd rewrite theirs)."""
+        return Path(self._argv()[0]).name
 
     @property
     def pid(self) -> int | None:
@@ -118,6 +125,7 @@ class Daemon:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self._proc = None
+        remove_record(self.pid_file)
 
     def __enter__(self) -> Self:
         self.start()

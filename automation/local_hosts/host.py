@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from automation.host import HostLayout, HostSpec
+from automation.local_hosts.daemon import Daemon
 from automation.local_hosts.named import LocalNamed
 from automation.local_hosts.nginx import LocalNginx
 from automation.local_hosts.sshd import LocalSshd
@@ -49,6 +50,8 @@ class LocalHost:
 
     ``start()`` starts all three, ``stop()`` kills them; ``stop_ssh()``/``start_ssh()`` take only
     the SSH door down and up again (same port and host key), ``freeze()``/``thaw()`` hang it.
+    Each server's pid file is in its directory, or in ``pid_dir`` (``<host_id>.<server>.json``)
+    when given: the folder ``automation.processes.stop_leftovers`` reads.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class LocalHost:
         with_nginx: bool = True,
         zones: tuple[str, ...] = (),
         services: tuple[str, ...] = (),
+        pid_dir: Path | None = None,
     ) -> None:
         self.host_id = host_id
         self.base = Path(base).resolve() / host_id  # configs name absolute paths
@@ -74,6 +78,21 @@ class LocalHost:
         self.services: dict[str, HostService] = {
             name: _service(name, self.root, self.base / name) for name in services
         }
+        for daemon in self.daemons():
+            daemon.label = f"{host_id} {daemon.name}"
+            if pid_dir is not None:
+                daemon.pid_file = Path(pid_dir) / f"{host_id}.{daemon.name}.json"
+
+    def daemons(self) -> list[Daemon]:
+        """Every server process of the host, sshd first."""
+        found: list[Daemon] = [self.sshd]
+        found += [d for d in (self.named, self.nginx) if d is not None]
+        for service in self.services.values():
+            if isinstance(service, Daemon):
+                found.append(service)
+            elif callable(daemons := getattr(service, "daemons", None)):
+                found += daemons()
+        return found
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ never as root. Postfix hands each mail for a mailbox to Dovecot's LMTP, which ap
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -26,6 +27,7 @@ from typing import Any
 
 from automation.local_hosts.daemon import Daemon, wait_port
 from automation.loopback import free_port
+from automation.processes import remove_record, write_record
 
 MAIL_USER = "mail"  # Debian's mail user owns the mailboxes (uid 8)
 MAILDIRS = "vmail"  # below the host root: vmail/<domain>/<local part>
@@ -221,8 +223,18 @@ class LocalPostfix(Daemon):
     def _argv(self) -> list[str]:
         return [*self.postfix_argv(), "start-fg"]
 
+    @property
+    def master_pid_file(self) -> Path:
+        """The pid file of Postfix's master: ``postfix start-fg`` runs it as a child of its
+        own session (out of reach of the parent-death signal)."""
+        return self.pid_file.with_name(f"{self.pid_file.stem}-master{self.pid_file.suffix}")
+
     def _ready(self, proc: subprocess.Popen[bytes]) -> None:
         wait_port(self.smtp_port, 30, proc)
+        master = self.dir / "queue" / "pid" / "master.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(master.read_text().split()[0])
+            write_record(self.master_pid_file, f"{self.label} master", pid, "postfix")
 
     def start(self) -> None:
         # Postfix wants its directories root's and not group/world writable.
@@ -248,6 +260,7 @@ class LocalPostfix(Daemon):
                 [*self.postfix_argv(), "stop"], capture_output=True, timeout=30, check=False
             )
         super().stop()
+        remove_record(self.master_pid_file)
 
 
 class LocalMail:
@@ -288,6 +301,9 @@ class LocalMail:
     def stop(self) -> None:
         self.postfix.stop()
         self.dovecot.stop()
+
+    def daemons(self) -> list[Daemon]:
+        return [self.dovecot, self.postfix]
 
     def layout(self) -> dict[str, Any]:
         return {
