@@ -68,7 +68,10 @@ def principal_of(s: Session, user: User) -> Principal:
     response_model=TokenOut,
     responses={
         401: {"description": "Wrong e-mail address or password (`unauthorized`)"},
-        422: {"description": "Username or password too long (`invalid_username`, ...)"},
+        422: {
+            "description": "`invalid_username`: empty, over 254 characters or with control "
+            "characters; `invalid_password`: over 1024 characters; `invalid_request`"
+        },
         429: {
             "description": "`login_locked`, `login_rate_limited`, `login_throttled`; "
             "with Retry-After"
@@ -92,6 +95,12 @@ async def login(
             f"the username must be an e-mail address of 1 to {MAX_USERNAME} characters",
             code="invalid_username",
             detail=[{"field": "username", "problem": f"at most {MAX_USERNAME} characters"}],
+        )
+    if not username.isprintable():  # PostgreSQL refuses a NUL in text: that was a 500
+        raise Unprocessable(
+            "the username must be an e-mail address: no control characters",
+            code="invalid_username",
+            detail=[{"field": "username", "problem": "control characters"}],
         )
     if len(password) > MAX_PASSWORD:
         raise Unprocessable(
