@@ -48,12 +48,33 @@ class OutboxRepository(Repository):
 
     def heard_after(self, who: Listener, last_id: int, *, limit: int) -> list[OutboxEvent]:
         """The rows after `last_id` that `who` hears (published or not), oldest first, at most
-        `limit`: a reconnecting stream's replay, filtered here by each row's audience."""
+        `limit`: a reconnecting stream's replay, filtered here by each row's audience.
+
+        Also the rows with a smaller id that went out after `last_id` did (or not yet): a
+        transaction commits after one that took a later id, and its row goes out late; a stream
+        cut off in between must still get it (the stream drops what it already had by id)."""
         heard = self.heard_by(who)
         if heard is None:
             return []
-        q = select(OutboxEvent).where(OutboxEvent.id > last_id, heard).order_by(OutboxEvent.id)
-        return list(self.session.scalars(q.limit(limit)))
+        sent = select(OutboxEvent.published_at).where(OutboxEvent.id == last_id)
+        sent_at = sent.scalar_subquery()
+        late = and_(
+            OutboxEvent.id < last_id,
+            or_(OutboxEvent.published_at.is_(None), OutboxEvent.published_at >= sent_at),
+        )
+        q = select(OutboxEvent).where(or_(OutboxEvent.id > last_id, late), heard)
+        return list(self.session.scalars(q.order_by(OutboxEvent.id).limit(limit)))
+
+    def count_between(self, low: int, high: int) -> int:
+        """How many rows have an id in [low, high) (published or not)."""
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(OutboxEvent)
+                .where(OutboxEvent.id >= low, OutboxEvent.id < high)
+            )
+            or 0
+        )
 
     def heard_by(self, who: Listener) -> ColumnElement[bool] | None:
         """The rows `who` hears, as a condition (None: none): the same rule as the live
