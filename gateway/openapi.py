@@ -108,8 +108,10 @@ def shared_statuses(max_body_bytes: int) -> dict[str, Shared]:
         "component": Shared(
             503,
             "`database_unavailable`, `redis_unavailable`, `unavailable` (the Ray actors): a "
-            "component the answer needs is restarting or out of reach; `timeout`: no answer "
-            "within 30 s (retry with the same Idempotency-Key); with Retry-After",
+            "component the answer needs is restarting or out of reach; `queue_full` (and "
+            "`intake_full`, `host_queue_full`): a queue the work waits in is at its bound; "
+            "`timeout`: no answer within 30 s (retry with the same Idempotency-Key); with "
+            "Retry-After",
             covered_by="`database_unavailable`",
         ),
     }

@@ -58,6 +58,8 @@ router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"], route_class=Uploa
 UPLOAD_ERRORS = {
     413: "`body_too_large` (over 1 MiB of JSON, over 10 MiB with files), `file_too_large` "
     "(one file over 5 MiB; `detail` names it)",
+    507: "`insufficient_storage`: keeping the files would leave the desk's disk short of its "
+    "reserve (`SITEDESK_MIN_FREE_DISK_MB`); nothing is made: send them later",
 }
 OPEN_ERRORS = error_responses(
     {
@@ -73,6 +75,7 @@ OPEN_ERRORS = error_responses(
         "`SITEDESK_TICKETS_PER_MINUTE`), requests per minute, a customer account's tickets per "
         "hour; with Retry-After",
         503: "`unavailable`: the desk (Ray actors) is not running or restarting; "
+        "`intake_busy`: too many new tickets wait in this gateway (`SITEDESK_TICKET_QUEUE_MAX`); "
         "`rate_limits_unavailable`: Redis unreachable; with Retry-After",
     },
     models={422: UploadErrorBody},

@@ -23,8 +23,10 @@ import pytest
 import redis
 import schemathesis
 
+from gateway.app import create_app
 from gateway.platform import Platform
 from gateway.settings import GatewaySettings
+from store.db import Database
 from store.read.mail_in import InboundMailReads
 from store.read.mail_out import DeliveryReads
 from store.repositories import AccountRepository
@@ -224,3 +226,40 @@ def test_what_is_not_fuzzed_answers_as_documented(desk: Desk, gateway: str) -> N
             assert r.headers["content-type"].split(";")[0] in documented["content"]
             first = next(r.iter_text())
     assert first.startswith("retry: "), first
+
+
+# Paths with a parameter that names no thing that might be missing, and so answer no 404.
+NO_404 = {
+    "/api/v1/queues/{tier}": "the tier is 1, 2 or 3; any other is a 422",
+    "/api/v1/contacts/{contact_id}/link": "no waiting sender with the id is a 409, as one on "
+    "an account already is (`contact_link_invalid`)",
+}
+ERROR_BODIES = {"ErrorBody", "ValidationErrorBody", "UploadErrorBody", "MalformedEventBody"}
+
+
+def test_every_operation_documents_the_answers_its_kind_shares(tmp_path: Path) -> None:
+    """The document alone (no server): the real error bodies only, the shared statuses where
+    they apply, a 404 wherever a path names a thing."""
+    platform = Platform(db=Database(f"sqlite:///{tmp_path / 'doc.db'}"), redis_url=REDIS_URL)
+    doc = create_app(platform).openapi()
+    assert "HTTPValidationError" not in json.dumps(doc)
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            where = f"{method.upper()} {path}"
+            responses = op["responses"]
+            for status, response in responses.items():
+                if int(status) < 400 or path == "/readyz":
+                    continue
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref.rsplit("/", 1)[1] in ERROR_BODIES, (where, status, ref)
+                if status == "422":
+                    assert not ref.endswith("/ErrorBody"), where  # its detail is per field
+            if op.get("security"):
+                assert {"401", "429"} <= set(responses), where
+                assert "X-RateLimit-Remaining" in responses["429"]["headers"], where
+            if path.startswith("/api/v1"):
+                assert "Retry-After" in responses["503"]["headers"], where
+            if "{" in path and path not in NO_404:
+                assert "404" in responses, where
+            if op.get("parameters") or "requestBody" in op:
+                assert "422" in responses, where
