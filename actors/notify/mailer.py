@@ -61,6 +61,7 @@ class Attempt:
     status: DeliveryStatus  # sent, failed, or queued (try again)
     answer: str
     permanent_for_recipient: bool = False
+    relay_down: bool = False  # no connection: the batch's other mails wait untried
 
 
 class Mailer:
@@ -76,10 +77,15 @@ class Mailer:
         self.sent = 0
         self.failed = 0
         self._client: smtplib.SMTP | None = None  # open during one batch
+        # After a refused connection no mail is tried before this (one wait for all of them).
+        self.relay_down_until: datetime | None = None
 
     def send_due(self, now: datetime) -> int:
         """Attempt every due mail of a batch over one relay connection, then record every
-        answer in one unit of work; returns how many were attempted."""
+        answer in one unit of work; returns how many were attempted. When the relay cannot
+        be reached the batch stops at that mail: the others stay due, their attempts unspent."""
+        if self.relay_down_until is not None and now < self.relay_down_until:
+            return 0
         with self.db.read() as s:
             due = [(d.id, d.recipient, d.raw, d.attempts, d.ticket_id) for d in
                    DeliveryRepository(s).due(now, limit=BATCH)]  # fmt: skip
@@ -88,15 +94,25 @@ class Mailer:
             for delivery_id, recipient, raw, attempts, ticket_id in due:
                 attempt = self.attempt(delivery_id, recipient, raw)
                 done.append((delivery_id, recipient, attempts, attempt, ticket_id))
+                if attempt.relay_down:  # one refused connection is enough: the rest wait,
+                    # untried, for the relay's retry instead of each reconnecting in vain
+                    wait = timedelta(seconds=self.settings.mail_retry_seconds)
+                    self.relay_down_until = now + wait
+                    break
         finally:
             self._close()
             if done:
                 self._record(done, now)
-        return len(due)
+        if self.relay_down_until is not None and done and not done[-1][3].relay_down:
+            self.relay_down_until = None  # the relay took a connection again
+        return 0 if self.relay_down_until is not None else len(done)
 
     def next_due_at(self) -> datetime | None:
         with self.db.read() as s:
-            return DeliveryRepository(s).next_due_at()
+            due = DeliveryRepository(s).next_due_at()
+        if due is not None and self.relay_down_until is not None:
+            return max(due, self.relay_down_until)
+        return due
 
     def attempt(self, delivery_id: int, recipient: str, raw: bytes) -> Attempt:
         """One attempt at one mail (the relay connection stays open for the next)."""
@@ -111,7 +127,8 @@ class Mailer:
             return attempt
         except (OSError, smtplib.SMTPException) as e:  # down, refused, timed out, TLS
             self._close()
-            return Attempt(DeliveryStatus.queued, f"relay unavailable: {type(e).__name__}: {e}")
+            down = f"relay unavailable: {type(e).__name__}: {e}"
+            return Attempt(DeliveryStatus.queued, down, relay_down=True)
 
     def _to_sink(self, delivery_id: int, raw: bytes) -> Attempt:
         if self.sink is None:

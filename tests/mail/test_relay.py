@@ -195,3 +195,50 @@ def test_a_relay_without_tls_never_gets_the_password(tmp_path: Path) -> None:
         plain.stop()
     assert attempt.status is DeliveryStatus.queued and "no TLS" in attempt.answer
     assert plain.logins == [] and plain.received == []
+
+
+def test_a_relay_that_refuses_connections_costs_one_attempt_not_one_per_mail(
+    tmp_path: Path,
+) -> None:
+    """While the relay is down, a batch stops at its first refused connection: the other mails
+    keep their attempts (a retry budget is not spent by an outage) and wait with it; once the
+    relay takes connections again every mail goes once."""
+    from store.models import MailDelivery
+    from store.repositories.delivery import DeliveryRepository
+    from tests.smtp_sink import SmtpSink
+
+    db = Database(f"sqlite:///{tmp_path / 'desk.db'}")
+    db.upgrade()
+    relay = SmtpSink()  # not started: connections are refused
+    settings = MailSettings(
+        mail_secret="00" * 16, mail_from="support@sitedesk.test", mail_domain="sitedesk.test",
+        smtp_relay=f"smtp://127.0.0.1:{relay.port}", mail_retry_seconds=60,
+    )  # fmt: skip
+    m = Mailer(db, settings)
+    with db.write() as s:
+        rows = [
+            {"source": f"test:{i}", "kind": "customer", "recipient": f"r{i}@customer.example",
+             "message_id": f"<m{i}@sitedesk.test>", "subject": "hi", "raw": RAW}
+            for i in range(5)
+        ]  # fmt: skip
+        DeliveryRepository(s).plan(rows)
+    now = dt.datetime.now(dt.UTC)
+    assert m.send_due(now) == 0  # nothing to go on with: the loop waits
+    with db.read() as s:
+        attempts = sorted(d.attempts for d in s.query(MailDelivery))
+    assert attempts == [0, 0, 0, 0, 1]
+    assert m.next_due_at() == now + dt.timedelta(seconds=60)  # one wait for all of them
+    assert m.send_due(now + dt.timedelta(seconds=30)) == 0  # still waiting: no connection
+    with db.read() as s:
+        assert sum(d.attempts for d in s.query(MailDelivery)) == 1
+    relay.start()
+    try:
+        later = now + dt.timedelta(seconds=61)
+        assert m.send_due(later) == 5  # the first one's backoff (60 s) is over too
+        assert m.send_due(later) == 0 and m.next_due_at() is None
+        assert sorted(r.rcpt_tos[0] for r in relay.received) == [
+            f"r{i}@customer.example" for i in range(5)
+        ]
+    finally:
+        relay.stop()
+        db.dispose()
