@@ -325,6 +325,7 @@ class Fault:
     inject: Callable[[], None]
     restore: Callable[[], None] = lambda: None
     down_for: float = 0.0  # seconds between inject and restore
+    probe: bool = False  # ask the doors while it is down: 503 with Retry-After, SMTP 451
 
 
 @dataclass
@@ -349,6 +350,8 @@ class ChaosRun:
         self.threads: list[threading.Thread] = []
         self.timings: list[tuple[str, float]] = []
         self.change_log: list[dict[str, Any]] = []
+        # (fault, request, status, Retry-After, text) of each door asked while a part was down
+        self.down_probes: list[tuple[str, str, int, str | None, str]] = []
         self.started = time.monotonic()
 
     # -- set-up ------------------------------------------------------------------------------
@@ -740,8 +743,13 @@ class ChaosRun:
             lambda: self._note(f"{self.gateway.start():.1f} s to start"),
             down_for=0.5,
         )
-        out["Redis restart"] = Fault("Redis restart", self.redis.kill, self.redis.start, 2.0)
-        out["PostgreSQL restart"] = Fault("PostgreSQL restart", self.pg.restart_immediate)
+        out["Redis restart"] = Fault(
+            "Redis restart", self.redis.kill, self.redis.start, 1.0, probe=True
+        )
+        # pg_ctl restart -m immediate, in two steps so that the doors are asked in between.
+        out["PostgreSQL restart"] = Fault(
+            "PostgreSQL restart", self.pg.stop_immediate, self.pg.start_again, 1.0, probe=True
+        )
         for daemon in ("sshd", "named", "nginx"):
             out[f"{daemon} killed"] = Fault(
                 f"{daemon} killed",
@@ -757,6 +765,42 @@ class ChaosRun:
         )
         return out
 
+    def probe_down(self, kind: str) -> None:
+        """While the component is down: a read, a write and a mail, one attempt each; what
+        they were answered is kept (`down_probes`): 503 with Retry-After, 451, never a 500."""
+        a = self.accounts[0]
+        headers = {"Authorization": f"Bearer {a['token']}", "Idempotency-Key": str(uuid.uuid4())}
+        for method, path, body in (
+            ("GET", "/api/v1/tickets", None),
+            ("POST", "/api/v1/tickets", {"subject": "chaos probe", "body": "down?"}),
+        ):
+            try:
+                r = httpx.request(
+                    method,
+                    f"{self.gateway.url}{path}",
+                    json=body,
+                    headers=headers,
+                    timeout=CLIENT_TIMEOUT,
+                )
+                answer = (r.status_code, r.headers.get("Retry-After"), r.text[:160])
+            except httpx.HTTPError as exc:
+                answer = (0, None, f"no answer: {exc!r}")
+            self.down_probes.append((kind, f"{method} {path}", *answer))
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = a["email"], self.support_address, "chaos probe"
+        msg["Message-ID"] = email.utils.make_msgid(domain=a["domain"])
+        msg.set_content("down?\n")
+        try:
+            with smtplib.SMTP("127.0.0.1", self.gateway.smtp_port, timeout=CLIENT_TIMEOUT) as c:
+                c.ehlo("mx.chaos.test")
+                c.mail(a["email"])
+                c.rcpt(self.support_address)
+                code, text = c.data(msg.as_bytes())
+            answer = (code, None, text.decode(errors="replace")[:160])
+        except (OSError, smtplib.SMTPException) as exc:
+            answer = (0, None, f"no answer: {exc!r}")
+        self.down_probes.append((kind, "SMTP DATA", *answer))
+
     def _note(self, text: str) -> None:
         if self.faults:
             self.faults[-1].note = text
@@ -767,6 +811,8 @@ class ChaosRun:
         self.faults.append(fr)
         self.ledger.fault = fault.kind
         fault.inject()
+        if fault.probe:
+            self.probe_down(fault.kind)
         if fault.down_for:
             time.sleep(fault.down_for)
         fault.restore()
@@ -1182,6 +1228,9 @@ def machine_cpu() -> float:
 def summary(run: ChaosRun, rep: Report) -> str:
     kinds = Counter(r.kind for r in run.ledger.requests)
     finals = Counter(r.final for r in run.ledger.requests)
+    statuses: Counter[str] = Counter()
+    for (_, st), n in rep.settled.items():
+        statuses[st] += n
     lines = [
         "requests: "
         + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
@@ -1189,16 +1238,19 @@ def summary(run: ChaosRun, rep: Report) -> str:
         + ", ".join(f"{n} {k}" for k, n in sorted(finals.items()))
         + ")",
         "changes settled: "
-        + ", ".join(
-            f"{n} {status}"
-            for status, n in sorted(
-                Counter(s for (_, s), n in rep.settled.items() for _ in range(n)).items()
-            )
+        + ", ".join(f"{n} {st}" for st, n in sorted(statuses.items()))
+        + "".join(
+            f"; {st} in '{fault}': {n}"
+            for (fault, st), n in sorted(rep.settled.items())
+            if st != "applied"
         ),
         "mails: " + ", ".join(f"{n} {s}" for s, n in sorted(rep.mails.items())),
         "streams (events expected / received, reconnects): "
         + ", ".join(f"{label} {exp}/{got} ({rc})" for label, exp, got, rc in rep.streams),
     ]
+    for fault, what, code, retry_after, text in run.down_probes:
+        after = f", Retry-After {retry_after}" if retry_after else ""
+        lines.append(f"while down ({fault}): {what} -> {code}{after}: {text[:90]}")
     if run.ledger.errors:
         lines.append(f"5xx or hangs ({len(run.ledger.errors)}), first: {run.ledger.errors[:5]}")
     for fault, what, detail in rep.problems[:30]:
