@@ -185,6 +185,14 @@ class PrivatePostgres:
     def restart_immediate(self) -> None:
         self._ctl("restart", "-m", "immediate")
 
+    def stop_immediate(self) -> None:
+        """The first half of `pg_ctl restart -m immediate`: every backend killed, no checkpoint."""
+        self._ctl("stop", "-m", "immediate")
+
+    def start_again(self) -> None:
+        """The second half: started again, recovering from its WAL."""
+        self._ctl("start")
+
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.SubprocessError):
