@@ -317,7 +317,7 @@ class PrivateRay:
         if self.proc is not None:
             self.proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(15)
+                self.proc.wait(5)
             self.proc = None
         kill_pids([p for p in pids if Path(f"/proc/{p}").exists()])
         kill_pids(_pids_with(str(self.dir)))  # anything left that names this head's temp dir
@@ -463,11 +463,12 @@ class Gateway:
             self.proc.wait(10)
             self.proc = None
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then kill -9 past `grace` (uvicorn waits for open streams to end)."""
         if self.proc is not None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
