@@ -17,6 +17,9 @@ from store.repositories import OutboxRepository
 PREFIX = "sitedesk:"
 STAFF_ALL = PREFIX + "staff"
 REPLAY_LIMIT = 1000  # events a reconnecting stream is sent; beyond, it is told to reload
+# Events go out in outbox-id order: the notifier holds a row this long for smaller ids not
+# committed yet; a replay leaves out what it still holds (it comes live, in order).
+HOLE_WAIT_SECONDS = 2.0
 
 
 def account(account_id: int) -> str:
@@ -90,7 +93,7 @@ def replay(s: Session, who: Listener, last_id: int, *, limit: int = REPLAY_LIMIT
         return reset(newest, "unknown", f"event {last_id} is unknown here; reload")
     if last_id + 1 < oldest:
         return reset(newest, "expired", f"events after {last_id} are no longer kept; reload")
-    rows = outbox.heard_after(who, last_id, limit=limit + 1)
+    rows = outbox.heard_after(who, last_id, limit=limit + 1, hold_seconds=HOLE_WAIT_SECONDS)
     if len(rows) > limit:
         return reset(newest, "too_many", f"more than {limit} events were missed; reload")
     return Replay(events=[r.envelope() for r in rows])

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from actors.config import ActorConfig
 from actors.directory import start_when_running
-from actors.notify.audience import channels_for
+from actors.notify.audience import HOLE_WAIT_SECONDS, channels_for
 from store.db import Database
 from store.models.base import utcnow
 from store.models.outbox import Audience
@@ -22,11 +22,11 @@ from store.retention import Pruned, prune
 
 POLL_SECONDS = 1.0
 COALESCE_SECONDS = 0.025  # one drain per burst: live updates wait <= 25 ms, CPU halves
-# Rows go out in id order: a row whose smaller ids are not all committed waits this long for
-# them (a transaction that took an id and has not committed yet), then goes out without the ones
-# that never come (rolled back). Found by bench/chaos.py: streams saw ids out of order, and one
-# cut off between the two would have missed the late row (replays also send late rows now).
-HOLE_WAIT_SECONDS = 2.0
+# Rows go out in id order: a row whose smaller ids are not all out waits up to
+# HOLE_WAIT_SECONDS for them (a transaction that took an id and has not committed yet), then goes
+# out without the ones that never come (rolled back). Found by bench/chaos.py: streams saw ids
+# out of order, and one cut off between the two would have missed the late row (replays send
+# late rows too now).
 
 
 class Notifier:
@@ -134,9 +134,11 @@ class Notifier:
         for envelope, audience in rows:
             i = int(envelope["id"])
             if i > self.next_id:
+                # Not out yet, below `i`: an id not committed yet (or never), or a row that
+                # committed after this batch was read (the next drain takes it, in order).
                 with self.db.read() as s:
-                    missing = i - self.next_id - OutboxRepository(s).count_between(self.next_id, i)
-                if missing:
+                    sent = OutboxRepository(s).published_between(self.next_id, i)
+                if i - self.next_id - sent:
                     first = self.hole_seen.setdefault(self.next_id, time.monotonic())
                     if time.monotonic() - first < HOLE_WAIT_SECONDS:
                         break

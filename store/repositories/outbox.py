@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -46,13 +47,16 @@ class OutboxRepository(Repository):
                 update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(mailed_at=utcnow())
             )
 
-    def heard_after(self, who: Listener, last_id: int, *, limit: int) -> list[OutboxEvent]:
+    def heard_after(
+        self, who: Listener, last_id: int, *, limit: int, hold_seconds: float = 0.0
+    ) -> list[OutboxEvent]:
         """The rows after `last_id` that `who` hears (published or not), oldest first, at most
         `limit`: a reconnecting stream's replay, filtered here by each row's audience.
 
         Also the rows with a smaller id that went out after `last_id` did (or not yet): a
         transaction commits after one that took a later id, and its row goes out late; a stream
-        cut off in between must still get it (the stream drops what it already had by id)."""
+        cut off in between must still get it (the stream drops what it already had by id).
+        With `hold_seconds` (the notifier's wait for a hole), not the rows it still holds."""
         heard = self.heard_by(who)
         if heard is None:
             return []
@@ -63,15 +67,49 @@ class OutboxRepository(Repository):
             or_(OutboxEvent.published_at.is_(None), OutboxEvent.published_at >= sent_at),
         )
         q = select(OutboxEvent).where(or_(OutboxEvent.id > last_id, late), heard)
-        return list(self.session.scalars(q.order_by(OutboxEvent.id).limit(limit)))
+        rows = list(self.session.scalars(q.order_by(OutboxEvent.id).limit(limit)))
+        if hold_seconds:
+            rows = self._not_held(rows, last_id, hold_seconds)
+        return rows
 
-    def count_between(self, low: int, high: int) -> int:
-        """How many rows have an id in [low, high) (published or not)."""
+    def _not_held(self, rows: list[OutboxEvent], last_id: int, hold: float) -> list[OutboxEvent]:
+        """Without the rows the notifier still holds back behind a hole (an id not committed
+        yet, younger than `hold` seconds): they come live, after the row they wait for, and a
+        replay that sent them first would put them out of order. A row not out yet but not held
+        (it may be on its way to Redis this instant) stays in: it may not be missed."""
+        waiting = [r.id for r in rows if r.published_at is None and r.id > last_id]
+        if not waiting:
+            return rows
+        young = utcnow() - timedelta(seconds=hold)
+        kept = self.session.execute(
+            select(OutboxEvent.id, OutboxEvent.created_at)
+            .where(OutboxEvent.id > last_id, OutboxEvent.id <= max(waiting))
+            .order_by(OutboxEvent.id)
+        )
+        hole = None  # the first hole the notifier may still wait at: the row above it is young
+        expected = last_id + 1
+        for i, created in kept:
+            if i != expected and created > young:
+                hole = expected
+                break
+            expected = i + 1
+        if hole is None:
+            return rows
+        return [
+            r for r in rows if not (r.published_at is None and r.id > hole and r.created_at > young)
+        ]
+
+    def published_between(self, low: int, high: int) -> int:
+        """How many rows with an id in [low, high) went out already."""
         return int(
             self.session.scalar(
                 select(func.count())
                 .select_from(OutboxEvent)
-                .where(OutboxEvent.id >= low, OutboxEvent.id < high)
+                .where(
+                    OutboxEvent.id >= low,
+                    OutboxEvent.id < high,
+                    OutboxEvent.published_at.is_not(None),
+                )
             )
             or 0
         )
