@@ -176,7 +176,19 @@ class InvalidHost(DeskError):
 
 
 class HostUnavailable(DeskError):
+    """The host did not answer now (SSH refused, timed out): try again, `Retry-After`."""
+
     code, status = "host_unavailable", 503
+
+    def __init__(self, message: str, *, detail: Any = None, retry_after: int = 30) -> None:
+        super().__init__(message, detail=detail, retry_after=retry_after)
+
+
+class HostDown(DeskError):
+    """The host cannot be managed as it is set up (its client key is not usable, its
+    registration failed): not for a retry, for an administrator; the host's health says why."""
+
+    code, status = "host_down", 409
 
 
 # -- mail -------------------------------------------------------------------------------------

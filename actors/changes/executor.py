@@ -22,7 +22,7 @@ from actors.changes.hosts import HostRegistry, key_problem
 from actors.changes.requests import ChangeService
 from actors.changes.settle import RECORD_TRIES, STATUS_OF_OUTCOME, ChangeSettler
 from actors.directory import Directory, fire
-from actors.errors import HostUnavailable
+from actors.errors import HostDown, HostUnavailable
 from actors.principal import Principal
 from actors.tickets.dto import QueuedTicket
 from automation import identifiers
@@ -268,12 +268,7 @@ class ChangeExecutor:
 
     def dry_run(self, host_id: int, change: Change) -> str:
         """The exact script this change would send to the host now (secrets redacted)."""
-        spec = self.specs.get(host_id)
-        if spec is None:
-            self.sync_hosts()
-            spec = self.specs.get(host_id)
-        if spec is None:
-            raise HostUnavailable(f"host {host_id} is not managed by executor {self.index}")
+        spec = self._spec(host_id)
         try:
             return self.executor.dry_run(spec.host_id, change)
         except SshError as exc:
@@ -299,6 +294,9 @@ class ChangeExecutor:
         if spec is None:
             self.sync_hosts()
             spec = self.specs.get(host_id)
+        if spec is None and host_id in self.broken:
+            name, why = self.broken[host_id]
+            raise HostDown(f"host {name} cannot be managed now: {why}")
         if spec is None:
             raise HostUnavailable(f"host {host_id} is not managed by executor {self.index}")
         return spec

@@ -62,7 +62,7 @@ CHANGE_ERRORS = error_responses(
         403: "`not_allowed`: a kind the caller's role or level may not request",
         404: "`service_not_found` (also another account's, to customers), `ticket_not_found`",
         409: "`invalid_transition`: the ticket is resolved or closed, the service or its host "
-        "not in service",
+        "not in service; `host_down`: the host cannot be managed as set up (a dry run)",
         422: "`invalid_change` (one detail entry per problem), `invalid_request`, "
         "`idempotency_key_reused`",
         429: "`rate_limited`: change requests or dry runs per minute (a customer account's, a "
@@ -237,7 +237,8 @@ async def change_catalog(caller: Caller) -> Catalog:
 SERVED_ERRORS = error_responses(
     {
         404: "`service_not_found` (also another account's, to customers)",
-        409: "`invalid_transition`: the service is not of this kind, or has no host",
+        409: "`invalid_transition`: the service is not of this kind, or has no host; "
+        "`host_down`: the host cannot be managed as it is set up (see its health)",
         503: "`host_unavailable`: the host could not be read now; `unavailable`",
     }
 )
@@ -458,7 +459,12 @@ async def get_host(
     "/hosts/{name}/drift",
     response_model=Drift,
     responses=error_responses(
-        {403: "`forbidden`", 404: "`host_not_found`", 503: "`host_unavailable`, `unavailable`"}
+        {
+            403: "`forbidden`",
+            404: "`host_not_found`",
+            409: "`host_down`: the host cannot be managed as it is set up (see its health)",
+            503: "`host_unavailable`, `unavailable`",
+        }
     ),
 )
 async def host_drift(

@@ -634,6 +634,10 @@ def test_a_client_key_that_disappears_marks_only_its_host_unhealthy(
             health = c.get(f"/api/v1/hosts/{name}").json()["health"]
             assert health["state"] == "down" and str(key) in health["last_error"]
             assert c.get(f"/api/v1/hosts/{h.host_id}").json()["health"]["state"] == "up"
+            # Reading the host is refused for what it is, not as a passing outage (no 503).
+            drift = c.get(f"/api/v1/hosts/{name}/drift")
+            assert drift.status_code == 409, drift.text
+            assert drift.json()["error"] == "host_down" and str(key) in drift.json()["message"]
         finally:
             with desk.db.write() as s:  # put away: the session's other tests list the hosts
                 HostRepository(s).get(host_id).status = "retired"
