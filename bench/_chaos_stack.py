@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from automation.local_hosts.host import LocalHost
+from cluster.demo_hosts import demo_host_of
 from store.demo import CUSTOMERS, DemoHost, demo_domains_by_host
 
 REPO = Path(__file__).resolve().parent.parent
@@ -350,21 +351,7 @@ class Hosts:
         return self
 
     def demo_hosts(self) -> list[DemoHost]:
-        out = []
-        for host in self.hosts:
-            spec = host.spec()
-            out.append(
-                DemoHost(
-                    name=spec.host_id,
-                    address=spec.address,
-                    ssh_port=spec.port,
-                    host_key=spec.host_key,
-                    credentials_ref=spec.private_key_path,
-                    root_dir=spec.layout.root,
-                    services_meta=spec.layout.model_dump(mode="json", exclude={"root"}),
-                )
-            )
-        return out
+        return [demo_host_of(host) for host in self.hosts]
 
     def by_name(self, name: str) -> LocalHost:
         return next(h for h in self.hosts if h.host_id == name)

@@ -42,6 +42,21 @@ DEMO_UNIX_USERS = tuple(c[2] for c in CUSTOMERS)
 FALLBACK_HOSTS_DIR = Path("/var/lib/sitedesk/demo-hosts")
 
 
+def demo_host_of(host: LocalHost) -> DemoHost:
+    """What the demo loader registers of a running local host: its address, pinned host key,
+    client key and layout (the services it runs)."""
+    spec = host.spec()
+    return DemoHost(
+        name=spec.host_id,
+        address=spec.address,
+        ssh_port=spec.port,
+        host_key=spec.host_key,
+        credentials_ref=spec.private_key_path,
+        root_dir=spec.layout.root,
+        services_meta=spec.layout.model_dump(mode="json", exclude={"root"}),
+    )
+
+
 def demo_hosts_dir(data_dir: Path) -> Path:
     """Where the demo hosts live: `hosts/` in the data dir, unless nginx's unprivileged workers
     can not reach it (a data dir under a private home such as /root); then a folder of its own
@@ -141,18 +156,7 @@ def start_demo_hosts(
         stack.callback(host.stop)
         if users:
             give_homes(host, users)
-        spec = host.spec()
-        hosts.append(
-            DemoHost(
-                name=spec.host_id,
-                address=spec.address,
-                ssh_port=spec.port,
-                host_key=spec.host_key,
-                credentials_ref=spec.private_key_path,
-                root_dir=spec.layout.root,
-                services_meta=spec.layout.model_dump(mode="json", exclude={"root"}),
-            )
-        )
+        hosts.append(demo_host_of(host))
     names = ", ".join(f"{h.name} (ssh {h.ssh_port})" for h in hosts)
     running = ", ".join(services) or "no further services"
     out.print(f"[green]ok[/] demo hosts: {names}; with {running}")
