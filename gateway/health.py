@@ -49,6 +49,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+READY_RETRY_AFTER = 5
+
+
 @router.get(
     "/readyz",
     responses={
@@ -57,6 +60,12 @@ async def healthz() -> dict[str, str]:
             "model": Readiness | ErrorBody,
             "description": "A dependency is not ready (see `checks`); `timeout` (ErrorBody): "
             "the checks took over 30 s.",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds until it is worth asking again.",
+                    "schema": {"type": "integer"},
+                }
+            },
         },
     },
 )
@@ -100,4 +109,7 @@ async def readyz(request: Request) -> JSONResponse:
                 if h.state != "up"
             },
         }
-    return JSONResponse(body, status_code=200 if ready else 503)
+    if ready:
+        return JSONResponse(body)
+    # Not ready is for now: a load balancer or client asks again after this many seconds.
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(READY_RETRY_AFTER)})

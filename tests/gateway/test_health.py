@@ -35,7 +35,7 @@ def test_not_ready_on_an_unmigrated_database(tmp_path: object) -> None:
     app = create_app(Platform(db=empty, redis_url=REDIS_URL, uses_ray=False))
     with TestClient(app) as client:
         r = client.get("/readyz")
-    assert r.status_code == 503
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     assert "sitedesk db upgrade" in r.json()["checks"]["database"]["detail"]
 
 
