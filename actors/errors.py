@@ -184,6 +184,12 @@ class HostUnavailable(DeskError):
         super().__init__(message, detail=detail, retry_after=retry_after)
 
 
+class HostRetired(DeskError):
+    """The host is retired: nothing is managed there any more (its record stays for history)."""
+
+    code, status = "host_retired", 409
+
+
 class HostDown(DeskError):
     """The host cannot be managed as it is set up (its client key is not usable, its
     registration failed): not for a retry, for an administrator; the host's health says why."""

@@ -22,7 +22,7 @@ from actors.changes.hosts import HostRegistry, key_problem
 from actors.changes.requests import ChangeService
 from actors.changes.settle import RECORD_TRIES, STATUS_OF_OUTCOME, ChangeSettler
 from actors.directory import Directory, fire
-from actors.errors import HostDown, HostUnavailable
+from actors.errors import HostDown, HostRetired, HostUnavailable
 from actors.principal import Principal
 from actors.tickets.dto import QueuedTicket
 from automation import identifiers
@@ -297,6 +297,8 @@ class ChangeExecutor:
         if spec is None and host_id in self.broken:
             name, why = self.broken[host_id]
             raise HostDown(f"host {name} cannot be managed now: {why}")
+        if spec is None and self.owns(host_id):  # not among the active hosts: retired
+            raise HostRetired(f"host {host_id} is retired: nothing is managed there")
         if spec is None:
             raise HostUnavailable(f"host {host_id} is not managed by executor {self.index}")
         return spec

@@ -39,7 +39,13 @@ from actors.changes.dto import (
     ServedZone,
 )
 from actors.changes.shards import REGISTRAR, executor_name, executor_names
-from actors.errors import ChangeNotFound, HostNotFound, InvalidTransition, ServiceNotFound
+from actors.errors import (
+    ChangeNotFound,
+    HostNotFound,
+    HostRetired,
+    InvalidTransition,
+    ServiceNotFound,
+)
 from actors.principal import Principal
 from actors.text import Params
 from cluster.calls import ComponentRestarting, call
@@ -62,7 +68,7 @@ CHANGE_ERRORS = error_responses(
         403: "`not_allowed`: a kind the caller's role or level may not request",
         404: "`service_not_found` (also another account's, to customers), `ticket_not_found`",
         409: "`invalid_transition`: the ticket is resolved or closed, the service or its host "
-        "not in service; `host_down`: the host cannot be managed as set up (a dry run)",
+        "not in service; `host_down`, `host_retired`: its host cannot be managed (a dry run)",
         422: "`invalid_change` (one detail entry per problem), `invalid_request`, "
         "`idempotency_key_reused`",
         429: "`rate_limited`: change requests or dry runs per minute (a customer account's, a "
@@ -238,7 +244,7 @@ SERVED_ERRORS = error_responses(
     {
         404: "`service_not_found` (also another account's, to customers)",
         409: "`invalid_transition`: the service is not of this kind, or has no host; "
-        "`host_down`: the host cannot be managed as it is set up (see its health)",
+        "`host_down`, `host_retired`: its host cannot be managed now (see its health)",
         503: "`host_unavailable`: the host could not be read now; `unavailable`",
     }
 )
@@ -462,7 +468,8 @@ async def get_host(
         {
             403: "`forbidden`",
             404: "`host_not_found`",
-            409: "`host_down`: the host cannot be managed as it is set up (see its health)",
+            409: "`host_down`: the host cannot be managed as it is set up (see its health); "
+            "`host_retired`",
             503: "`host_unavailable`, `unavailable`",
         }
     ),
@@ -477,5 +484,7 @@ async def host_drift(
     found = await asyncio.to_thread(hosts.hosts, name)
     if not found:
         raise HostNotFound(f"host {name} not found")
+    if found[0].status == "retired":
+        raise HostRetired(f"host {name} is retired: nothing is managed there")
     drift: Drift = await call(_executor(platform, found[0].id).drift, found[0].id)
     return drift

@@ -638,6 +638,10 @@ def test_a_client_key_that_disappears_marks_only_its_host_unhealthy(
             drift = c.get(f"/api/v1/hosts/{name}/drift")
             assert drift.status_code == 409, drift.text
             assert drift.json()["error"] == "host_down" and str(key) in drift.json()["message"]
+            with desk.db.write() as s:
+                HostRepository(s).get(host_id).status = "retired"
+            drift = c.get(f"/api/v1/hosts/{name}/drift")
+            assert drift.status_code == 409 and drift.json()["error"] == "host_retired"
         finally:
             with desk.db.write() as s:  # put away: the session's other tests list the hosts
                 HostRepository(s).get(host_id).status = "retired"
