@@ -209,6 +209,8 @@ def ask():
 worker = threading.Thread(target=ask)
 worker.start()
 worker.join()  # the thread that asked for it has ended
+# Were the signal that thread's, the kernel would send it as the thread exits: nothing to wait
+# for but the kill's delivery, so a moment passes before the test looks whether it lives.
 time.sleep(0.2)
 print(started[0].pid, flush=True)
 sys.stdin.read()
