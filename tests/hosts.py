@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pwd
+import secrets
 import shlex
 import subprocess
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from actors.changes.dto import NewHost
 from automation.host import HostSpec
 from automation.local_hosts.host import LocalHost
 from automation.zonefile import Record, parse_zone
@@ -29,6 +31,21 @@ def running_hosts(hosts: Iterable[LocalHost]) -> Iterator[list[LocalHost]]:
 
 # The Unix users `unix_user` made in this session; `remove_unix_users` takes them away at its end.
 _MADE_USERS: list[str] = []
+
+
+def new_host(host: LocalHost, name: str | None = None) -> NewHost:
+    """The registration of a running local host (by default under a fresh name of its own, so
+    that tests sharing one SCDB never meet each other's hosts)."""
+    spec = host.spec()
+    return NewHost(
+        name=name or f"{spec.host_id}-{secrets.token_hex(3)}",
+        address=spec.address,
+        ssh_port=spec.port,
+        host_key=spec.host_key,
+        credentials_ref=spec.private_key_path,
+        root_dir=spec.layout.root,
+        layout=spec.layout.model_dump(mode="json", exclude={"root"}),
+    )
 
 
 def unix_user(name: str, *homes_on: LocalHost) -> pwd.struct_passwd:

@@ -66,7 +66,7 @@ from store.repositories import (
 from tests.conftest import REDIS_URL
 from tests.desk import wait_until
 from tests.factories import make_account, make_agent, make_customer, make_ticket
-from tests.hosts import dig
+from tests.hosts import dig, new_host
 
 ZONE = "shop.test"
 
@@ -88,18 +88,7 @@ class World:
         self.settler = ChangeSettler(db, config)
         self.registry = HostRegistry(db)
         self.reads = ChangeReads(db)
-        spec = host.spec()
-        self.host_row = self.registry.register_host(
-            NewHost(
-                name=f"{spec.host_id}-{secrets.token_hex(3)}",
-                address=spec.address,
-                ssh_port=spec.port,
-                host_key=spec.host_key,
-                credentials_ref=spec.private_key_path,
-                root_dir=spec.layout.root,
-                layout=spec.layout.model_dump(mode="json", exclude={"root"}),
-            )
-        )
+        self.host_row = self.registry.register_host(new_host(host))
 
     def customer(self) -> tuple[Account, Service, Principal]:
         """A new account with its own zone (service names are unique) on the host."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from actors.changes.dto import NewChange, NewHost
+from actors.changes.dto import NewChange
 from actors.changes.executor import ChangeExecutor
 from actors.changes.hosts import HostRegistry
 from actors.changes.requests import ChangeService
@@ -29,7 +29,7 @@ from tests.automation.conftest import ZONE, dns_add, journal, request
 from tests.conftest import REDIS_URL
 from tests.desk import wait_until
 from tests.factories import make_account, make_customer
-from tests.hosts import dig, holding_the_lock
+from tests.hosts import dig, holding_the_lock, new_host
 
 
 def primed(host: LocalHost) -> LocalHost:
@@ -93,18 +93,7 @@ class Shard:
         )
         self.changes = ChangeService(db, self.config)
         self.registry = HostRegistry(db)
-        spec = host.spec()
-        self.host = self.registry.register_host(
-            NewHost(
-                name=f"{spec.host_id}-{secrets.token_hex(3)}",
-                address=spec.address,
-                ssh_port=spec.port,
-                host_key=spec.host_key,
-                credentials_ref=spec.private_key_path,
-                root_dir=spec.layout.root,
-                layout=spec.layout.model_dump(mode="json", exclude={"root"}),
-            )
-        )
+        self.host = self.registry.register_host(new_host(host))
         with db.write() as s:
             account = make_account(s)
             user = make_customer(s, account)
